@@ -1,0 +1,1 @@
+"""tablerouter: routes questions to warehouse tables."""

@@ -1,0 +1,76 @@
+"""Catalog value types: what introspection produces and routing consumes.
+
+All types are frozen dataclasses over plain values so a catalog snapshot is immutable
+and can be shared by every request without copying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a table or view."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    """A foreign key from ``columns`` of the owning table to ``ref_table`` (qualified name)."""
+
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table or view, named ``schema.table`` (or just ``table`` when there is no schema)."""
+
+    schema: str | None
+    name: str
+    kind: str = "table"  # "table" or "view"
+    comment: str | None = None
+    columns: tuple[Column, ...] = ()
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """An immutable snapshot of one source's tables; ``version`` is a hash of the content."""
+
+    source: str
+    tables: tuple[Table, ...]
+    version: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            object.__setattr__(self, "version", content_version(self.tables))
+
+    def by_name(self) -> dict[str, Table]:
+        """Tables keyed by qualified name."""
+        return {t.qualified_name: t for t in self.tables}
+
+
+def qualify(schema: str | None, name: str) -> str:
+    """The qualified name the service uses for a table."""
+    return f"{schema}.{name}" if schema else name
+
+
+def content_version(tables: tuple[Table, ...]) -> str:
+    """A stable hash of the catalog content, independent of table order."""
+    payload = sorted((asdict(t) for t in tables), key=lambda d: (d["schema"] or "", d["name"]))
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
+    return digest[:16]
