@@ -48,9 +48,6 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./tablerouter.db"
     demo_warehouse_path: str = "./tablerouter-demo.db"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
-    max_question_chars: Annotated[int, Field(ge=1)] = 4000
-    max_top_k: Annotated[int, Field(ge=1)] = 500
-    default_top_k: Annotated[int, Field(ge=1)] = 10
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
 
 

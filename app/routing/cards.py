@@ -55,8 +55,8 @@ def _column_lines(table: Table) -> list[str]:
     pk = set(table.primary_key)
     fk_of: dict[str, str] = {}
     for fk in table.foreign_keys:
-        for col, ref in zip(fk.columns, fk.ref_columns, strict=False):
-            fk_of[col] = f"{fk.ref_table}.{ref}"
+        for fk_col, ref in zip(fk.columns, fk.ref_columns, strict=False):
+            fk_of[fk_col] = f"{fk.ref_table}.{ref}"
     lines = []
     for col in table.columns:
         parts = [f"- {col.name} {col.type.lower()}"]

@@ -1,0 +1,114 @@
+"""Building the ``dspy.LM`` for the configured model, with an HTTP pool sized to the limiter.
+
+DSPy 3.4's native engine (lm15) builds its own HTTP transport with a default cap of 100
+connections, whatever our limiter allows. We hand DSPy an engine whose transport allows
+``LLM_MAX_CONCURRENCY`` connections, so the limiter, not a hidden pool, bounds the calls.
+Models the native engine cannot route fall back to DSPy's LiteLLM engine (``engine="auto"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+from dspy.clients.engines.lm15_engine import AsyncLM15Engine, LM15Engine
+from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFeatureError
+
+from app.llm.limiter import Limiter
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+# Local OpenAI-compatible servers (vLLM, llama.cpp, the simulator) ignore the key, but the
+# OpenAI door refuses to send a request without one.
+PLACEHOLDER_KEY = "not-needed"
+
+
+class _InLoopEngine(AsyncLM15Engine):
+    """lm15's async engine without its per-call thread hop.
+
+    The stock engine resolves the provider in a worker thread on every call because building
+    a provider may load credentials; ours are static strings, so after the first call this is
+    a dictionary lookup and the thread hop is pure overhead on the hot path.
+    """
+
+    async def complete(self, request: Any) -> Any:
+        provider, routed = self._target(request)
+        return await provider.complete(routed)
+
+
+@dataclass
+class LMBackend:
+    """One LM backend: the DSPy LM, its display name, and the limiter all requests share."""
+
+    model: str
+    lm: dspy.LM
+    limiter: Limiter
+    native: bool
+    _engine: AsyncLM15Engine | None = None
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the backend."""
+        if self._engine is not None:
+            await self._engine.aclose()
+
+
+def _native_engines(settings: Settings) -> tuple[LM15Engine, _InLoopEngine] | None:
+    model = settings.llm_model or ""
+    try:
+        provider = LM15Engine(RouterConfig(env={})).resolve(model).provider
+    except (ConfigurationError, UnsupportedFeatureError):
+        return None
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    if key is None and settings.llm_api_base:
+        key = PLACEHOLDER_KEY
+    timeout = settings.llm_timeout
+
+    def config() -> RouterConfig:
+        return RouterConfig(
+            api_keys={provider: key} if key else None,
+            base_urls={provider: settings.llm_api_base} if settings.llm_api_base else None,
+            timeouts=Timeouts(read=timeout, write=timeout, pool=timeout),
+            max_connections=settings.llm_max_concurrency,
+        )
+
+    return LM15Engine(config()), _InLoopEngine(config())
+
+
+def build_backend(settings: Settings) -> LMBackend | None:
+    """The LM backend the settings describe, or None when no model is configured."""
+    if not settings.llm_model:
+        return None
+    # Otherwise DSPy fetches a model price list from the internet on the first call: a hidden
+    # outbound request (5 s timeout) that a warehouse-side service must not make by surprise.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    common: dict[str, Any] = {
+        # Retries are ours (one layer); DSPy's disk cache does blocking I/O and ignores api_base.
+        "cache": False,
+        "num_retries": 0,
+        "temperature": settings.llm_temperature,
+        "max_tokens": settings.llm_max_tokens,
+    }
+    limiter = Limiter(settings.llm_max_concurrency)
+    engines = _native_engines(settings)
+    if engines is not None:
+        sync_engine, async_engine = engines
+        lm = dspy.LM(settings.llm_model, engine=sync_engine, async_engine=async_engine, **common)
+        log.info(
+            "LM backend %s on the native engine, %d connections",
+            settings.llm_model,
+            settings.llm_max_concurrency,
+        )
+        return LMBackend(settings.llm_model, lm, limiter, native=True, _engine=async_engine)
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    lm = dspy.LM(
+        settings.llm_model,
+        api_base=settings.llm_api_base,
+        api_key=key,
+        timeout=settings.llm_timeout,
+        **common,
+    )
+    log.info("LM backend %s on DSPy's LiteLLM engine", settings.llm_model)
+    return LMBackend(settings.llm_model, lm, limiter, native=False)

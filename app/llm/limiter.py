@@ -1,0 +1,41 @@
+"""The one limiter per LM backend that every request shares.
+
+A per-request semaphore is not a limit: N concurrent routes would put N times the limit in
+flight. This object lives in the application state and every LM call of every route passes
+through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class Limiter:
+    """A bounded count of LM calls in flight, with counters for observability."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self._slots = asyncio.Semaphore(limit)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the body; cancellation while waiting or running frees it."""
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._slots.release()

@@ -1,0 +1,87 @@
+"""BM25 over table cards: the lexical judge when no LM is configured, and a ranking prior.
+
+Identifiers are split on underscores, dots and case changes (``orderLineItems`` and
+``order_line_items`` give the same words) and stemmed, so a question's plain words meet the
+warehouse's names. Indexing and scoring use the ``bm25s`` library (sparse matrices, fast).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD = re.compile(r"[A-Za-z]+|\d+")
+# Card syntax and question boilerplate carry no signal about which table is meant.
+_STOP = frozenset(STOPWORDS_EN) | {
+    "null",
+    "pk",
+    "fk",
+    "view",
+    "table",
+    "id",
+    "how",
+    "many",
+    "much",
+    "per",
+    "which",
+    "what",
+    "list",
+    "show",
+    "give",
+    "find",
+    "me",
+    "all",
+    "each",
+    "every",
+    "whose",
+    "who",
+    "where",
+    "when",
+}
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased, stemmed words of ``text``, identifiers split on case and underscores."""
+    out: list[str] = []
+    for raw in _WORD.findall(_CAMEL.sub(" ", text)):
+        word = raw.lower()
+        if len(word) > 1 and word not in _STOP:
+            out.append(word)
+    stemmed: list[str] = _stemmer().stemWords(out)
+    return stemmed
+
+
+class LexicalIndex:
+    """A BM25 index over one catalog's cards; built once per catalog version."""
+
+    def __init__(self, names: Sequence[str], texts: Sequence[str]) -> None:
+        self.names = list(names)
+        self._bm25 = bm25s.BM25()
+        corpus = [words(t) or ["_empty_"] for t in texts]
+        self._bm25.index(corpus, show_progress=False)
+
+    def scores(self, question: str) -> np.ndarray:
+        """BM25 score of every table for ``question`` (0 where no word matches)."""
+        tokens = [t for t in words(question) if t in self._bm25.vocab_dict]
+        if not tokens or not self.names:
+            return np.zeros(len(self.names), dtype=np.float32)
+        result: np.ndarray = self._bm25.get_scores(tokens)
+        return result
+
+    def normalized(self, question: str) -> np.ndarray:
+        """Scores scaled into [0, 1] by the best score of this question."""
+        raw = self.scores(question)
+        top = float(raw.max()) if raw.size else 0.0
+        return raw / top if top > 0 else raw

@@ -1,0 +1,121 @@
+"""Merging chunk verdicts (votes) into one ranking, then completing foreign-key join paths."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from app.catalog.model import Table
+
+MAX_JOIN_HOPS = 3
+# A table added only to join two selected ones ranks just below the weaker of the two.
+VIA_FK_DISCOUNT = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One chunk's verdict on one table."""
+
+    table: str
+    relevant: bool
+    confidence: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RankedTable:
+    """A table in the final ranking."""
+
+    name: str
+    score: float
+    votes_for: int
+    votes_total: int
+    reason: str
+    via_fk: bool = False
+
+
+def _p_relevant(vote: Vote) -> float:
+    confidence = min(1.0, max(0.0, vote.confidence))
+    return confidence if vote.relevant else 1.0 - confidence
+
+
+def merge_votes(votes: Iterable[Vote]) -> dict[str, RankedTable]:
+    """Score per table: the mean probability of relevance over its votes, in [0, 1]."""
+    by_table: dict[str, list[Vote]] = defaultdict(list)
+    for vote in votes:
+        by_table[vote.table].append(vote)
+    merged: dict[str, RankedTable] = {}
+    for name, table_votes in by_table.items():
+        score = sum(_p_relevant(v) for v in table_votes) / len(table_votes)
+        for_ = [v for v in table_votes if v.relevant]
+        best = max(for_ or table_votes, key=lambda v: v.confidence)
+        merged[name] = RankedTable(
+            name=name,
+            score=round(score, 4),
+            votes_for=len(for_),
+            votes_total=len(table_votes),
+            reason=best.reason,
+        )
+    return merged
+
+
+def rank(tables: Iterable[RankedTable], prior: Mapping[str, float] | None = None) -> list[RankedTable]:
+    """Deterministic order: score, then votes for, then prior, then name."""
+    p = prior or {}
+    return sorted(tables, key=lambda t: (-t.score, -t.votes_for, -p.get(t.name, 0.0), t.name))
+
+
+def fk_graph(tables: Sequence[Table]) -> dict[str, set[str]]:
+    """Undirected adjacency of tables linked by a foreign key."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    names = {t.qualified_name for t in tables}
+    for table in tables:
+        for fk in table.foreign_keys:
+            if fk.ref_table in names and fk.ref_table != table.qualified_name:
+                graph[table.qualified_name].add(fk.ref_table)
+                graph[fk.ref_table].add(table.qualified_name)
+    return graph
+
+
+def _shortest_paths_from(graph: Mapping[str, set[str]], start: str) -> dict[str, str]:
+    """BFS parents from ``start`` up to MAX_JOIN_HOPS hops."""
+    parent: dict[str, str] = {start: start}
+    frontier = deque([(start, 0)])
+    while frontier:
+        node, depth = frontier.popleft()
+        if depth == MAX_JOIN_HOPS:
+            continue
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in parent:
+                parent[nxt] = node
+                frontier.append((nxt, depth + 1))
+    return parent
+
+
+def complete_join_paths(selected: Sequence[RankedTable], graph: Mapping[str, set[str]]) -> list[RankedTable]:
+    """Tables on the shortest FK path between two selected tables that are not selected themselves."""
+    chosen = {t.name: t for t in selected}
+    added: dict[str, RankedTable] = {}
+    names = sorted(chosen)
+    for i, a in enumerate(names):
+        if a not in graph:
+            continue
+        parent = _shortest_paths_from(graph, a)
+        for b in names[i + 1 :]:
+            if b not in parent or parent[b] == a:
+                continue
+            node = parent[b]
+            score = round(min(chosen[a].score, chosen[b].score) * VIA_FK_DISCOUNT, 4)
+            while node != a:
+                if node not in chosen and (node not in added or added[node].score < score):
+                    added[node] = RankedTable(
+                        name=node,
+                        score=score,
+                        votes_for=0,
+                        votes_total=0,
+                        reason=f"joins {a} and {b}",
+                        via_fk=True,
+                    )
+                node = parent[node]
+    return list(added.values())
