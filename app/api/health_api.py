@@ -1,0 +1,34 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from app.api.schemas import Health
+from app.api.state import AppState, get_state
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="healthz", summary="Liveness", response_model=Health)
+async def healthz() -> Health:
+    """The process is up and serving HTTP."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    summary="Readiness: every source has a catalog snapshot",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "some source has no snapshot yet"}},
+)
+async def readyz(state: Annotated[AppState, Depends(get_state)]) -> JSONResponse:
+    """Ready when every source can be routed over."""
+    loaded = {name: s.prepared is not None for name, s in state.registry.sources.items()}
+    ready = all(loaded.values())
+    body = Health(status="ready" if ready else "not ready", sources=loaded)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -1,0 +1,194 @@
+"""Errors as RFC 9457 problem details.
+
+Exception tree::
+
+    AppError                    status and title travel with the class
+    ├── BadRequestError         400  the body is not what the API takes
+    ├── NotFoundError           404  unknown source (or other resource)
+    ├── PayloadTooLargeError    413  body over the configured limit
+    ├── UnprocessableError      422  well-formed but invalid values
+    ├── LMUnavailableError      502  every LM call of a route failed
+    └── NotReadyError           503  no catalog snapshot yet for the source
+
+Every handler renders ``application/problem+json``; clients never see a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://tablerouter.dev/problems/"
+
+
+class ProblemType(StrEnum):
+    """The closed set of problem types this API returns."""
+
+    BAD_REQUEST = "bad-request"
+    VALIDATION = "validation-error"
+    NOT_FOUND = "not-found"
+    METHOD_NOT_ALLOWED = "method-not-allowed"
+    PAYLOAD_TOO_LARGE = "payload-too-large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
+    LM_UNAVAILABLE = "lm-unavailable"
+    NOT_READY = "not-ready"
+    INTERNAL = "internal-error"
+
+
+class InvalidParam(BaseModel):
+    """One invalid field of the request."""
+
+    name: str = Field(description="where the invalid value is, e.g. body.top_k", examples=["body.top_k"])
+    reason: str = Field(
+        description="what is wrong with it", examples=["Input should be less than or equal to 500"]
+    )
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    type: str = Field(description="URI naming the problem type", examples=[TYPE_BASE + "not-found"])
+    title: str = Field(description="short summary of the problem type", examples=["Not Found"])
+    status: int = Field(description="HTTP status code", examples=[404])
+    detail: str = Field(description="what went wrong in this request", examples=["unknown source 'sales'"])
+    instance: str | None = Field(default=None, description="the request path", examples=["/route"])
+    invalid_params: list[InvalidParam] | None = Field(
+        default=None, description="the invalid fields, for validation errors"
+    )
+
+
+class AppError(Exception):
+    """Base of the service's errors; each subclass carries its HTTP status."""
+
+    status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
+    problem: ClassVar[ProblemType] = ProblemType.INTERNAL
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequestError(AppError):
+    status = HTTPStatus.BAD_REQUEST
+    problem = ProblemType.BAD_REQUEST
+
+
+class NotFoundError(AppError):
+    status = HTTPStatus.NOT_FOUND
+    problem = ProblemType.NOT_FOUND
+
+
+class PayloadTooLargeError(AppError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    problem = ProblemType.PAYLOAD_TOO_LARGE
+
+
+class UnprocessableError(AppError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    problem = ProblemType.VALIDATION
+
+
+class LMUnavailableError(AppError):
+    status = HTTPStatus.BAD_GATEWAY
+    problem = ProblemType.LM_UNAVAILABLE
+
+
+class NotReadyError(AppError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    problem = ProblemType.NOT_READY
+
+
+def problem_response(
+    status: HTTPStatus, kind: ProblemType, detail: str, instance: str | None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response."""
+    body = Problem(
+        type=TYPE_BASE + kind.value,
+        title=status.phrase,
+        status=status.value,
+        detail=detail,
+        instance=instance,
+    ).model_dump(exclude_none=True)
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"Retry-After": str(extra["retry_after"])} if "retry_after" in extra else None
+    return JSONResponse(body, status_code=status.value, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry declaring these errors (and 422) for a route's OpenAPI."""
+    declared: dict[int | str, dict[str, Any]] = {
+        HTTPStatus.UNPROCESSABLE_ENTITY.value: {"model": Problem, "description": "invalid request"}
+    }
+    for error in errors:
+        declared[error.status.value] = {
+            "model": Problem,
+            "description": error.__doc__ or error.status.phrase,
+            "content": {PROBLEM_JSON: {}},
+        }
+    return declared
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error the app can raise as problem+json."""
+
+    async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return problem_response(exc.status, exc.problem, exc.detail, request.url.path, **exc.extra)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem_response(
+                HTTPStatus.BAD_REQUEST,
+                ProblemType.BAD_REQUEST,
+                "the request body is not valid JSON",
+                request.url.path,
+            )
+        params = [InvalidParam(name=_field_name(e["loc"]), reason=e["msg"]).model_dump() for e in errors]
+        detail = "; ".join(f"{p['name']}: {p['reason']}" for p in params)
+        return problem_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ProblemType.VALIDATION,
+            detail,
+            request.url.path,
+            invalid_params=params,
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = HTTPStatus(exc.status_code)
+        kind = {
+            HTTPStatus.NOT_FOUND: ProblemType.NOT_FOUND,
+            HTTPStatus.METHOD_NOT_ALLOWED: ProblemType.METHOD_NOT_ALLOWED,
+        }.get(
+            status,
+            ProblemType.BAD_REQUEST if status < HTTPStatus.INTERNAL_SERVER_ERROR else ProblemType.INTERNAL,
+        )
+        return problem_response(status, kind, str(exc.detail), request.url.path)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR, ProblemType.INTERNAL, "internal error", request.url.path
+        )
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,160 @@
+"""Request and response bodies of the HTTP API (named, documented, with examples)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EXAMPLE_QUESTION = "Which customers placed more than five orders last month?"
+
+
+class RouteRequest(BaseModel):
+    """A question to route to the tables its SQL needs."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": EXAMPLE_QUESTION, "source": "demo", "top_k": 10}]},
+    )
+
+    question: str = Field(
+        min_length=1,
+        max_length=4000,
+        description="the user's question, in natural language",
+        examples=[EXAMPLE_QUESTION],
+    )
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="name of the warehouse; may be left out when exactly one is configured",
+        examples=["demo"],
+    )
+    top_k: int = Field(default=10, ge=1, le=500, description="at most this many tables", examples=[10])
+    min_score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="leave out tables scored below this; default: the service's relevance threshold",
+        examples=[0.5],
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be blank")
+        return value.strip()
+
+
+class RoutedTable(BaseModel):
+    """One table of the answer."""
+
+    name: str = Field(
+        description="qualified name, schema.table (on SQLite, the table name)", examples=["public.orders"]
+    )
+    score: float = Field(ge=0, le=1, description="relevance score in [0, 1]", examples=[0.95])
+    votes_for: int = Field(ge=0, description="chunks whose verdict was relevant", examples=[2])
+    votes_total: int = Field(ge=0, description="chunks that judged this table", examples=[2])
+    reason: str = Field(description="the judge's short reason", examples=["holds the orders to count"])
+    via_fk: bool = Field(
+        description="added because it lies on the FK join path between two chosen tables", examples=[False]
+    )
+
+
+class RouteStatsBody(BaseModel):
+    """Counters of one route."""
+
+    tables_considered: int = Field(description="tables in the catalog snapshot", examples=[62])
+    chunks: int = Field(description="chunks sent to the LM", examples=[4])
+    lm_calls: int = Field(description="LM calls made, retries included", examples=[4])
+    failed_chunks: int = Field(description="chunks without a usable verdict", examples=[0])
+    dropped_names: int = Field(description="names in LM replies that were not in the chunk", examples=[0])
+    prompt_tokens: int = Field(description="prompt tokens over all calls", examples=[5200])
+    completion_tokens: int = Field(description="completion tokens over all calls", examples=[900])
+    elapsed_ms: float = Field(description="time spent routing, in milliseconds", examples=[412.5])
+
+
+class RouteResponse(BaseModel):
+    """The tables a question's SQL needs, best first."""
+
+    route_id: str = Field(
+        description="identifier of this route", examples=["3f2c0c8e5b8d4b0f9a1e2d3c4b5a6978"]
+    )
+    source: str = Field(description="the warehouse routed over", examples=["demo"])
+    catalog_version: str = Field(
+        description="version (content hash) of the catalog snapshot used", examples=["9b1d2c3e4f5a6b7c"]
+    )
+    judge: str = Field(
+        description="'lexical' (BM25, no LM) or the LM model that judged", examples=["openai/gpt-4o-mini"]
+    )
+    tables: list[RoutedTable] = Field(description="ranked tables, best first")
+    stats: RouteStatsBody
+
+
+class SourceSummary(BaseModel):
+    """A configured warehouse."""
+
+    name: str = Field(examples=["demo"])
+    dialect: str = Field(description="SQL dialect of the warehouse", examples=["postgresql"])
+    schemas: list[str] | None = Field(
+        description="introspected schemas; null: the default one", examples=[["public"]]
+    )
+    catalog_version: str | None = Field(
+        description="current snapshot version; null before the first", examples=["9b1d2c3e4f5a6b7c"]
+    )
+    tables: int = Field(description="tables in the current snapshot", examples=[62])
+    last_refresh: datetime | None = Field(description="when the snapshot was last refreshed")
+    last_error: str | None = Field(description="error of the last refresh, if it failed", examples=[None])
+
+
+class SourceList(BaseModel):
+    """Every configured warehouse."""
+
+    sources: list[SourceSummary]
+
+
+class ColumnInfo(BaseModel):
+    """A column of a table."""
+
+    name: str = Field(examples=["customer_id"])
+    type: str = Field(examples=["integer"])
+    nullable: bool = Field(examples=[False])
+    comment: str | None = Field(default=None, examples=["the buyer"])
+
+
+class ForeignKeyInfo(BaseModel):
+    """A foreign key of a table."""
+
+    columns: list[str] = Field(examples=[["customer_id"]])
+    ref_table: str = Field(examples=["public.customers"])
+    ref_columns: list[str] = Field(examples=[["id"]])
+
+
+class TableInfo(BaseModel):
+    """A table of the catalog snapshot."""
+
+    name: str = Field(description="qualified name", examples=["public.orders"])
+    kind: str = Field(description="'table' or 'view'", examples=["table"])
+    comment: str | None = Field(default=None, examples=["one row per order"])
+    columns: list[ColumnInfo]
+    primary_key: list[str] = Field(examples=[["id"]])
+    foreign_keys: list[ForeignKeyInfo]
+
+
+class TableList(BaseModel):
+    """A page of tables of one source's current snapshot."""
+
+    source: str = Field(examples=["demo"])
+    catalog_version: str = Field(examples=["9b1d2c3e4f5a6b7c"])
+    total: int = Field(description="tables in the snapshot", examples=[62])
+    tables: list[TableInfo]
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: str = Field(examples=["ok"])
+    sources: dict[str, bool] = Field(
+        default_factory=dict, description="per source: whether a snapshot is loaded"
+    )

@@ -1,0 +1,28 @@
+"""The typed application state the lifespan builds and the routes read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from fastapi import Request
+
+from app.catalog.registry import CatalogRegistry
+from app.llm.backend import LMBackend
+from app.routing.service import RouteService
+from app.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Everything long-lived: built in the lifespan, closed at shutdown."""
+
+    settings: Settings
+    registry: CatalogRegistry
+    backend: LMBackend | None
+    router: RouteService
+
+
+def get_state(request: Request) -> AppState:
+    """The application state (FastAPI dependency)."""
+    return cast(AppState, request.app.state.tablerouter)
