@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up and runs every check CI runs: lint, types, then the test suite against the local
+# PostgreSQL and MariaDB (URLs from TABLEROUTER_TEST_PG_URL / TABLEROUTER_TEST_MYSQL_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+uv run --frozen ruff check .
+uv run --frozen ruff format --check .
+uv run --frozen mypy app
+uv run --frozen pytest "$@"
