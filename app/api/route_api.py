@@ -16,6 +16,7 @@ from app.api.problems import (
 from app.api.schemas import RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.catalog.registry import SourceState
+from app.routing.prepared import UnknownSchemaError
 from app.routing.service import AllChunksFailedError
 
 router = APIRouter(tags=["routing"])
@@ -54,7 +55,9 @@ async def route(body: RouteRequest, state: Annotated[AppState, Depends(get_state
         )
     min_score = state.settings.relevance_threshold if body.min_score is None else body.min_score
     try:
-        result = await state.router.route(prepared, body.question, body.top_k, min_score)
+        result = await state.router.route(prepared, body.question, body.top_k, min_score, body.schemas)
+    except UnknownSchemaError as exc:
+        raise UnprocessableError(f"source {source.name!r}: {exc}") from exc
     except AllChunksFailedError as exc:
         raise LMUnavailableError(f"the LM backend failed on every chunk: {exc}") from exc
     return RouteResponse(

@@ -30,6 +30,12 @@ class RouteRequest(BaseModel):
         description="name of the warehouse; may be left out when exactly one is configured",
         examples=["demo"],
     )
+    schemas: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="only consider tables of these schemas; default: every table of the source",
+        examples=[["public"]],
+    )
     top_k: int = Field(default=10, ge=1, le=500, description="at most this many tables", examples=[10])
     min_score: float | None = Field(
         default=None,

@@ -6,11 +6,12 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.merge import RankedTable, Vote, complete_join_paths, merge_votes, rank
-from app.routing.prepared import PreparedCatalog
+from app.routing.prepared import PreparedCatalog, RouteScope
 
 LEXICAL_JUDGE = "lexical"
 
@@ -46,13 +47,15 @@ class RouteResult:
 
 
 def _finish(
-    ranked: list[RankedTable], prepared: PreparedCatalog, top_k: int, min_score: float
+    ranked: list[RankedTable], prepared: PreparedCatalog, scope: RouteScope, top_k: int, min_score: float
 ) -> list[RankedTable]:
     """Cut at ``min_score``, add FK join-path tables, and keep the best ``top_k``."""
     selected = [t for t in ranked if t.score >= min_score][:top_k]
     by_name = {t.name: t for t in ranked}
     joined = []
     for path_table in complete_join_paths(selected, prepared.graph):
+        if scope.names is not None and path_table.name not in scope.names:
+            continue
         known = by_name.get(path_table.name)
         # A table the judge already scored keeps its votes; the join path lifts its score.
         if known is not None:
@@ -63,11 +66,19 @@ def _finish(
     return rank([*selected, *joined])[:top_k]
 
 
-def lexical_ranking(prepared: PreparedCatalog, question: str) -> tuple[list[RankedTable], dict[str, float]]:
-    """BM25 scores as a ranking (tables with no matching word are left out) and as a prior."""
-    scores = prepared.lexical.normalized(question)
+def lexical_ranking(
+    prepared: PreparedCatalog, scope: RouteScope, question: str
+) -> tuple[list[RankedTable], dict[str, float]]:
+    """BM25 scores in [0, 1] as a ranking (tables no word matches are left out) and as a prior."""
+    scores = prepared.lexical.scores(question)
     names = prepared.lexical.names
-    prior = {names[i]: float(s) for i, s in enumerate(scores) if s > 0}
+    prior = {
+        names[i]: float(s)
+        for i, s in enumerate(scores)
+        if s > 0 and (scope.names is None or names[i] in scope.names)
+    }
+    top = max(prior.values(), default=0.0)
+    prior = {name: s / top for name, s in prior.items()}
     ranked = [
         RankedTable(name, round(score, 4), 0, 0, "lexical match on names, columns and comments")
         for name, score in prior.items()
@@ -86,24 +97,34 @@ class RouteService:
         return self.judge.backend.model if self.judge else LEXICAL_JUDGE
 
     async def route(
-        self, prepared: PreparedCatalog, question: str, top_k: int, min_score: float
+        self,
+        prepared: PreparedCatalog,
+        question: str,
+        top_k: int,
+        min_score: float,
+        schemas: Sequence[str] | None = None,
     ) -> RouteResult:
-        """Route ``question``; raises AllChunksFailedError when no LM call succeeded."""
+        """Route ``question`` over the tables of ``schemas`` (default: all).
+
+        Raises UnknownSchemaError for a schema the catalog lacks, and AllChunksFailedError
+        when no LM call succeeded.
+        """
         started = time.perf_counter()
-        ranked, prior = lexical_ranking(prepared, question)
+        scope = prepared.scope(schemas)
+        ranked, prior = lexical_ranking(prepared, scope, question)
         outcomes: list[ChunkOutcome] = []
-        if self.judge is not None and prepared.chunks:
+        if self.judge is not None and scope.chunks:
             judge = self.judge
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(judge.judge(question, c)) for c in prepared.chunks]
+                tasks = [group.create_task(judge.judge(question, c)) for c in scope.chunks]
             outcomes = [t.result() for t in tasks]
             if all(o.failed for o in outcomes):
                 raise AllChunksFailedError(outcomes[0].error or "every LM call failed")
             votes: list[Vote] = [v for o in outcomes for v in o.votes]
             ranked = rank(merge_votes(votes).values(), prior)
-        tables = _finish(ranked, prepared, top_k, min_score)
+        tables = _finish(ranked, prepared, scope, top_k, min_score)
         stats = RouteStats(
-            tables_considered=len(prepared.cards),
+            tables_considered=len(scope.cards),
             chunks=len(outcomes),
             lm_calls=sum(o.lm_calls for o in outcomes),
             failed_chunks=sum(o.failed for o in outcomes),
