@@ -45,24 +45,31 @@ class BodyLimitMiddleware:
                     await self._refuse(scope, receive, send)
                     return
         received = 0
-        started = False
+        exceeded = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _TooLargeError
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            nonlocal refused
+            # The framework may turn our exception into its own error response (FastAPI
+            # reports "error parsing the body" as 400); whatever it answers, the client gets 413.
+            if not exceeded:
+                await send(message)
+            elif not refused:
+                refused = True
+                await self._refuse(scope, receive, send)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLargeError:
-            if not started:
+            if not refused:
                 await self._refuse(scope, receive, send)
