@@ -1,4 +1,4 @@
-"""The ``tablerouter`` command: serve, lmsim, introspect, route."""
+"""The ``tablerouter`` command: serve, lmsim, eval, introspect, route."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def _lmsim(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from app.eval.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="tablerouter", description=__doc__)
@@ -39,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     lmsim = sub.add_parser("lmsim", help="run the OpenAI-compatible LM simulator")
     add_arguments(lmsim)
     lmsim.set_defaults(func=_lmsim)
+
+    from app.eval.cli import add_arguments as add_eval_arguments
+
+    evaluate = sub.add_parser("eval", help="measure table recall on a Spider-format benchmark")
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(func=_eval)
     return parser
 
 

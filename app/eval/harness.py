@@ -1,0 +1,219 @@
+"""One evaluation run: load, build the warehouse, start the judge and the service, route, score.
+
+Judges: ``oracle`` is the LM simulator answering from the gold tables (flipped at ``fnr`` /
+``fpr``); ``sim`` its lexical policy; ``lexical`` the service's BM25 judge without an LM;
+``lm`` whatever ``TABLEROUTER_LLM_*`` the environment configures. The oracle file is keyed
+by question text, so questions with the same text share the union of their gold tables
+(counted as ``oracle_merged``); in union mode that can only add false positives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import tempfile
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from app.eval.metrics import QuestionRow, score_rows
+from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
+from app.eval.spider import Question, load_databases, load_questions, resolve_gold
+from app.eval.warehouse import Warehouse, build_warehouse, drop_warehouse, plan_warehouse
+from app.llm.simulator import SimulatorConfig, running_simulator
+from app.settings import Settings
+
+__all__ = ["DEFAULT_WAREHOUSE_URL", "EvalOptions", "evaluate"]
+
+DEFAULT_WAREHOUSE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+SIM_MODEL = "openai/tablerouter-sim"
+_EXAMPLES = 20
+
+Judge = Literal["oracle", "sim", "lexical", "lm"]
+
+
+@dataclass(frozen=True, slots=True)
+class EvalOptions:
+    """Everything ``tablerouter eval`` can be told."""
+
+    tables: Path
+    questions: Path
+    union: bool = False
+    judge: Judge = "oracle"
+    fnr: float = 0.0
+    fpr: float = 0.0
+    seed: int = 0
+    warehouse_url: str = DEFAULT_WAREHOUSE_URL
+    schema_prefix: str = "ev_"
+    limit: int | None = None
+    use_evidence: bool = False
+    concurrency: int = 32
+    top_k: int = 20
+    keep_warehouse: bool = False
+    progress: bool = True
+
+
+def _sample(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
+    """A seeded sample of ``limit`` questions, in file order (all of them without a limit)."""
+    if limit is None or limit >= len(questions):
+        return questions
+    keep = set(random.Random(seed).sample(range(len(questions)), limit))
+    return [q for i, q in enumerate(questions) if i in keep]
+
+
+def _text(question: Question, use_evidence: bool) -> str:
+    if use_evidence and question.evidence.strip():
+        return f"{question.question}\nHint: {question.evidence}"
+    return question.question
+
+
+@contextlib.asynccontextmanager
+async def _judge_settings(
+    options: EvalOptions, wh: Warehouse, oracle: dict[str, set[str]]
+) -> AsyncIterator[tuple[Settings, str | None]]:
+    """The service settings for the judge, with the simulator running if it needs one."""
+    sources = wh.source_configs()
+    if options.judge == "lexical":
+        yield Settings(sources=sources, llm_model=None), None
+        return
+    if options.judge == "lm":
+        settings = Settings(sources=sources)
+        if not settings.llm_model:
+            raise ValueError(
+                "--judge lm needs TABLEROUTER_LLM_MODEL (and its API settings) in the environment"
+            )
+        yield settings, None
+        return
+    with tempfile.TemporaryDirectory(prefix="tablerouter-eval-") as tmp:
+        oracle_file = Path(tmp) / "oracle.jsonl"
+        write_oracle(oracle_file, oracle)
+        policy: Literal["oracle", "lexical"] = "oracle" if options.judge == "oracle" else "lexical"
+        config = SimulatorConfig(
+            port=0,
+            policy=policy,
+            oracle=oracle_file if policy == "oracle" else None,
+            fnr=options.fnr,
+            fpr=options.fpr,
+            seed=options.seed,
+        )
+        async with running_simulator(config) as sim_url:
+            # No key from the environment travels to the simulator.
+            yield (
+                Settings(
+                    sources=sources, llm_model=SIM_MODEL, llm_api_base=f"{sim_url}/v1", llm_api_key=None
+                ),
+                sim_url,
+            )
+
+
+async def _check_catalog(client: httpx.AsyncClient, wh: Warehouse) -> int:
+    """Every planned table is in the service's snapshot under its planned name; returns the count."""
+    listed = (await client.get("/sources")).json()["sources"]
+    for source in listed:
+        if source["catalog_version"] is None:
+            raise RuntimeError(f"source {source['name']!r} has no snapshot: {source['last_error']}")
+    total = 0
+    for source in wh.urls:
+        found = await catalog_names(client, source)
+        planned = {n for p in wh.placed.values() if p.source == source for n in p.tables.values()}
+        missing = sorted(planned - found)
+        if missing:
+            raise RuntimeError(f"the service's catalog lacks {len(missing)} tables, e.g. {missing[:5]}")
+        total += len(found)
+    return total
+
+
+def _row(question: Question, gold: list[str], outcome: RouteOutcome) -> QuestionRow:
+    return QuestionRow(
+        id=question.id,
+        db_id=question.db_id,
+        question=question.question,
+        gold=gold,
+        status=outcome.status,
+        ranked=[name for name, _, _ in outcome.tables],
+        scores=[score for _, score, _ in outcome.tables],
+        via_fk=[via for _, _, via in outcome.tables],
+        lm_calls=outcome.lm_calls,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        wall_ms=round(outcome.wall_ms, 1),
+        service_ms=outcome.service_ms,
+        partial=outcome.partial,
+        error=outcome.error,
+    )
+
+
+async def evaluate(options: EvalOptions) -> dict[str, Any]:
+    """Run one evaluation and return its report (``config``, ``metrics``, ``rows`` and the rest)."""
+    databases = load_databases(options.tables)
+    all_questions = load_questions(options.questions)
+    questions = [q for q in all_questions if q.db_id in databases]
+    unknown_db = [q for q in all_questions if q.db_id not in databases]
+    questions = _sample(questions, options.limit, options.seed)
+    resolved, problems = resolve_gold(questions, databases)
+    used = {q.db_id for q in questions}
+    chosen = [db for db in databases.values() if options.union or db.db_id in used]
+    wh = plan_warehouse(chosen, options.warehouse_url, options.union, options.schema_prefix)
+    gold = {q.id: [wh.placed[q.db_id].tables[t] for t in resolved[q.id]] for q in questions}
+    oracle: dict[str, set[str]] = defaultdict(set)
+    for q in questions:
+        oracle[q.question].update(gold[q.id])
+    merged = len(questions) - len(oracle)
+    jobs = [
+        RouteJob(q.id, _text(q, options.use_evidence), *wh.route_scope(q.db_id, options.union))
+        for q in questions
+    ]
+    await build_warehouse(wh)
+    started = datetime.now(UTC)
+    try:
+        async with (
+            _judge_settings(options, wh, oracle) as (settings, sim_url),
+            serving(settings) as url,
+            httpx.AsyncClient(
+                base_url=url,
+                timeout=httpx.Timeout(settings.llm_timeout * 4 + 60),
+                limits=httpx.Limits(max_connections=options.concurrency),
+            ) as client,
+        ):
+            n_tables = await _check_catalog(client, wh)
+            outcomes = await route_all(
+                client, jobs, top_k=options.top_k, concurrency=options.concurrency, progress=options.progress
+            )
+            sim_stats = (await client.get(f"{sim_url}/stats")).json() if sim_url else None
+    finally:
+        if not options.keep_warehouse:
+            await drop_warehouse(wh)
+    rows = [_row(q, gold[q.id], o) for q, o in zip(questions, outcomes, strict=True)]
+    config = {
+        **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        "judge_model": settings.llm_model or "lexical",
+        "relevance_threshold": settings.relevance_threshold,
+        "votes": settings.votes,
+        "chunk_tokens": settings.chunk_tokens,
+        "llm_max_concurrency": settings.llm_max_concurrency,
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+    }
+    return {
+        "config": config,
+        "metrics": score_rows(rows, settings.relevance_threshold),
+        "warehouse": {
+            "dialect": wh.dialect,
+            "databases": len(chosen),
+            "tables": n_tables,
+            "schemas": {p.db_id: p.schema for p in wh.placed.values()},
+            "renamed": [asdict(r) for r in wh.renamed],
+            "coerced_fks": sum(d.coerced_fks for d in wh.ddl.values()),
+            "skipped_fks": [s for d in wh.ddl.values() for s in d.skipped_fks],
+        },
+        "gold_problems": {"count": len(problems), "examples": [asdict(p) for p in problems[:_EXAMPLES]]},
+        "unknown_db": {"count": len(unknown_db), "examples": [q.db_id for q in unknown_db[:_EXAMPLES]]},
+        "oracle_merged": merged,
+        "simulator_stats": sim_stats,
+        "rows": [r.to_dict() for r in rows],
+    }
