@@ -1,19 +1,26 @@
 """Building the ``dspy.LM`` for the configured model, with an HTTP pool sized to the limiter.
 
-DSPy 3.4's native engine (lm15) builds its own HTTP transport with a default cap of 100
-connections, whatever our limiter allows. We hand DSPy an engine whose transport allows
-``LLM_MAX_CONCURRENCY`` connections, so the limiter, not a hidden pool, bounds the calls.
-Models the native engine cannot route fall back to DSPy's LiteLLM engine (``engine="auto"``).
+Models DSPy 3.4's native engine (lm15) routes (``openai/`` for OpenAI or any OpenAI-compatible
+server at ``LLM_API_BASE``, ``anthropic/``, ``ollama_chat/``, ``hosted_vllm/`` ...) use that
+engine with a transport we build: the default one caps connections at 100 whatever our
+limiter allows, and reads proxy variables on every call. Ours allows ``LLM_MAX_CONCURRENCY``
+connections, so the limiter, not a hidden pool, bounds the calls. Anything else goes
+through DSPy's LiteLLM engine.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import dspy
+
+# lm15 ships inside DSPy; its transport class is not re-exported by dspy.lm15.
+from dspy._vendor.lm15.transports import StdlibAsyncTransport
 from dspy.clients.engines.lm15_engine import AsyncLM15Engine, LM15Engine
 from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFeatureError
 
@@ -46,7 +53,7 @@ class LMBackend:
     model: str
     lm: dspy.LM
     limiter: Limiter
-    native: bool
+    engine: str  # "dspy-native" or "dspy-litellm"
     _engine: AsyncLM15Engine | None = None
 
     async def aclose(self) -> None:
@@ -65,16 +72,32 @@ def _native_engines(settings: Settings) -> tuple[LM15Engine, _InLoopEngine] | No
     if key is None and settings.llm_api_base:
         key = PLACEHOLDER_KEY
     timeout = settings.llm_timeout
+    common: dict[str, Any] = {
+        "api_keys": {provider: key} if key else None,
+        "base_urls": {provider: settings.llm_api_base} if settings.llm_api_base else None,
+    }
+    sync_config = RouterConfig(**common, timeouts=Timeouts(read=timeout, write=timeout, pool=timeout))
+    transport = StdlibAsyncTransport(
+        read_timeout=timeout,
+        write_timeout=timeout,
+        pool_timeout=timeout,
+        max_connections=settings.llm_max_concurrency,
+        # The stock transport reads the proxy variables from the environment on every call
+        # (measured: about 1 ms per call); they are read once here instead.
+        proxy=_env_proxy(settings.llm_api_base),
+        trust_env=False,
+    )
+    return LM15Engine(sync_config), _InLoopEngine(RouterConfig(**common, transport=transport))
 
-    def config() -> RouterConfig:
-        return RouterConfig(
-            api_keys={provider: key} if key else None,
-            base_urls={provider: settings.llm_api_base} if settings.llm_api_base else None,
-            timeouts=Timeouts(read=timeout, write=timeout, pool=timeout),
-            max_connections=settings.llm_max_concurrency,
-        )
 
-    return LM15Engine(config()), _InLoopEngine(config())
+def _env_proxy(api_base: str | None) -> str | None:
+    """The proxy the environment names for the LM's address, or None for a direct connection."""
+    parsed = urlsplit(api_base or "https://api.openai.com")
+    proxies = urllib.request.getproxies()
+    url = proxies.get(parsed.scheme) or proxies.get("all")
+    if not url or urllib.request.proxy_bypass(parsed.hostname or ""):
+        return None
+    return url
 
 
 def build_backend(settings: Settings) -> LMBackend | None:
@@ -92,6 +115,7 @@ def build_backend(settings: Settings) -> LMBackend | None:
         "max_tokens": settings.llm_max_tokens,
     }
     limiter = Limiter(settings.llm_max_concurrency)
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     engines = _native_engines(settings)
     if engines is not None:
         sync_engine, async_engine = engines
@@ -101,8 +125,7 @@ def build_backend(settings: Settings) -> LMBackend | None:
             settings.llm_model,
             settings.llm_max_concurrency,
         )
-        return LMBackend(settings.llm_model, lm, limiter, native=True, _engine=async_engine)
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        return LMBackend(settings.llm_model, lm, limiter, engine="dspy-native", _engine=async_engine)
     lm = dspy.LM(
         settings.llm_model,
         api_base=settings.llm_api_base,
@@ -111,4 +134,4 @@ def build_backend(settings: Settings) -> LMBackend | None:
         **common,
     )
     log.info("LM backend %s on DSPy's LiteLLM engine", settings.llm_model)
-    return LMBackend(settings.llm_model, lm, limiter, native=False)
+    return LMBackend(settings.llm_model, lm, limiter, engine="dspy-litellm")

@@ -17,6 +17,7 @@ from dspy.utils.exceptions import AdapterParseError
 
 from app.llm.backend import LMBackend
 from app.routing.chunks import Chunk
+from app.routing.judge_adapter import JudgeAdapter
 from app.routing.judge_signature import JudgeTables, TableVerdict
 from app.routing.merge import Vote
 
@@ -83,13 +84,16 @@ class LMJudge:
         self.backend = backend
         self.timeout = timeout
         self.program = TableJudge()
-        self.adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+        self.adapter = JudgeAdapter()
 
     async def _call(self, question: str, chunk: Chunk) -> dspy.Prediction:
         # DSPy's response cache is off for the service, so a retry after a parse failure is
         # a fresh request and needs no rollout_id to bypass a cached bad reply.
         async with self.backend.limiter.slot(), asyncio.timeout(self.timeout):
-            with dspy.context(lm=self.backend.lm, adapter=self.adapter, track_usage=True):
+            # History off: DSPy would keep every prompt of every route in memory.
+            with dspy.context(
+                lm=self.backend.lm, adapter=self.adapter, track_usage=True, disable_history=True
+            ):
                 return await self.program.acall(question=question, tables=chunk.text)
 
     async def judge(self, question: str, chunk: Chunk) -> ChunkOutcome:

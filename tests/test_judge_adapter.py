@@ -1,0 +1,47 @@
+"""The judge's adapter gives DSPy's ChatAdapter prompts and parses, only cheaper."""
+
+from __future__ import annotations
+
+import json
+
+import dspy
+import pytest
+from dspy.utils.exceptions import AdapterParseError
+
+from app.routing.judge_adapter import JudgeAdapter
+from app.routing.judge_signature import JudgeTables, TableVerdict
+
+CARDS = '### s.orders "one row per order"\n- id integer PK\n\n### s.customers\n- id integer PK'
+
+
+def test_prompt_is_chat_adapters_prompt() -> None:
+    inputs = {"question": "Who ordered most?", "tables": CARDS}
+    ours = JudgeAdapter().format(JudgeTables, [], inputs)
+    again = JudgeAdapter().format(JudgeTables, [], inputs)
+    theirs = dspy.ChatAdapter(use_json_adapter_fallback=False).format(JudgeTables, [], inputs)
+    assert ours == theirs == again
+
+
+def test_parse_matches_chat_adapter_on_json_and_lenient_replies() -> None:
+    verdicts = [{"table": "s.orders", "relevant": True, "confidence": 0.9, "reason": "orders"}]
+    strict = f"[[ ## verdicts ## ]]\n{json.dumps(verdicts)}\n\n[[ ## completed ## ]]"
+    # A Python-literal list is not JSON; ChatAdapter's lenient parser still reads it.
+    lenient = "[[ ## verdicts ## ]]\n" + repr(verdicts)
+    chat = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    for reply in (strict, lenient):
+        ours = JudgeAdapter().parse(JudgeTables, reply)
+        assert ours == chat.parse(JudgeTables, reply)
+        assert ours["verdicts"] == [TableVerdict(**verdicts[0])]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "no markers at all",
+        '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": tr',  # cut short
+        '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": true, "confidence": 7}]',  # out of range
+    ],
+)
+def test_unparseable_replies_raise_adapter_parse_error(reply: str) -> None:
+    with pytest.raises(AdapterParseError):
+        JudgeAdapter().parse(JudgeTables, reply)
