@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -78,6 +79,14 @@ def unit_draw(seed: int, *parts: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+@lru_cache(maxsize=65536)
+def _table_words(table: TableText) -> tuple[frozenset[str], frozenset[str]]:
+    """The words of a table's name, and of its comment and columns (cached: cards repeat)."""
+    name_words = frozenset(tokens(table.name.rsplit(".", 1)[-1]))
+    column_words = frozenset(tokens(" ".join([table.comment, *table.column_names, *table.column_comments])))
+    return name_words, column_words
+
+
 @dataclass(frozen=True, slots=True)
 class LexicalPolicy:
     """Relevant when the table's name shares a word with the question, or two column words do."""
@@ -85,8 +94,8 @@ class LexicalPolicy:
     seed: int = 0
 
     def _verdict(self, question: str, asked: set[str], table: TableText) -> Verdict:
-        name_hits = asked & tokens(table.name.rsplit(".", 1)[-1])
-        column_words = tokens(" ".join([table.comment, *table.column_names, *table.column_comments]))
+        name_words, column_words = _table_words(table)
+        name_hits = asked & name_words
         column_hits = (asked & column_words) - name_hits
         relevant = bool(name_hits) or len(column_hits) >= 2
         jitter = 0.05 * unit_draw(self.seed, "lexical", question, table.name.casefold())

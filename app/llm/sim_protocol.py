@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -106,6 +107,9 @@ def _card(header: str, lines: Sequence[str]) -> TableText:
     return TableText(name, _quoted(header), tuple(names), tuple(comments))
 
 
+# The same chunks come back for every question of a route, so parsing them once per distinct
+# tables section keeps the simulator's CPU per call low (it shares the machine with the router).
+@lru_cache(maxsize=4096)
 def _parse_tables(section: str) -> tuple[TableText, ...]:
     cards: list[tuple[str, list[str]]] = []
     for line in section.splitlines():
