@@ -3,7 +3,7 @@
 Prints, from one run, side by side:
 - concurrent route wall time ÷ ideal, ideal = ceil(chunks / concurrency) × latency (goal ≤ 1.15);
 - the same route chunk after chunk (concurrency 1) ÷ concurrent;
-- the HTTP pool: with a limit of 128, calls in flight at the simulator (DSPy's own engine caps at 100);
+- the HTTP pool: with a limit of 128, calls in flight at the simulator (DSPy's engine: 100);
 - one prompt with every card vs the chunked prompts (tokens, and whether it fits 128k).
 
 Run: uv run python -m bench.fanout [--tables 1000] [--latency-ms 200] [--repeats 5]
@@ -18,15 +18,20 @@ import time
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.catalog.introspect import introspect
+from app.routing.prepared import prepare
 from app.settings import Settings
-from bench.common import build_warehouse, drop_schema, median, simulator_process
+from bench.common import PG_URL, build_warehouse, drop_schema, median, simulator_process
 from tests.service_harness import service_client
 
 SCHEMA = "bench_fanout"
 
 
-async def _routes(settings: Settings, questions: list[str], sim: str) -> tuple[list[float], dict[str, Any], dict[str, Any]]:
+async def _routes(
+    settings: Settings, questions: list[str], sim: str
+) -> tuple[list[float], dict[str, Any], dict[str, Any]]:
     """Route each question one at a time; wall times (s), the last route's stats, simulator stats."""
     walls: list[float] = []
     body: dict[str, Any] = {}
@@ -46,7 +51,7 @@ async def _routes(settings: Settings, questions: list[str], sim: str) -> tuple[l
 def _settings(sim: str, concurrency: int, **extra: Any) -> Settings:
     return Settings.model_validate(
         {
-            "sources": {"wh": {"url": "postgresql+asyncpg://postgres@127.0.0.1:5432/test", "schemas": [SCHEMA]}},
+            "sources": {"wh": {"url": PG_URL, "schemas": [SCHEMA]}},
             "llm_model": "openai/tablerouter-sim",
             "llm_api_base": f"{sim}/v1",
             "llm_max_concurrency": concurrency,
@@ -65,10 +70,17 @@ async def main() -> None:
     args = parser.parse_args()
 
     questions = [q["question"] for q in await build_warehouse(args.tables, SCHEMA)]
+    engine = create_async_engine(PG_URL)
+    catalog = await introspect(engine, "wh", [SCHEMA])
+    await engine.dispose()
+    defaults = Settings()
+    prepared = prepare(catalog, defaults.chunk_tokens, defaults.votes, defaults.seed)
     latency = args.latency_ms / 1000
     try:
         with simulator_process("--latency-ms", str(args.latency_ms)) as sim:
-            conc_walls, stats, sim_stats = await _routes(_settings(sim, args.concurrency), questions[: args.repeats], sim)
+            conc_walls, stats, sim_stats = await _routes(
+                _settings(sim, args.concurrency), questions[: args.repeats], sim
+            )
             seq_walls, _, _ = await _routes(_settings(sim, 1), questions[:1], sim)
             pool_settings = _settings(sim, 128, chunk_tokens=600)
             _, pool_stats, pool_sim = await _routes(pool_settings, questions[:1], sim)
@@ -80,20 +92,30 @@ async def main() -> None:
     concurrent = median(conc_walls)
     sequential = median(seq_walls)
     prompt_per_call = stats["prompt_tokens"] / max(1, stats["lm_calls"])
-    print(f"warehouse: {args.tables} tables; simulator latency {args.latency_ms:.0f} ms; "
-          f"chunks per route {chunks}; concurrency {args.concurrency}")
-    print(f"concurrent route wall (median of {len(conc_walls)}): {concurrent * 1000:.0f} ms; "
-          f"ideal ceil({chunks}/{args.concurrency}) x {args.latency_ms:.0f} ms = {ideal * 1000:.0f} ms")
+    print(
+        f"warehouse: {args.tables} tables; simulator latency {args.latency_ms:.0f} ms; "
+        f"chunks per route {chunks}; concurrency {args.concurrency}"
+    )
+    print(
+        f"concurrent route wall (median of {len(conc_walls)}): {concurrent * 1000:.0f} ms; "
+        f"ideal ceil({chunks}/{args.concurrency}) x {args.latency_ms:.0f} ms = {ideal * 1000:.0f} ms"
+    )
     print(f"RATIO concurrent / ideal      = {concurrent / ideal:.3f}   (goal <= 1.15)")
     print(f"sequential route wall: {sequential * 1000:.0f} ms")
     print(f"RATIO sequential / concurrent = {sequential / concurrent:.1f}")
     print(f"simulator max in flight (limit {args.concurrency}): {sim_stats['max_in_flight']}")
-    print(f"pool: limit 128, {pool_stats['chunks']} chunks -> simulator max in flight {pool_sim['max_in_flight']} "
-          f"(DSPy's default engine pool allows 100)")
-    # One prompt with every card: the chunks of one vote round hold every card once.
-    one_prompt = stats["prompt_tokens"] / stats["lm_calls"] * chunks / 2
-    print(f"single prompt with every card: ~{one_prompt:,.0f} tokens (fits 128k: {one_prompt <= 128_000}); "
-          f"chunked: {prompt_per_call:,.0f} tokens per call x {stats['lm_calls']} calls")
+    print(
+        f"pool: limit 128, {pool_stats['chunks']} chunks -> simulator max in flight "
+        f"{pool_sim['max_in_flight']} (DSPy's default engine pool allows 100)"
+    )
+    # One prompt with every card = the prompt's fixed part plus every card once.
+    card_tokens = sum(c.tokens for c in prepared.cards)
+    chunk_tokens = sum(c.tokens for c in prepared.chunks) / len(prepared.chunks)
+    one_prompt = prompt_per_call - chunk_tokens + card_tokens
+    print(
+        f"single prompt with every card: ~{one_prompt:,.0f} tokens (fits 128k: {one_prompt <= 128_000}); "
+        f"chunked: {prompt_per_call:,.0f} tokens per call x {stats['lm_calls']} calls"
+    )
 
 
 if __name__ == "__main__":
