@@ -1,7 +1,7 @@
 """Fan-out benchmark: one route over a 1,000-table warehouse, simulator at 200 ms per call.
 
 Prints, from one run, side by side:
-- concurrent route wall time ÷ ideal, ideal = ceil(chunks / concurrency) × latency (goal ≤ 1.15);
+- concurrent route wall time ÷ ideal, ideal = ceil(chunks / concurrency) * latency (goal ≤ 1.15);
 - the same route chunk after chunk (concurrency 1) ÷ concurrent;
 - the HTTP pool: with a limit of 128, calls in flight at the simulator (DSPy's engine: 100);
 - one prompt with every card vs the chunked prompts (tokens, and whether it fits 128k).
