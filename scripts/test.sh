@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
-uv run --frozen mypy app
+uv run --frozen mypy app bench tests
 uv run --frozen pytest "$@"
