@@ -26,9 +26,10 @@ _COMPARED = (
 )
 
 
-def _number(value: Any) -> str:
+def _number(key: str, value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if value <= 1 else f"{value:.1f}"
+        is_rate = "recall" in key or "precision" in key or key == "mrr"
+        return f"{value:.4f}" if is_rate else f"{value:.1f}"
     return str(value)
 
 
@@ -79,7 +80,7 @@ def format_comparison(reports: Sequence[dict[str, Any]], labels: Sequence[str]) 
     lines += [f"  {label}: {_describe(r['config'])}" for label, r in zip(labels, reports, strict=True)]
     for key in _COMPARED:
         values = [r["metrics"].get(key, "") for r in reports]
-        lines.append(f"{key:<22}" + "".join(f"{_number(v):>{width}}" for v in values))
+        lines.append(f"{key:<22}" + "".join(f"{_number(key, v):>{width}}" for v in values))
     return "\n".join(lines)
 
 
