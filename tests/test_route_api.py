@@ -189,6 +189,13 @@ async def test_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
     assert "not valid JSON" in response.json()["detail"]
 
 
+async def test_body_of_another_media_type_is_415(client: httpx.AsyncClient) -> None:
+    response = await client.post("/route", content=b"question=orders", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "application/json" in response.json()["detail"]
+
+
 async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
     big = json.dumps({"question": "x" * 200_000})
     response = await client.post("/route", content=big, headers={"content-type": "application/json"})

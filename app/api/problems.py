@@ -153,6 +153,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body_errors = any(e["loc"] and e["loc"][0] == "body" for e in errors)
+        if body_errors and media_type not in ("application/json", "") and not media_type.endswith("+json"):
+            return problem_response(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                ProblemType.UNSUPPORTED_MEDIA_TYPE,
+                f"the request body must be application/json, not {media_type}",
+                request.url.path,
+            )
         if any(e.get("type") == "json_invalid" for e in errors):
             return problem_response(
                 HTTPStatus.BAD_REQUEST,

@@ -59,7 +59,9 @@ def _column_lines(table: Table) -> list[str]:
             fk_of[fk_col] = f"{fk.ref_table}.{ref}"
     lines = []
     for col in table.columns:
-        parts = [f"- {col.name} {col.type.lower()}"]
+        col_type = col.type.lower()
+        # SQLite reports no type for view columns (SQLAlchemy's NullType): say nothing then.
+        parts = [f"- {col.name} {col_type}" if col_type != "nulltype" else f"- {col.name}"]
         if col.name in pk:
             parts.append("PK")
         if col.name in fk_of:

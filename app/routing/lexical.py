@@ -47,6 +47,9 @@ _STOP = frozenset(STOPWORDS_EN) | {
 }
 
 
+NAME_BOOST = 3
+
+
 @lru_cache(maxsize=1)
 def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
@@ -69,7 +72,12 @@ class LexicalIndex:
     def __init__(self, names: Sequence[str], texts: Sequence[str]) -> None:
         self.names = list(names)
         self._bm25 = bm25s.BM25()
-        corpus = [words(t) or ["_empty_"] for t in texts]
+        # The table's own name says most about what it holds: its words count NAME_BOOST times,
+        # so "orders" outranks a wide view that merely has an order_id column.
+        corpus = [
+            words(n.rsplit(".", 1)[-1]) * NAME_BOOST + words(t) or ["_empty_"]
+            for n, t in zip(names, texts, strict=True)
+        ]
         self._bm25.index(corpus, show_progress=False)
 
     def scores(self, question: str) -> np.ndarray:
