@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from app.main import create_app
+from app.serving import serve_in_loop
 from app.settings import Settings
 
 __all__ = ["RouteJob", "RouteOutcome", "catalog_names", "route_all", "serving", "write_oracle"]
@@ -58,27 +58,8 @@ class RouteOutcome:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[str]:
     """The service for ``settings`` on a free loopback port, lifespan run; yields its base URL."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                raise RuntimeError("the service did not start (see the log above)")
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_in_loop(create_app(settings)) as url:
+        yield url
 
 
 async def catalog_names(client: httpx.AsyncClient, source: str) -> set[str]:

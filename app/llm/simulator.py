@@ -12,7 +12,6 @@ Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /stats``,
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +28,7 @@ from starlette.routing import Route
 from app.llm.sim_latency import Latency, parse_latency
 from app.llm.sim_policy import LexicalPolicy, OraclePolicy, Policy, load_oracle
 from app.llm.sim_server import SimulatorEndpoints, SimulatorStats
+from app.serving import serve_in_loop
 
 __all__ = [
     "SimulatorConfig",
@@ -92,27 +92,8 @@ def create_simulator_app(config: SimulatorConfig) -> Starlette:
 @contextlib.asynccontextmanager
 async def running_simulator(config: SimulatorConfig) -> AsyncIterator[str]:
     """Serve the simulator on this event loop; yields its base URL (``port=0`` picks a free port)."""
-    uv_config = uvicorn.Config(
-        create_simulator_app(config),
-        host=config.host,
-        port=config.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(uv_config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                raise RuntimeError(f"the simulator did not start on {config.host}:{config.port}")
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{config.host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_in_loop(create_simulator_app(config), config.host, config.port, lifespan="off") as url:
+        yield url
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
