@@ -136,12 +136,15 @@ class OraclePolicy:
         """One verdict per table: gold is relevant, unless the seeded draw flips it."""
         gold = self.gold_tables(prompt.question) or frozenset()
         key = normalize_question(prompt.question)
+        # A judge's mistakes depend on what else it reads: the draw includes the chunk's tables,
+        # so one table judged in two chunks errs independently in each (seeded, order-free).
+        chunk = "|".join(sorted(t.name.casefold() for t in prompt.tables))
         verdicts = []
         for table in prompt.tables:
             name = table.name.casefold()
             is_gold = name in gold
-            flipped = unit_draw(self.seed, "flip", key, name) < (self.fnr if is_gold else self.fpr)
-            confidence = 0.7 + 0.25 * unit_draw(self.seed, "confidence", key, name)
+            flipped = unit_draw(self.seed, "flip", key, name, chunk) < (self.fnr if is_gold else self.fpr)
+            confidence = 0.7 + 0.25 * unit_draw(self.seed, "confidence", key, name, chunk)
             reason = ("gold table" if is_gold else "not in gold set") + (" (flipped)" if flipped else "")
             verdicts.append(Verdict(table.name, is_gold != flipped, confidence, reason))
         return verdicts
