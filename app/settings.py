@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./tablerouter.db"
     demo_warehouse_path: str = "./tablerouter-demo.db"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    prior_weight: Annotated[float, Field(ge=0, le=1)] = 0.2
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.catalog.model import Column, ForeignKey, Table
-from app.routing.merge import Vote, complete_join_paths, fk_graph, merge_votes, rank
+from app.routing.merge import Vote, blend_prior, complete_join_paths, fk_graph, merge_votes, rank
 
 
 def test_scores_are_mean_probability_of_relevance() -> None:
@@ -54,3 +54,18 @@ def test_no_path_no_addition() -> None:
     graph = fk_graph([_t("a"), _t("b")])
     selected = list(merge_votes([Vote("a", True, 1.0), Vote("b", True, 1.0)]).values())
     assert complete_join_paths(selected, graph) == []
+
+
+def test_prior_lifts_a_table_the_question_names_among_equal_votes() -> None:
+    merged = merge_votes(
+        [
+            Vote("gold", True, 0.8),
+            Vote("gold", False, 0.8),
+            Vote("noise", True, 0.8),
+            Vote("noise", False, 0.8),
+        ]
+    )
+    blended = {t.name: t for t in blend_prior(merged, {"gold": 1.0}, 0.2)}
+    assert blended["gold"].score == 0.6
+    assert blended["noise"].score == 0.4
+    assert blended["gold"].votes_for == 1

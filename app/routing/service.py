@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.routing.judge import ChunkOutcome, LMJudge
-from app.routing.merge import RankedTable, Vote, complete_join_paths, merge_votes, rank
+from app.routing.merge import RankedTable, Vote, blend_prior, complete_join_paths, merge_votes, rank
 from app.routing.prepared import PreparedCatalog, RouteScope
 
 LEXICAL_JUDGE = "lexical"
@@ -89,8 +89,9 @@ def lexical_ranking(
 class RouteService:
     """Routes questions over prepared catalogs with the LM judge, or lexically without one."""
 
-    def __init__(self, judge: LMJudge | None) -> None:
+    def __init__(self, judge: LMJudge | None, prior_weight: float = 0.0) -> None:
         self.judge = judge
+        self.prior_weight = prior_weight
 
     @property
     def judge_name(self) -> str:
@@ -121,7 +122,7 @@ class RouteService:
             if all(o.failed for o in outcomes):
                 raise AllChunksFailedError(outcomes[0].error or "every LM call failed")
             votes: list[Vote] = [v for o in outcomes for v in o.votes]
-            ranked = rank(merge_votes(votes).values(), prior)
+            ranked = rank(blend_prior(merge_votes(votes), prior, self.prior_weight), prior)
         tables = _finish(ranked, prepared, scope, top_k, min_score)
         stats = RouteStats(
             tables_considered=len(scope.cards),
