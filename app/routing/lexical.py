@@ -7,6 +7,7 @@ warehouse's names. Indexing and scoring use the ``bm25s`` library (sparse matric
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -15,6 +16,9 @@ import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
+
+# bm25s sets its own logger to DEBUG when imported; its index-building chatter is noise here.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[A-Za-z]+|\d+")
