@@ -113,12 +113,22 @@ async def _route_one(client: httpx.AsyncClient, job: RouteJob, top_k: int) -> Ro
     if job.schemas is not None:
         payload["schemas"] = job.schemas
     started = time.perf_counter()
-    try:
-        response = await client.post("/route", json=payload)
-    except httpx.HTTPError as exc:
-        wall_ms = (time.perf_counter() - started) * 1000
-        return RouteOutcome(job.id, 0, wall_ms=wall_ms, error=type(exc).__name__)
-    return _outcome(job, response, (time.perf_counter() - started) * 1000)
+    for attempt in range(2):
+        try:
+            response = await client.post("/route", json=payload)
+            break
+        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            # A kept-alive connection the server closed as it went idle fails the next request
+            # at once; a route only reads, so sending it again on a new connection is safe.
+            if attempt:
+                return RouteOutcome(job.id, 0, wall_ms=_ms_since(started), error=type(exc).__name__)
+        except httpx.HTTPError as exc:
+            return RouteOutcome(job.id, 0, wall_ms=_ms_since(started), error=type(exc).__name__)
+    return _outcome(job, response, _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 async def route_all(
