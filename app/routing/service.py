@@ -6,9 +6,10 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from app.routing.chunks import Chunk
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.merge import RankedTable, Vote, complete_join_paths, merge_votes, rank
 from app.routing.prepared import PreparedCatalog, RouteScope
@@ -46,7 +47,7 @@ class RouteResult:
     stats: RouteStats
 
 
-def _finish(
+def finish_ranking(
     ranked: list[RankedTable], prepared: PreparedCatalog, scope: RouteScope, top_k: int, min_score: float
 ) -> list[RankedTable]:
     """Cut at ``min_score``, add FK join-path tables, and keep the best ``top_k``."""
@@ -103,9 +104,12 @@ class RouteService:
         top_k: int,
         min_score: float,
         schemas: Sequence[str] | None = None,
+        *,
+        on_chunk: Callable[[ChunkOutcome], None] | None = None,
     ) -> RouteResult:
         """Route ``question`` over the tables of ``schemas`` (default: all).
 
+        ``on_chunk`` is told each chunk's outcome as soon as it is judged (progress streaming).
         Raises UnknownSchemaError for a schema the catalog lacks, and AllChunksFailedError
         when no LM call succeeded.
         """
@@ -115,14 +119,21 @@ class RouteService:
         outcomes: list[ChunkOutcome] = []
         if self.judge is not None and scope.chunks:
             judge = self.judge
+
+            async def judged(chunk: Chunk) -> ChunkOutcome:
+                outcome = await judge.judge(question, chunk)
+                if on_chunk is not None:
+                    on_chunk(outcome)
+                return outcome
+
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(judge.judge(question, c)) for c in scope.chunks]
+                tasks = [group.create_task(judged(c)) for c in scope.chunks]
             outcomes = [t.result() for t in tasks]
             if all(o.failed for o in outcomes):
                 raise AllChunksFailedError(outcomes[0].error or "every LM call failed")
             votes: list[Vote] = [v for o in outcomes for v in o.votes]
             ranked = rank(merge_votes(votes).values(), prior)
-        tables = _finish(ranked, prepared, scope, top_k, min_score)
+        tables = finish_ranking(ranked, prepared, scope, top_k, min_score)
         stats = RouteStats(
             tables_considered=len(scope.cards),
             chunks=len(outcomes),
