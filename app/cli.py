@@ -1,4 +1,4 @@
-"""The ``tablerouter`` command: serve, lmsim, eval, introspect, route."""
+"""The ``tablerouter`` command: serve, openapi, lmsim, eval."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def _eval(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from app.api.openapi_doc import render_openapi
+    from app.main import create_app
+    from app.settings import Settings
+
+    # Only the routes are needed: the lifespan (engines, LM, introspection) never runs.
+    sys.stdout.write(render_openapi(create_app(Settings())))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="tablerouter", description=__doc__)
@@ -39,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document: tablerouter openapi > openapi.json")
+    openapi.set_defaults(func=_openapi)
 
     from app.llm.simulator import add_arguments
 

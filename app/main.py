@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import health_api, route_api, sources_api
+from app.api import batch_api, health_api, route_api, sources_api
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.offline_docs import install_offline_docs
+from app.api.openapi_doc import install_openapi
 from app.api.problems import install_problem_handlers
 from app.api.state import AppState
 from app.catalog.registry import CatalogRegistry
@@ -60,10 +62,15 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="Routes a text-to-SQL question to the few warehouse tables its SQL needs.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
     app.include_router(route_api.router)
+    app.include_router(batch_api.router)
     app.include_router(sources_api.router)
     app.include_router(health_api.router)
+    install_openapi(app)
+    install_offline_docs(app)
     return app

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     prior_weight: Annotated[float, Field(ge=0, le=1)] = 0.2
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    max_batch: Annotated[int, Field(ge=1, le=1000)] = 32
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from app.api.schemas import Health
+from app.api.schemas import Health, HealthStatus
 from app.api.state import AppState, get_state
 
 router = APIRouter(tags=["health"])
@@ -16,7 +16,7 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", operation_id="healthz", summary="Liveness", response_model=Health)
 async def healthz() -> Health:
     """The process is up and serving HTTP."""
-    return Health(status="ok")
+    return Health(status=HealthStatus.OK)
 
 
 @router.get(
@@ -30,5 +30,5 @@ async def readyz(state: Annotated[AppState, Depends(get_state)]) -> JSONResponse
     """Ready when every source can be routed over."""
     loaded = {name: s.prepared is not None for name, s in state.registry.sources.items()}
     ready = all(loaded.values())
-    body = Health(status="ready" if ready else "not ready", sources=loaded)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    body = Health(status=HealthStatus.READY if ready else HealthStatus.NOT_READY, sources=loaded)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

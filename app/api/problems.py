@@ -6,6 +6,7 @@ Exception tree::
     ├── BadRequestError         400  the body is not what the API takes
     ├── NotFoundError           404  unknown source (or other resource)
     ├── PayloadTooLargeError    413  body over the configured limit
+    ├── UnsupportedMediaError   415  a body that is not application/json
     ├── UnprocessableError      422  well-formed but invalid values
     ├── LMUnavailableError      502  every LM call of a route failed
     └── NotReadyError           503  no catalog snapshot yet for the source
@@ -29,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://tablerouter.dev/problems/"
+PROBLEM_REF = "#/components/schemas/Problem"
 
 
 class ProblemType(StrEnum):
@@ -45,6 +47,12 @@ class ProblemType(StrEnum):
     INTERNAL = "internal-error"
 
 
+def _problem_type_schema(schema: dict[str, Any]) -> None:
+    # The closed set of type URIs, with names generators turn into enum members (not URL soup).
+    schema["enum"] = [TYPE_BASE + kind.value for kind in ProblemType]
+    schema["x-enum-varnames"] = [kind.name for kind in ProblemType]
+
+
 class InvalidParam(BaseModel):
     """One invalid field of the request."""
 
@@ -57,13 +65,19 @@ class InvalidParam(BaseModel):
 class Problem(BaseModel):
     """An RFC 9457 problem detail."""
 
-    type: str = Field(description="URI naming the problem type", examples=[TYPE_BASE + "not-found"])
+    type: str = Field(
+        description="URI naming the problem type (one of a closed set)",
+        examples=[TYPE_BASE + "not-found"],
+        json_schema_extra=_problem_type_schema,
+    )
     title: str = Field(description="short summary of the problem type", examples=["Not Found"])
     status: int = Field(description="HTTP status code", examples=[404])
     detail: str = Field(description="what went wrong in this request", examples=["unknown source 'sales'"])
     instance: str | None = Field(default=None, description="the request path", examples=["/route"])
     invalid_params: list[InvalidParam] | None = Field(
-        default=None, description="the invalid fields, for validation errors"
+        default=None,
+        description="the invalid fields, for validation errors",
+        examples=[[{"name": "body.top_k", "reason": "Input should be less than or equal to 500"}]],
     )
 
 
@@ -80,39 +94,58 @@ class AppError(Exception):
 
 
 class BadRequestError(AppError):
+    """The request body is not valid JSON."""
+
     status = HTTPStatus.BAD_REQUEST
     problem = ProblemType.BAD_REQUEST
 
 
 class NotFoundError(AppError):
+    """An unknown source (or other resource)."""
+
     status = HTTPStatus.NOT_FOUND
     problem = ProblemType.NOT_FOUND
 
 
 class PayloadTooLargeError(AppError):
+    """The request body is over the configured size limit."""
+
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     problem = ProblemType.PAYLOAD_TOO_LARGE
 
 
+class UnsupportedMediaError(AppError):
+    """The request body is not application/json."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    problem = ProblemType.UNSUPPORTED_MEDIA_TYPE
+
+
 class UnprocessableError(AppError):
+    """Well-formed but invalid values (fields, source choice, schemas)."""
+
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     problem = ProblemType.VALIDATION
 
 
 class LMUnavailableError(AppError):
+    """The LM backend failed on every chunk of the route."""
+
     status = HTTPStatus.BAD_GATEWAY
     problem = ProblemType.LM_UNAVAILABLE
 
 
 class NotReadyError(AppError):
+    """The source has no catalog snapshot yet."""
+
     status = HTTPStatus.SERVICE_UNAVAILABLE
     problem = ProblemType.NOT_READY
 
 
-def problem_response(
+def problem_body(
     status: HTTPStatus, kind: ProblemType, detail: str, instance: str | None, **extra: Any
-) -> JSONResponse:
-    """A problem+json response."""
+) -> dict[str, Any]:
+    """The JSON object of a problem (also embedded in batch results and stream events)."""
     body = Problem(
         type=TYPE_BASE + kind.value,
         title=status.phrase,
@@ -121,22 +154,48 @@ def problem_response(
         instance=instance,
     ).model_dump(exclude_none=True)
     body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def error_body(exc: AppError, instance: str | None) -> dict[str, Any]:
+    """The problem object of an ``AppError``."""
+    return problem_body(exc.status, exc.problem, exc.detail, instance, **exc.extra)
+
+
+def internal_error_body(instance: str | None) -> dict[str, Any]:
+    """The problem object of an unexpected failure (no details leak to the client)."""
+    return problem_body(HTTPStatus.INTERNAL_SERVER_ERROR, ProblemType.INTERNAL, "internal error", instance)
+
+
+def problem_response(
+    status: HTTPStatus, kind: ProblemType, detail: str, instance: str | None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response."""
+    body = problem_body(status, kind, detail, instance, **extra)
     headers = {"Retry-After": str(extra["retry_after"])} if "retry_after" in extra else None
     return JSONResponse(body, status_code=status.value, media_type=PROBLEM_JSON, headers=headers)
 
 
 def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` entry declaring these errors (and 422) for a route's OpenAPI."""
+    """The ``responses=`` entry declaring these errors (and 422) for a route's OpenAPI.
+
+    Only ``application/problem+json`` is declared, with the ``Problem`` schema, so generated
+    clients parse each error into a typed object.
+    """
+    content = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
     declared: dict[int | str, dict[str, Any]] = {
-        HTTPStatus.UNPROCESSABLE_ENTITY.value: {"model": Problem, "description": "invalid request"}
+        HTTPStatus.UNPROCESSABLE_ENTITY.value: {"description": UnprocessableError.__doc__, "content": content}
     }
     for error in errors:
         declared[error.status.value] = {
-            "model": Problem,
             "description": error.__doc__ or error.status.phrase,
-            "content": {PROBLEM_JSON: {}},
+            "content": content,
         }
     return declared
+
+
+BODY_ERRORS: tuple[type[AppError], ...] = (BadRequestError, PayloadTooLargeError, UnsupportedMediaError)
+"""What any route that reads a JSON body can answer: not JSON, too large, another media type."""
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.api.problems import (
+    BODY_ERRORS,
     LMUnavailableError,
     NotFoundError,
     NotReadyError,
     UnprocessableError,
     problem_responses,
 )
-from app.api.schemas import RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
+from app.api.route_events import EVENT_STREAM, event_stream, event_stream_openapi, wants_event_stream
+from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.catalog.registry import SourceState
-from app.routing.prepared import UnknownSchemaError
+from app.routing.judge import ChunkOutcome
+from app.routing.prepared import PreparedCatalog, UnknownSchemaError
+from app.routing.progress import RouteProgress
 from app.routing.service import AllChunksFailedError
 
 router = APIRouter(tags=["routing"])
@@ -38,26 +44,34 @@ def resolve_source(state: AppState, name: str | None) -> SourceState:
     return source
 
 
-@router.post(
-    "/route",
-    operation_id="route",
-    summary="Route a question to the tables its SQL needs",
-    response_model=RouteResponse,
-    responses=problem_responses(NotFoundError, UnprocessableError, LMUnavailableError, NotReadyError),
-)
-async def route(body: RouteRequest, state: Annotated[AppState, Depends(get_state)]) -> RouteResponse:
-    """Ask the judge about every chunk of the source's catalog at once and merge the votes."""
+def ready_catalog(state: AppState, body: RouteRequest) -> PreparedCatalog:
+    """The catalog snapshot a route runs over; 404/422/503 problems otherwise."""
     source = resolve_source(state, body.source)
-    prepared = source.prepared
-    if prepared is None:
+    if source.prepared is None:
         raise NotReadyError(
             f"source {source.name!r} has no catalog snapshot yet: {source.last_error or 'loading'}"
         )
-    min_score = state.settings.relevance_threshold if body.min_score is None else body.min_score
+    return source.prepared
+
+
+def min_score_of(state: AppState, body: RouteRequest) -> float:
+    """The request's ``min_score``, or the service's relevance threshold."""
+    return state.settings.relevance_threshold if body.min_score is None else body.min_score
+
+
+async def answer(
+    state: AppState,
+    prepared: PreparedCatalog,
+    body: RouteRequest,
+    on_chunk: Callable[[ChunkOutcome], None] | None = None,
+) -> RouteResponse:
+    """Route one request over ``prepared``; 422/502 problems when it cannot."""
     try:
-        result = await state.router.route(prepared, body.question, body.top_k, min_score, body.schemas)
+        result = await state.router.route(
+            prepared, body.question, body.top_k, min_score_of(state, body), body.schemas, on_chunk=on_chunk
+        )
     except UnknownSchemaError as exc:
-        raise UnprocessableError(f"source {source.name!r}: {exc}") from exc
+        raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
     except AllChunksFailedError as exc:
         raise LMUnavailableError(f"the LM backend failed on every chunk: {exc}") from exc
     return RouteResponse(
@@ -65,6 +79,53 @@ async def route(body: RouteRequest, state: Annotated[AppState, Depends(get_state
         source=result.source,
         catalog_version=result.catalog_version,
         judge=result.judge,
+        judge_kind=JudgeKind.LEXICAL if state.router.judge is None else JudgeKind.LM,
         tables=[RoutedTable.model_validate(t, from_attributes=True) for t in result.tables],
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
     )
+
+
+def _streamed(request: Request, state: AppState, prepared: PreparedCatalog, body: RouteRequest) -> Response:
+    try:
+        progress = RouteProgress(
+            prepared,
+            body.question,
+            body.top_k,
+            min_score_of(state, body),
+            body.schemas,
+            judged=state.router.judge is not None,
+            prior_weight=state.router.prior_weight,
+        )
+    except UnknownSchemaError as exc:
+        raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
+    return event_stream(request, progress, lambda on_chunk: answer(state, prepared, body, on_chunk))
+
+
+@router.post(
+    "/route",
+    operation_id="route",
+    summary="Route a question to the tables its SQL needs",
+    response_model=RouteResponse,
+    responses={
+        HTTPStatus.OK.value: {
+            "description": "the ranked tables; with `Accept: text/event-stream`, progress events then them",
+            "content": {EVENT_STREAM: event_stream_openapi()},
+        },
+        **problem_responses(
+            NotFoundError, UnprocessableError, LMUnavailableError, NotReadyError, *BODY_ERRORS
+        ),
+    },
+)
+async def route(
+    body: RouteRequest, request: Request, state: Annotated[AppState, Depends(get_state)]
+) -> RouteResponse | Response:
+    """Ask the judge about every chunk of the source's catalog at once and merge the votes.
+
+    With `Accept: text/event-stream` the answer comes as server-sent events: `progress` after
+    each judged chunk, `partial` rankings, then `result` (this body) or `error` (a problem).
+    Closing the stream cancels the route.
+    """
+    prepared = ready_catalog(state, body)
+    if wants_event_stream(request):
+        return _streamed(request, state, prepared, body)
+    return await answer(state, prepared, body)

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EXAMPLE_QUESTION = "Which customers placed more than five orders last month?"
+
+
+class JudgeKind(StrEnum):
+    """What judged the tables: an LM, or the lexical (BM25) ranking when no LM is configured."""
+
+    LM = "lm"
+    LEXICAL = "lexical"
+
+
+class TableKind(StrEnum):
+    """A base table or a view."""
+
+    TABLE = "table"
+    VIEW = "view"
+
+
+class HealthStatus(StrEnum):
+    """The answer of a probe."""
+
+    OK = "ok"
+    READY = "ready"
+    NOT_READY = "not ready"
 
 
 class RouteRequest(BaseModel):
@@ -94,14 +117,15 @@ class RouteResponse(BaseModel):
     judge: str = Field(
         description="'lexical' (BM25, no LM) or the LM model that judged", examples=["openai/gpt-4o-mini"]
     )
+    judge_kind: JudgeKind = Field(description="whether an LM or the lexical ranking judged", examples=["lm"])
     tables: list[RoutedTable] = Field(description="ranked tables, best first")
-    stats: RouteStatsBody
+    stats: RouteStatsBody = Field(description="counters of this route")
 
 
 class SourceSummary(BaseModel):
     """A configured warehouse."""
 
-    name: str = Field(examples=["demo"])
+    name: str = Field(description="the source's configured name", examples=["demo"])
     dialect: str = Field(description="SQL dialect of the warehouse", examples=["postgresql"])
     schemas: list[str] | None = Field(
         description="introspected schemas; null: the default one", examples=[["public"]]
@@ -110,57 +134,65 @@ class SourceSummary(BaseModel):
         description="current snapshot version; null before the first", examples=["9b1d2c3e4f5a6b7c"]
     )
     tables: int = Field(description="tables in the current snapshot", examples=[62])
-    last_refresh: datetime | None = Field(description="when the snapshot was last refreshed")
+    last_refresh: datetime | None = Field(
+        description="when the snapshot was last refreshed", examples=["2025-01-31T12:00:00Z"]
+    )
     last_error: str | None = Field(description="error of the last refresh, if it failed", examples=[None])
 
 
 class SourceList(BaseModel):
     """Every configured warehouse."""
 
-    sources: list[SourceSummary]
+    sources: list[SourceSummary] = Field(description="the sources, in configuration order")
 
 
 class ColumnInfo(BaseModel):
     """A column of a table."""
 
-    name: str = Field(examples=["customer_id"])
-    type: str = Field(examples=["integer"])
-    nullable: bool = Field(examples=[False])
-    comment: str | None = Field(default=None, examples=["the buyer"])
+    name: str = Field(description="column name", examples=["customer_id"])
+    type: str = Field(description="SQL type as the warehouse reports it", examples=["integer"])
+    nullable: bool = Field(description="whether NULL is allowed", examples=[False])
+    comment: str | None = Field(default=None, description="the column's comment", examples=["the buyer"])
 
 
 class ForeignKeyInfo(BaseModel):
     """A foreign key of a table."""
 
-    columns: list[str] = Field(examples=[["customer_id"]])
-    ref_table: str = Field(examples=["public.customers"])
-    ref_columns: list[str] = Field(examples=[["id"]])
+    columns: list[str] = Field(description="the referencing columns", examples=[["customer_id"]])
+    ref_table: str = Field(
+        description="qualified name of the referenced table", examples=["public.customers"]
+    )
+    ref_columns: list[str] = Field(description="the referenced columns", examples=[["id"]])
 
 
 class TableInfo(BaseModel):
     """A table of the catalog snapshot."""
 
     name: str = Field(description="qualified name", examples=["public.orders"])
-    kind: str = Field(description="'table' or 'view'", examples=["table"])
-    comment: str | None = Field(default=None, examples=["one row per order"])
-    columns: list[ColumnInfo]
-    primary_key: list[str] = Field(examples=[["id"]])
-    foreign_keys: list[ForeignKeyInfo]
+    kind: TableKind = Field(description="base table or view", examples=["table"])
+    comment: str | None = Field(
+        default=None, description="the table's comment", examples=["one row per order"]
+    )
+    columns: list[ColumnInfo] = Field(description="columns in table order")
+    primary_key: list[str] = Field(description="primary key columns; empty if none", examples=[["id"]])
+    foreign_keys: list[ForeignKeyInfo] = Field(description="foreign keys to other tables")
 
 
 class TableList(BaseModel):
     """A page of tables of one source's current snapshot."""
 
-    source: str = Field(examples=["demo"])
-    catalog_version: str = Field(examples=["9b1d2c3e4f5a6b7c"])
+    source: str = Field(description="the source's name", examples=["demo"])
+    catalog_version: str = Field(description="version of the snapshot listed", examples=["9b1d2c3e4f5a6b7c"])
     total: int = Field(description="tables in the snapshot", examples=[62])
-    tables: list[TableInfo]
+    tables: list[TableInfo] = Field(description="this page of tables, in name order")
 
 
 class Health(BaseModel):
     """Liveness or readiness."""
 
-    status: str = Field(examples=["ok"])
+    status: HealthStatus = Field(description="the probe's answer", examples=["ok"])
     sources: dict[str, bool] = Field(
-        default_factory=dict, description="per source: whether a snapshot is loaded"
+        default_factory=dict,
+        description="per source: whether a snapshot is loaded",
+        examples=[{"demo": True}],
     )

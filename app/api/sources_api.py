@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.api.problems import NotFoundError, NotReadyError, problem_responses
-from app.api.schemas import ColumnInfo, ForeignKeyInfo, SourceList, SourceSummary, TableInfo, TableList
+from app.api.schemas import (
+    ColumnInfo,
+    ForeignKeyInfo,
+    SourceList,
+    SourceSummary,
+    TableInfo,
+    TableKind,
+    TableList,
+)
 from app.api.state import AppState, get_state
 from app.catalog.model import Table
 from app.catalog.registry import SourceState
@@ -38,7 +46,7 @@ def _source(state: AppState, name: str) -> SourceState:
 def _table_info(table: Table) -> TableInfo:
     return TableInfo(
         name=table.qualified_name,
-        kind=table.kind,
+        kind=TableKind(table.kind),
         comment=table.comment,
         columns=[
             ColumnInfo(name=c.name, type=c.type, nullable=c.nullable, comment=c.comment)

@@ -6,9 +6,10 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from app.routing.chunks import Chunk
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.merge import RankedTable, Vote, blend_prior, complete_join_paths, merge_votes, rank
 from app.routing.prepared import PreparedCatalog, RouteScope
@@ -46,7 +47,7 @@ class RouteResult:
     stats: RouteStats
 
 
-def _finish(
+def finish_ranking(
     ranked: list[RankedTable], prepared: PreparedCatalog, scope: RouteScope, top_k: int, min_score: float
 ) -> list[RankedTable]:
     """Cut at ``min_score``, add FK join-path tables, and keep the best ``top_k``."""
@@ -86,6 +87,11 @@ def lexical_ranking(
     return rank(ranked, prior), prior
 
 
+def rank_votes(votes: list[Vote], prior: dict[str, float], prior_weight: float) -> list[RankedTable]:
+    """The ranking votes give: merged, moved toward the lexical prior, ordered."""
+    return rank(blend_prior(merge_votes(votes), prior, prior_weight), prior)
+
+
 class RouteService:
     """Routes questions over prepared catalogs with the LM judge, or lexically without one."""
 
@@ -104,9 +110,12 @@ class RouteService:
         top_k: int,
         min_score: float,
         schemas: Sequence[str] | None = None,
+        *,
+        on_chunk: Callable[[ChunkOutcome], None] | None = None,
     ) -> RouteResult:
         """Route ``question`` over the tables of ``schemas`` (default: all).
 
+        ``on_chunk`` is told each chunk's outcome as soon as it is judged (progress streaming).
         Raises UnknownSchemaError for a schema the catalog lacks, and AllChunksFailedError
         when no LM call succeeded.
         """
@@ -116,14 +125,21 @@ class RouteService:
         outcomes: list[ChunkOutcome] = []
         if self.judge is not None and scope.chunks:
             judge = self.judge
+
+            async def judged(chunk: Chunk) -> ChunkOutcome:
+                outcome = await judge.judge(question, chunk)
+                if on_chunk is not None:
+                    on_chunk(outcome)
+                return outcome
+
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(judge.judge(question, c)) for c in scope.chunks]
+                tasks = [group.create_task(judged(c)) for c in scope.chunks]
             outcomes = [t.result() for t in tasks]
             if all(o.failed for o in outcomes):
                 raise AllChunksFailedError(outcomes[0].error or "every LM call failed")
             votes: list[Vote] = [v for o in outcomes for v in o.votes]
-            ranked = rank(blend_prior(merge_votes(votes), prior, self.prior_weight), prior)
-        tables = _finish(ranked, prepared, scope, top_k, min_score)
+            ranked = rank_votes(votes, prior, self.prior_weight)
+        tables = finish_ranking(ranked, prepared, scope, top_k, min_score)
         stats = RouteStats(
             tables_considered=len(scope.cards),
             chunks=len(outcomes),
