@@ -13,6 +13,7 @@ from app.api.problems import (
     UnprocessableError,
     problem_responses,
 )
+from app.api.route_log_api import route_record
 from app.api.schemas import RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.catalog.registry import SourceState
@@ -60,11 +61,14 @@ async def route(body: RouteRequest, state: Annotated[AppState, Depends(get_state
         raise UnprocessableError(f"source {source.name!r}: {exc}") from exc
     except AllChunksFailedError as exc:
         raise LMUnavailableError(f"the LM backend failed on every chunk: {exc}") from exc
+    state.store.writer.record(route_record(result, body, min_score))
     return RouteResponse(
         route_id=result.route_id,
         source=result.source,
         catalog_version=result.catalog_version,
         judge=result.judge,
+        catalog_stale=source.stale,
+        catalog_age_s=source.age_s(),
         tables=[RoutedTable.model_validate(t, from_attributes=True) for t in result.tables],
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
     )

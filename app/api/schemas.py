@@ -94,6 +94,14 @@ class RouteResponse(BaseModel):
     judge: str = Field(
         description="'lexical' (BM25, no LM) or the LM model that judged", examples=["openai/gpt-4o-mini"]
     )
+    catalog_stale: bool = Field(
+        description="the snapshot is not confirmed by the latest refresh (warehouse unreachable, or "
+        "a stored snapshot not yet refreshed since start-up)",
+        examples=[False],
+    )
+    catalog_age_s: float | None = Field(
+        description="seconds since the warehouse was last seen to match the snapshot", examples=[42.0]
+    )
     tables: list[RoutedTable] = Field(description="ranked tables, best first")
     stats: RouteStatsBody
 
@@ -110,8 +118,16 @@ class SourceSummary(BaseModel):
         description="current snapshot version; null before the first", examples=["9b1d2c3e4f5a6b7c"]
     )
     tables: int = Field(description="tables in the current snapshot", examples=[62])
-    last_refresh: datetime | None = Field(description="when the snapshot was last refreshed")
+    last_refresh: datetime | None = Field(
+        description="when the warehouse was last seen to match the snapshot (possibly before a restart)"
+    )
     last_error: str | None = Field(description="error of the last refresh, if it failed", examples=[None])
+    catalog_stale: bool = Field(
+        description="the snapshot is not confirmed by the latest refresh attempt", examples=[False]
+    )
+    catalog_age_s: float | None = Field(
+        description="seconds since the warehouse was last seen to match the snapshot", examples=[42.0]
+    )
 
 
 class SourceList(BaseModel):
