@@ -10,7 +10,7 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 
 from app.settings import Settings
@@ -45,9 +45,15 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
     )
 
 
+# Replicas starting at once migrate one after the other: the first upgrades, the rest find head.
+MIGRATION_LOCK_KEY = 0x7461626C65  # "table"
+
+
 def _run_sync(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +33,12 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
+async def _upgrade_in_a_process(url: str) -> int:
+    code = "import sys; from app.store.migrate import upgrade; upgrade(sys.argv[1])"
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", code, url)
+    return await asyncio.wait_for(process.wait(), 120)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=STORE_BACKENDS)
 async def empty_store(
     request: pytest.FixtureRequest, pg_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -51,7 +58,10 @@ async def test_upgrade_check_downgrade_upgrade(empty_store: str) -> None:
     await asyncio.to_thread(migrate.check, url)
     await asyncio.to_thread(migrate.downgrade, url)
     assert await _tables(url) - {"alembic_version"} == set()
-    await asyncio.to_thread(migrate.upgrade, url)
+    # Replicas (processes) starting together take turns on PostgreSQL (an advisory lock).
+    replicas = 3 if url.startswith("postgresql") else 1
+    results = await asyncio.gather(*(_upgrade_in_a_process(url) for _ in range(replicas)))
+    assert results == [0] * replicas
     await asyncio.to_thread(migrate.check, url)
 
 
