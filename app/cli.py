@@ -1,10 +1,12 @@
-"""The ``tablerouter`` command: serve, openapi, lmsim, eval."""
+"""The ``tablerouter`` command: serve, migrate, feedback, openapi, lmsim, eval."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -15,6 +17,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     uvicorn.run(create_app(get_settings()), host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from app.store.commands import run_migrate
+
+    return run_migrate(args)
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from app.store.commands import export_feedback
+
+    return export_feedback(args)
 
 
 def _lmsim(args: argparse.Namespace) -> int:
@@ -49,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="migrate the service's own store (TABLEROUTER_DATABASE_URL)")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.add_argument("--downgrade", action="store_true", help="migrate down to --revision (e.g. base)")
+    migrate.set_defaults(func=_migrate)
+
+    feedback = sub.add_parser("feedback", help="the feedback dataset")
+    actions = feedback.add_subparsers(dest="feedback_action", required=True)
+    export = actions.add_parser(
+        "export", help="write routes with feedback as JSON lines {id, db_id, question, gold_tables}"
+    )
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--source", help="only routes over this source")
+    export.add_argument(
+        "--since", type=datetime.fromisoformat, help="only feedback from this ISO time on, with a zone"
+    )
+    export.set_defaults(func=_feedback)
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document: tablerouter openapi > openapi.json")
     openapi.set_defaults(func=_openapi)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import batch_api, health_api, route_api, sources_api
+from app.api import batch_api, health_api, route_api, route_log_api, sources_api
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.offline_docs import install_offline_docs
 from app.api.openapi_doc import install_openapi
@@ -24,6 +24,7 @@ from app.llm.backend import build_backend
 from app.routing.judge import LMJudge
 from app.routing.service import RouteService
 from app.settings import DEMO_SOURCE, Settings, SourceConfig
+from app.store.runtime import open_store
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +42,23 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = CatalogRegistry(settings, await _sources(settings))
-        backend = build_backend(settings)
-        if backend is None:
-            log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
-        judge = LMJudge(backend, settings.llm_timeout) if backend else None
-        app.state.tablerouter = AppState(
-            settings, registry, backend, RouteService(judge, settings.prior_weight)
-        )
-        try:
-            await registry.refresh_all()
+        async with AsyncExitStack() as stack:
+            store = await open_store(settings)
+            # Closed last, after the server stopped taking requests: every answered route gets logged.
+            stack.push_async_callback(store.aclose)
+            registry = CatalogRegistry(settings, await _sources(settings), store.snapshots)
+            stack.push_async_callback(registry.aclose)
+            backend = build_backend(settings)
+            if backend is None:
+                log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
+            else:
+                stack.push_async_callback(backend.aclose)
+            judge = LMJudge(backend, settings.llm_timeout) if backend else None
+            app.state.tablerouter = AppState(
+                settings, registry, backend, RouteService(judge, settings.prior_weight), store
+            )
+            await registry.start()
             yield
-        finally:
-            if backend is not None:
-                await backend.aclose()
-            await registry.aclose()
 
     app = FastAPI(
         title="tablerouter",
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(route_api.router)
     app.include_router(batch_api.router)
     app.include_router(sources_api.router)
+    app.include_router(route_log_api.router)
     app.include_router(health_api.router)
     install_openapi(app)
     install_offline_docs(app)

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         env_prefix="TABLEROUTER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    sources: dict[str, SourceConfig] = Field(
+    sources: dict[Annotated[str, Field(min_length=1, max_length=200)], SourceConfig] = Field(
         default_factory=dict,
         description="JSON object of named warehouses; empty means the bundled demo warehouse",
     )
@@ -45,7 +45,27 @@ class Settings(BaseSettings):
     chunk_tokens: Annotated[int, Field(ge=200)] = 2000
     votes: Annotated[int, Field(ge=1, le=9)] = 2
     seed: int = 0
-    database_url: str = "sqlite+aiosqlite:///./tablerouter.db"
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./tablerouter.db",
+        description="the service's own store: postgresql+asyncpg://... or sqlite+aiosqlite:///path.db",
+    )
+    migrate_on_start: bool = Field(default=True, description="run the store's migrations at start-up")
+    refresh_interval_s: float = Field(
+        default=300.0, ge=0, description="seconds between catalog refreshes of every source; 0: never"
+    )
+    route_log_queue_size: int = Field(
+        default=10_000, ge=1, description="routes waiting to be written to the route log; more are dropped"
+    )
+    route_log_batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    route_retention_days: float = Field(
+        default=30.0, ge=0, description="days a route without feedback is kept; 0: forever"
+    )
+    snapshot_keep: int = Field(
+        default=10, ge=1, description="newest catalog snapshots kept per source (plus any a kept route used)"
+    )
+    cleanup_interval_s: float = Field(
+        default=3600.0, ge=0, description="seconds between retention clean-ups; 0: never"
+    )
     demo_warehouse_path: str = "./tablerouter-demo.db"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     prior_weight: Annotated[float, Field(ge=0, le=1)] = 0.2

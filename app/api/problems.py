@@ -9,7 +9,8 @@ Exception tree::
     ├── UnsupportedMediaError   415  a body that is not application/json
     ├── UnprocessableError      422  well-formed but invalid values
     ├── LMUnavailableError      502  every LM call of a route failed
-    └── NotReadyError           503  no catalog snapshot yet for the source
+    ├── NotReadyError           503  no catalog snapshot yet for the source
+    └── StoreUnavailableError   503  the service's own store cannot be read or written
 
 Every handler renders ``application/problem+json``; clients never see a stack trace.
 """
@@ -44,6 +45,7 @@ class ProblemType(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
     LM_UNAVAILABLE = "lm-unavailable"
     NOT_READY = "not-ready"
+    STORE_UNAVAILABLE = "store-unavailable"
     INTERNAL = "internal-error"
 
 
@@ -140,6 +142,11 @@ class NotReadyError(AppError):
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     problem = ProblemType.NOT_READY
+
+
+class StoreUnavailableError(AppError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    problem = ProblemType.STORE_UNAVAILABLE
 
 
 def problem_body(

@@ -17,6 +17,7 @@ from app.api.problems import (
     problem_responses,
 )
 from app.api.route_events import EVENT_STREAM, event_stream, event_stream_openapi, wants_event_stream
+from app.api.route_log_api import route_record
 from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.catalog.registry import SourceState
@@ -66,20 +67,25 @@ async def answer(
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
 ) -> RouteResponse:
     """Route one request over ``prepared``; 422/502 problems when it cannot."""
+    min_score = min_score_of(state, body)
     try:
         result = await state.router.route(
-            prepared, body.question, body.top_k, min_score_of(state, body), body.schemas, on_chunk=on_chunk
+            prepared, body.question, body.top_k, min_score, body.schemas, on_chunk=on_chunk
         )
     except UnknownSchemaError as exc:
         raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
     except AllChunksFailedError as exc:
         raise LMUnavailableError(f"the LM backend failed on every chunk: {exc}") from exc
+    state.store.writer.record(route_record(result, body, min_score))
+    source = state.registry.sources[prepared.catalog.source]
     return RouteResponse(
         route_id=result.route_id,
         source=result.source,
         catalog_version=result.catalog_version,
         judge=result.judge,
         judge_kind=JudgeKind.LEXICAL if state.router.judge is None else JudgeKind.LM,
+        catalog_stale=source.stale,
+        catalog_age_s=source.age_s(),
         tables=[RoutedTable.model_validate(t, from_attributes=True) for t in result.tables],
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
     )

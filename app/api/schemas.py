@@ -118,6 +118,14 @@ class RouteResponse(BaseModel):
         description="'lexical' (BM25, no LM) or the LM model that judged", examples=["openai/gpt-4o-mini"]
     )
     judge_kind: JudgeKind = Field(description="whether an LM or the lexical ranking judged", examples=["lm"])
+    catalog_stale: bool = Field(
+        description="the snapshot is not confirmed by the latest refresh (warehouse unreachable, or "
+        "a stored snapshot not yet refreshed since start-up)",
+        examples=[False],
+    )
+    catalog_age_s: float | None = Field(
+        description="seconds since the warehouse was last seen to match the snapshot", examples=[42.0]
+    )
     tables: list[RoutedTable] = Field(description="ranked tables, best first")
     stats: RouteStatsBody = Field(description="counters of this route")
 
@@ -135,9 +143,16 @@ class SourceSummary(BaseModel):
     )
     tables: int = Field(description="tables in the current snapshot", examples=[62])
     last_refresh: datetime | None = Field(
-        description="when the snapshot was last refreshed", examples=["2025-01-31T12:00:00Z"]
+        description="when the warehouse was last seen to match the snapshot (possibly before a restart)",
+        examples=["2025-01-31T12:00:00Z"],
     )
     last_error: str | None = Field(description="error of the last refresh, if it failed", examples=[None])
+    catalog_stale: bool = Field(
+        description="the snapshot is not confirmed by the latest refresh attempt", examples=[False]
+    )
+    catalog_age_s: float | None = Field(
+        description="seconds since the warehouse was last seen to match the snapshot", examples=[42.0]
+    )
 
 
 class SourceList(BaseModel):

@@ -33,6 +33,8 @@ def _summary(source: SourceState) -> SourceSummary:
         tables=len(prepared.catalog.tables) if prepared else 0,
         last_refresh=source.last_refresh,
         last_error=source.last_error,
+        catalog_stale=source.stale,
+        catalog_age_s=source.age_s(),
     )
 
 
@@ -66,6 +68,18 @@ def _table_info(table: Table) -> TableInfo:
 async def list_sources(state: Annotated[AppState, Depends(get_state)]) -> SourceList:
     """Every configured source with its current snapshot."""
     return SourceList(sources=[_summary(s) for s in state.registry.sources.values()])
+
+
+@router.get(
+    "/{name}",
+    operation_id="getSource",
+    summary="Show a warehouse's current snapshot and refresh status",
+    response_model=SourceSummary,
+    responses=problem_responses(NotFoundError),
+)
+async def get_source(name: str, state: Annotated[AppState, Depends(get_state)]) -> SourceSummary:
+    """The source's snapshot version, table count, last refresh and last error."""
+    return _summary(_source(state, name))
 
 
 @router.get(

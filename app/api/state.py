@@ -11,6 +11,7 @@ from app.catalog.registry import CatalogRegistry
 from app.llm.backend import LMBackend
 from app.routing.service import RouteService
 from app.settings import Settings
+from app.store.runtime import StoreRuntime
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppState:
     registry: CatalogRegistry
     backend: LMBackend | None
     router: RouteService
+    store: StoreRuntime
 
 
 def get_state(request: Request) -> AppState:

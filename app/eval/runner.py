@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,10 +57,16 @@ class RouteOutcome:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
-    """The service for ``settings`` on a free loopback port, lifespan run; yields its base URL."""
-    async with serve_in_loop(create_app(settings)) as url:
-        yield url
+async def serving(settings: Settings, store_url: str | None = None) -> AsyncIterator[str]:
+    """The service for ``settings`` on a free loopback port, lifespan run; yields its base URL.
+
+    Its own store is ``store_url``, by default a throwaway SQLite file: an evaluation's routes
+    are not traffic to keep, and a snapshot stored by an earlier run must not be served.
+    """
+    with tempfile.TemporaryDirectory(prefix="tablerouter-eval-store-") as tmp:
+        url = store_url or f"sqlite+aiosqlite:///{Path(tmp) / 'store.db'}"
+        async with serve_in_loop(create_app(settings.model_copy(update={"database_url": url}))) as base_url:
+            yield base_url
 
 
 async def catalog_names(client: httpx.AsyncClient, source: str) -> set[str]:

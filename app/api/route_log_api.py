@@ -1,0 +1,161 @@
+"""The route log over HTTP: read a route back, report which tables its SQL used, writer counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.problems import (
+    BODY_ERRORS,
+    NotFoundError,
+    StoreUnavailableError,
+    UnprocessableError,
+    problem_responses,
+)
+from app.api.route_log_schemas import (
+    FeedbackBody,
+    FeedbackRequest,
+    LoggedRoute,
+    RouteLogStatsBody,
+    StoreStats,
+)
+from app.api.schemas import RouteRequest
+from app.api.state import AppState, get_state
+from app.catalog.model import Catalog
+from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
+from app.routing.judge_signature import PROGRAM_VERSION
+from app.routing.service import LEXICAL_JUDGE, RouteResult
+from app.store.records import FeedbackRecord, RouteRecord
+
+router = APIRouter(tags=["route log"])
+log = logging.getLogger(__name__)
+
+# A route waits in the writer's queue for one batch; past this the store is in trouble.
+PENDING_WAIT_S = 10.0
+
+
+def route_record(result: RouteResult, request: RouteRequest, min_score: float) -> RouteRecord:
+    """What the route log keeps of one answered route."""
+    return RouteRecord(
+        route_id=result.route_id,
+        created_at=datetime.now(UTC),
+        source=result.source,
+        catalog_version=result.catalog_version,
+        judge=result.judge[:200],
+        program_version=None if result.judge == LEXICAL_JUDGE else PROGRAM_VERSION,
+        question=request.question,
+        top_k=request.top_k,
+        min_score=min_score,
+        schemas=request.schemas,
+        tables=[asdict(t) for t in result.tables],
+        stats=asdict(result.stats),
+    )
+
+
+@contextmanager
+def _store_call() -> Iterator[None]:
+    """Turn the store being down into a 503 problem (with Retry-After), not a 500."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("store unavailable: %r", exc)
+        raise StoreUnavailableError("the service's store is unavailable; try again", retry_after=5) from exc
+
+
+async def _logged(state: AppState, route_id: str) -> RouteRecord:
+    """The route from the store, waiting for its write if it is still queued; 404 if unknown."""
+    writer = state.store.writer
+    with _store_call():
+        if writer.pending(route_id) is not None:
+            await asyncio.wait_for(writer.wait_written(route_id), PENDING_WAIT_S)
+        record = await state.store.routes.get(route_id) if len(route_id) <= 64 else None
+    if record is None:
+        raise NotFoundError(f"unknown route {route_id!r}")
+    return record
+
+
+async def _snapshot(state: AppState, route: RouteRecord) -> Catalog:
+    source = state.registry.get(route.source)
+    prepared = source.prepared if source is not None else None
+    if prepared is not None and prepared.version == route.catalog_version:
+        return prepared.catalog
+    with _store_call():
+        catalog = await state.store.snapshots.get(route.source, route.catalog_version)
+    if catalog is None:
+        raise UnprocessableError(
+            f"catalog snapshot {route.catalog_version} of source {route.source!r} is not stored: "
+            "the tables of this route cannot be checked"
+        )
+    return catalog
+
+
+@router.get(
+    "/routes/{route_id}",
+    operation_id="getRoute",
+    summary="Read a route back from the route log",
+    response_model=LoggedRoute,
+    responses=problem_responses(NotFoundError, StoreUnavailableError),
+)
+async def get_route(route_id: str, state: Annotated[AppState, Depends(get_state)]) -> LoggedRoute:
+    """The question, the snapshot it was routed over, the ranked answer, and any feedback."""
+    pending = state.store.writer.pending(route_id)
+    record = pending or await _logged(state, route_id)
+    with _store_call():
+        feedback = None if pending else await state.store.feedback.get(route_id)
+    return LoggedRoute.model_validate({**asdict(record), "feedback": asdict(feedback) if feedback else None})
+
+
+@router.post(
+    "/routes/{route_id}/feedback",
+    operation_id="submitFeedback",
+    summary="Report the tables a route's final SQL really used",
+    status_code=HTTPStatus.CREATED,
+    response_model=FeedbackBody,
+    responses=problem_responses(NotFoundError, UnprocessableError, StoreUnavailableError, *BODY_ERRORS),
+)
+async def submit_feedback(
+    route_id: str, body: FeedbackRequest, state: Annotated[AppState, Depends(get_state)]
+) -> FeedbackBody:
+    """Store which tables were used (named, or read from the SQL); sent again, it replaces the last."""
+    route = await _logged(state, route_id)
+    catalog = await _snapshot(state, route)
+    source = state.registry.get(route.source)
+    names: list[TableName] = [split_name(n.strip()) for n in body.used_tables if n.strip()]
+    if body.sql is not None:
+        try:
+            names += tables_in_sql(body.sql, source.dialect if source else None)
+        except SQLNotParsedError as exc:
+            raise UnprocessableError(f"sql does not parse: {exc}") from exc
+    used, unknown = match_tables(catalog, names, source.default_schema if source else None)
+    if unknown:
+        raise UnprocessableError(
+            f"tables not in catalog snapshot {catalog.version} of source {route.source!r}: "
+            + ", ".join(unknown),
+            unknown_tables=unknown,
+        )
+    if not used:
+        raise UnprocessableError("the feedback names no table: give used_tables, or sql that reads tables")
+    record = FeedbackRecord(route_id, datetime.now(UTC), sorted(used), body.sql)
+    with _store_call():
+        await state.store.feedback.save(record)
+    return FeedbackBody.model_validate(asdict(record))
+
+
+@router.get(
+    "/stats",
+    operation_id="getStats",
+    summary="Counters of the service's own store",
+    response_model=StoreStats,
+)
+async def get_stats(state: Annotated[AppState, Depends(get_state)]) -> StoreStats:
+    """The route-log writer's counters: queued, written, failed, dropped."""
+    return StoreStats(route_log=RouteLogStatsBody.model_validate(asdict(state.store.writer.stats())))

@@ -1,0 +1,93 @@
+"""Table names as a client writes them, matched to a catalog's tables; and the tables of an SQL text.
+
+A name matches case-insensitively. A qualified name (``schema.table``) must name the schema; an
+unqualified one is looked up in the source's default schema, then among unqualified tables
+(SQLite), then by table name alone when exactly one schema of the catalog has it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+
+from app.catalog.model import Catalog
+
+__all__ = ["SQLNotParsedError", "TableName", "match_tables", "split_name", "tables_in_sql"]
+
+TableName = tuple[str | None, str]  # (schema or None, table)
+
+# SQLAlchemy dialect names that sqlglot spells differently.
+_SQLGLOT_DIALECTS = {"postgresql": "postgres", "mariadb": "mysql", "mssql": "tsql"}
+
+
+class SQLNotParsedError(ValueError):
+    """The SQL text does not parse in the source's dialect."""
+
+
+def _sqlglot_dialect(dialect: str | None) -> str | None:
+    name = _SQLGLOT_DIALECTS.get(dialect or "", dialect)
+    return name if name and Dialect.get(name) is not None else None
+
+
+def tables_in_sql(sql: str, dialect: str | None) -> list[TableName]:
+    """The tables ``sql`` reads or writes (CTE names left out), first-seen order, as written."""
+    try:
+        trees = sqlglot.parse(sql, read=_sqlglot_dialect(dialect))
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        where = f" (line {first.get('line')}, column {first.get('col')})" if first else ""
+        raise SQLNotParsedError(f"{first.get('description', 'syntax error')}{where}") from exc
+    except sqlglot.errors.SqlglotError as exc:
+        raise SQLNotParsedError(str(exc).splitlines()[0]) from exc
+    found: dict[tuple[str | None, str], None] = {}
+    for tree in trees:
+        if tree is None:
+            continue
+        ctes = {cte.alias_or_name.casefold() for cte in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            # Table functions (generate_series, unnest ...) are Table nodes without an identifier.
+            if not isinstance(table.this, exp.Identifier) or not table.name:
+                continue
+            if not table.db and table.name.casefold() in ctes:
+                continue
+            found[(table.db or None, table.name)] = None
+    return list(found)
+
+
+def split_name(name: str) -> TableName:
+    """``schema.table`` → (schema, table); ``table`` → (None, table)."""
+    schema, dot, table = name.rpartition(".")
+    return (schema, table) if dot and schema and table else (None, name)
+
+
+def match_tables(
+    catalog: Catalog, names: Iterable[TableName], default_schema: str | None
+) -> tuple[list[str], list[str]]:
+    """The catalog's qualified names for ``names``, and the names that match no table (as written)."""
+    by_name = {t.qualified_name.casefold(): t.qualified_name for t in catalog.tables}
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for t in catalog.tables:
+        by_table[t.name.casefold()].append(t.qualified_name)
+    default = (default_schema or "").casefold()
+    matched: dict[str, None] = {}
+    unknown: list[str] = []
+    for schema, table in names:
+        folded = table.casefold()
+        if schema is not None:
+            tries = [f"{schema}.{table}".casefold()]
+            if schema.casefold() == default:
+                tries.append(folded)
+        else:
+            tries = [f"{default}.{folded}", folded] if default else [folded]
+        hit = next((by_name[k] for k in tries if k in by_name), None)
+        if hit is None and schema is None and len(by_table.get(folded, ())) == 1:
+            hit = by_table[folded][0]
+        if hit is None:
+            unknown.append(f"{schema}.{table}" if schema else table)
+        else:
+            matched[hit] = None
+    return list(matched), unknown

@@ -1,0 +1,110 @@
+"""Tables of the service's own store. Alembic migrations (``migrations/``) create them.
+
+Three tables: ``catalog_snapshot`` (one immutable catalog per source and content hash),
+``route_log`` (one row per route answered) and ``route_feedback`` (the tables a route's final
+SQL really used, at most one row per route). Constraint names follow a naming convention so
+migrations can name what they drop; datetimes are timezone-aware (UTC) on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "CatalogSnapshot", "RouteFeedback", "RouteLog", "UTCDateTime"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL (compact, TOAST-compressed); JSON text elsewhere.
+JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored in UTC; SQLite (no zone support) gets UTC back too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: give a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
+
+
+class CatalogSnapshot(Base):
+    """One source's catalog at one content version; ``confirmed_at`` moves, the content never."""
+
+    __tablename__ = "catalog_snapshot"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "version"),
+        sa.Index(None, "source", "confirmed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(200))
+    version: Mapped[str] = mapped_column(sa.String(64))
+    table_count: Mapped[int]
+    content: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime]
+    # When an introspection last found the warehouse matching this content.
+    confirmed_at: Mapped[datetime]
+
+
+class RouteLog(Base):
+    """One answered route: the question, what it was routed over, and the ranked answer."""
+
+    __tablename__ = "route_log"
+    __table_args__ = (sa.Index(None, "source", "catalog_version"),)
+
+    route_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(sa.String(200))
+    catalog_version: Mapped[str] = mapped_column(sa.String(64))
+    judge: Mapped[str] = mapped_column(sa.String(200))
+    program_version: Mapped[str | None] = mapped_column(sa.String(64))
+    question: Mapped[str] = mapped_column(sa.Text)
+    top_k: Mapped[int]
+    min_score: Mapped[float]
+    schemas: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    tables: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+    feedback: Mapped[RouteFeedback | None] = relationship(back_populates="route", lazy="raise")
+
+
+class RouteFeedback(Base):
+    """The tables the final SQL of a route really used, as the frontend reported them."""
+
+    __tablename__ = "route_feedback"
+
+    route_id: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("route_log.route_id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    used_tables: Mapped[list[str]] = mapped_column(JSONDocument)
+    sql: Mapped[str | None] = mapped_column(sa.Text)
+
+    route: Mapped[RouteLog] = relationship(back_populates="feedback", lazy="raise")

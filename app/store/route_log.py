@@ -1,0 +1,78 @@
+"""The route log: one row per answered route, written in batches by the route-log writer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from app.store.database import Store
+from app.store.models import RouteFeedback, RouteLog
+from app.store.records import RouteRecord
+
+__all__ = ["RouteLogRepository"]
+
+# Retention deletes in slices so no single statement holds locks on millions of rows.
+DELETE_SLICE = 5000
+
+
+def _record(row: RouteLog) -> RouteRecord:
+    return RouteRecord(
+        route_id=row.route_id,
+        created_at=row.created_at,
+        source=row.source,
+        catalog_version=row.catalog_version,
+        judge=row.judge,
+        program_version=row.program_version,
+        question=row.question,
+        top_k=row.top_k,
+        min_score=row.min_score,
+        schemas=row.schemas,
+        tables=row.tables,
+        stats=row.stats,
+    )
+
+
+class RouteLogRepository:
+    """Reads and writes the route log."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def insert_many(self, records: Sequence[RouteRecord]) -> None:
+        """Insert ``records`` in one transaction (one multi-row statement per driver batch)."""
+        async with self._store.begin() as session:
+            await session.execute(sa.insert(RouteLog), [r.row() for r in records])
+
+    async def get(self, route_id: str) -> RouteRecord | None:
+        """The route ``route_id``, or None."""
+        async with self._store.begin() as session:
+            row = await session.get(RouteLog, route_id)
+            return None if row is None else _record(row)
+
+    async def count(self, source: str | None = None) -> int:
+        """Routes logged (for ``source``, or all)."""
+        query = sa.select(sa.func.count()).select_from(RouteLog)
+        if source is not None:
+            query = query.where(RouteLog.source == source)
+        async with self._store.begin() as session:
+            return int(await session.scalar(query) or 0)
+
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Delete routes created before ``cutoff`` that have no feedback (feedback is the dataset)."""
+        has_feedback = sa.exists().where(RouteFeedback.route_id == RouteLog.route_id)
+        doomed = (
+            sa.select(RouteLog.route_id)
+            .where(RouteLog.created_at < cutoff, ~has_feedback)
+            .limit(DELETE_SLICE)
+            .scalar_subquery()
+        )
+        deleted = 0
+        while True:
+            async with self._store.begin() as session:
+                result = await session.execute(sa.delete(RouteLog).where(RouteLog.route_id.in_(doomed)))
+            count = int(result.rowcount)  # type: ignore[attr-defined]
+            deleted += count
+            if count < DELETE_SLICE:
+                return deleted

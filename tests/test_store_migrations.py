@@ -1,0 +1,109 @@
+"""Alembic owns the store's schema: upgrade on an empty database, no drift from the models, downgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from alembic.util.exc import CommandError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.cli import main
+from app.settings import get_settings
+from app.store import migrate
+from app.store.models import Base
+from tests.store_harness import STORE_BACKENDS, fresh_store_url
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+STORE_TABLES = {"catalog_snapshot", "route_log", "route_feedback"}
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade_in_a_process(url: str) -> int:
+    code = "import sys; from app.store.migrate import upgrade; upgrade(sys.argv[1])"
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", code, url)
+    return await asyncio.wait_for(process.wait(), 120)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=STORE_BACKENDS)
+async def empty_store(
+    request: pytest.FixtureRequest, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """One empty database per backend for this module; the tests below run in order on it."""
+    async with fresh_store_url(request.param, pg_url, tmp_path_factory.mktemp("store")) as url:
+        yield url
+
+
+async def test_upgrade_check_downgrade_upgrade(empty_store: str) -> None:
+    url = empty_store
+    assert not await _tables(url) - {"alembic_version"}
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert await _tables(url) == STORE_TABLES | {"alembic_version"}
+    assert {t.name for t in Base.metadata.sorted_tables} == STORE_TABLES
+    # The models and the migrations describe the same schema (raises on any difference).
+    await asyncio.to_thread(migrate.check, url)
+    await asyncio.to_thread(migrate.downgrade, url)
+    assert await _tables(url) - {"alembic_version"} == set()
+    # Replicas (processes) starting together take turns on PostgreSQL (an advisory lock).
+    replicas = 3 if url.startswith("postgresql") else 1
+    results = await asyncio.gather(*(_upgrade_in_a_process(url) for _ in range(replicas)))
+    assert results == [0] * replicas
+    await asyncio.to_thread(migrate.check, url)
+
+
+async def test_check_reports_drift(empty_store: str) -> None:
+    engine = create_async_engine(empty_store)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE route_log ADD COLUMN stray integer"))
+        with pytest.raises(CommandError, match="stray"):
+            await asyncio.to_thread(migrate.check, empty_store)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE route_log DROP COLUMN stray"))
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(migrate.check, empty_store)
+
+
+async def test_migrations_give_up_on_a_held_lock_instead_of_queuing(empty_store: str) -> None:
+    if not empty_store.startswith("postgresql"):
+        pytest.skip("lock_timeout is PostgreSQL's")
+    engine = create_async_engine(empty_store)
+    try:
+        async with engine.connect() as reader, reader.begin():
+            # An open transaction that read route_log holds a lock DROP TABLE must wait for.
+            await reader.execute(sa.text("SELECT count(*) FROM route_log"))
+            with pytest.raises(DBAPIError, match="lock timeout"):
+                await asyncio.to_thread(migrate.downgrade, empty_store)
+    finally:
+        await engine.dispose()
+    assert await _tables(empty_store) >= STORE_TABLES
+
+
+async def test_tablerouter_migrate_finds_its_migrations_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TABLEROUTER_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert await asyncio.to_thread(main, ["migrate"]) == 0
+    finally:
+        get_settings.cache_clear()
+    await asyncio.to_thread(migrate.check, url)
+    assert not (tmp_path / "tablerouter.db").exists()
