@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.catalog.model import Catalog, Column, ForeignKey, Table
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 
 PG_URL = os.environ.get("TABLEROUTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -94,3 +95,22 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def synthetic_catalog(n_tables: int, schema: str = "wh", seed: int = 0) -> Catalog:
+    """The catalog introspection would read from ``n_tables`` synthetic tables, built in memory."""
+    tables = []
+    for t in synthetic_tables(n_tables, schema=schema, seed=seed):
+        tables.append(
+            Table(
+                schema=schema,
+                name=t.name,
+                comment=t.comment,
+                columns=tuple(Column(c.name, c.type.lower(), c.nullable, c.comment) for c in t.columns),
+                primary_key=("id",),
+                foreign_keys=tuple(
+                    ForeignKey((fk.column,), f"{schema}.{fk.ref_table}", ("id",)) for fk in t.fks
+                ),
+            )
+        )
+    return Catalog("wh", tuple(tables))
