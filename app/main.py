@@ -12,15 +12,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import health_api, route_api, sources_api
+from app.api import cache_api, health_api, route_api, sources_api
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.state import AppState
 from app.catalog.registry import CatalogRegistry
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import build_backend
-from app.routing.judge import LMJudge
-from app.routing.service import RouteService
+from app.routing.dense import build_table_embeddings
+from app.routing.route_cache import CachedRouteService
+from app.routing.verdict_cache import CachingJudge
 from app.settings import DEMO_SOURCE, Settings, SourceConfig
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,16 @@ def create_app(settings: Settings) -> FastAPI:
         backend = build_backend(settings)
         if backend is None:
             log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
-        judge = LMJudge(backend, settings.llm_timeout) if backend else None
-        app.state.tablerouter = AppState(settings, registry, backend, RouteService(judge))
+        judge = CachingJudge(backend, settings.llm_timeout, settings.verdict_cache_size) if backend else None
+        embeddings = build_table_embeddings(settings)
+        router = CachedRouteService(judge, settings.route_cache_size, settings.shortlist_size, embeddings)
+        app.state.tablerouter = AppState(settings, registry, backend, router)
         try:
             await registry.refresh_all()
             yield
         finally:
+            if embeddings is not None:
+                await embeddings.aclose()
             if backend is not None:
                 await backend.aclose()
             await registry.aclose()
@@ -64,4 +69,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(route_api.router)
     app.include_router(sources_api.router)
     app.include_router(health_api.router)
+    app.include_router(cache_api.router)
     return app

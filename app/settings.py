@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     demo_warehouse_path: str = "./tablerouter-demo.db"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # Performance at warehouse scale (app.routing.shortlist, app.routing.route_cache).
+    shortlist_size: Annotated[int, Field(ge=1)] = 3000
+    embedding_model: str | None = Field(
+        default=None, description="DSPy/LiteLLM embedding model, e.g. openai/text-embedding-3-small"
+    )
+    embedding_api_base: str | None = None
+    embedding_api_key: SecretStr | None = None
+    route_cache_size: Annotated[int, Field(ge=0)] = 1024
+    verdict_cache_size: Annotated[int, Field(ge=0)] = 65536
 
 
 @lru_cache(maxsize=1)

@@ -51,6 +51,7 @@ class ChunkOutcome:
     lm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached: bool = False  # answered from the verdict cache, no LM call
 
 
 def votes_from_verdicts(chunk: Chunk, verdicts: list[TableVerdict]) -> tuple[list[Vote], int]:

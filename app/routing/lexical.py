@@ -69,13 +69,13 @@ def words(text: str) -> list[str]:
 class LexicalIndex:
     """A BM25 index over one catalog's cards; built once per catalog version."""
 
-    def __init__(self, names: Sequence[str], texts: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], texts: Sequence[str], name_boost: int = NAME_BOOST) -> None:
         self.names = list(names)
         self._bm25 = bm25s.BM25()
         # The table's own name says most about what it holds: its words count NAME_BOOST times,
         # so "orders" outranks a wide view that merely has an order_id column.
         corpus = [
-            words(n.rsplit(".", 1)[-1]) * NAME_BOOST + words(t) or ["_empty_"]
+            words(n.rsplit(".", 1)[-1]) * name_boost + words(t) or ["_empty_"]
             for n, t in zip(names, texts, strict=True)
         ]
         self._bm25.index(corpus, show_progress=False)
