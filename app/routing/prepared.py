@@ -11,6 +11,8 @@ For the shortlist (``app.routing.shortlist``) it also keeps a BM25 index over wh
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,8 +22,10 @@ import numpy as np
 from app.catalog.model import Catalog
 from app.routing.cards import TableCard, make_card
 from app.routing.chunks import Chunk, plan_chunks
-from app.routing.lexical import LexicalIndex
+from app.routing.lexical import NAME_BOOST, LexicalIndex, name_words, words
 from app.routing.merge import fk_graph
+
+log = logging.getLogger(__name__)
 
 
 class UnknownSchemaError(ValueError):
@@ -86,14 +90,14 @@ class PreparedCatalog:
         return tuple(plan_chunks(cards, self.chunk_tokens, self.votes, self.seed))
 
 
-def _schema_index(cards: Sequence[TableCard], catalog: Catalog) -> tuple[LexicalIndex, np.ndarray]:
-    texts: dict[str, list[str]] = defaultdict(list)
-    for card, table in zip(cards, catalog.tables, strict=True):
-        texts[table.schema or ""].append(card.text)
-    names = sorted(texts)
+def _schema_index(catalog: Catalog, card_words: Sequence[list[str]]) -> tuple[LexicalIndex, np.ndarray]:
+    documents: dict[str, list[str]] = defaultdict(list)
+    for table, found in zip(catalog.tables, card_words, strict=True):
+        documents[table.schema or ""].extend(found)
+    names = sorted(documents)
     position = {name: i for i, name in enumerate(names)}
     table_schema = np.array([position[t.schema or ""] for t in catalog.tables], dtype=np.int32)
-    return LexicalIndex(names, ["\n".join(texts[n]) for n in names], name_boost=0), table_schema
+    return LexicalIndex.from_words(names, [documents[n] for n in names]), table_schema
 
 
 def _edges(catalog: Catalog, graph: dict[str, set[str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -107,11 +111,17 @@ def _edges(catalog: Catalog, graph: dict[str, set[str]]) -> tuple[np.ndarray, np
 
 def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> PreparedCatalog:
     """Build the derived structures (CPU-bound: call it in a worker thread)."""
+    started = time.perf_counter()
     cards = tuple(make_card(t, chunk_tokens) for t in catalog.tables)
-    lexical = LexicalIndex([c.name for c in cards], [c.text for c in cards])
+    # Each card is split into words once, for both the table and the schema index.
+    card_words = [words(c.text) for c in cards]
+    names = [c.name for c in cards]
+    lexical = LexicalIndex.from_words(
+        names, [name_words(n) * NAME_BOOST + found for n, found in zip(names, card_words, strict=True)]
+    )
     graph = fk_graph(catalog.tables)
-    schema_lexical, table_schema = _schema_index(cards, catalog)
-    return PreparedCatalog(
+    schema_lexical, table_schema = _schema_index(catalog, card_words)
+    prepared = PreparedCatalog(
         catalog,
         cards,
         lexical,
@@ -123,3 +133,12 @@ def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> Prepa
         votes,
         seed,
     )
+    log.info(
+        "prepared %s version %s for routing: %d cards, %d chunks, in %.0f ms",
+        catalog.source,
+        catalog.version,
+        len(cards),
+        len(prepared.chunks),
+        (time.perf_counter() - started) * 1000,
+    )
+    return prepared
