@@ -6,6 +6,7 @@ and closed when the lifespan ends.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from app.llm.backend import build_backend
 from app.routing.dense import build_table_embeddings
 from app.routing.route_cache import CachedRouteService
 from app.routing.verdict_cache import CachingJudge
-from app.settings import DEMO_SOURCE, Settings, SourceConfig
+from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.tablerouter = AppState(settings, registry, backend, router)
         try:
             await registry.refresh_all()
+            # Start-up leaves ~500,000 long-lived objects (DSPy, pydantic, the catalogs); a full
+            # collection scanning them held the event loop 0.4 s (measured). Frozen, they are
+            # skipped; unfrozen at shutdown so a stopped app's cycles can still be collected.
+            gc.collect()
+            gc.freeze()
             yield
         finally:
+            gc.unfreeze()
             if embeddings is not None:
                 await embeddings.aclose()
             if backend is not None:
@@ -71,3 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_api.router)
     app.include_router(cache_api.router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings in the environment (``tablerouter serve``'s factory, one per worker)."""
+    return create_app(get_settings())

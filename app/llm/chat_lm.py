@@ -97,7 +97,6 @@ class ChatCompletionsLM(dspy.BaseLM):
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 trust_env=False,
-                skip_auto_headers=("user-agent",),
             )
         return self._session
 

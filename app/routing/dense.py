@@ -1,5 +1,11 @@
 """Dense similarity of a question to every table card, from an embeddings endpoint via ``dspy.Embedder``.
 
+The endpoint is any OpenAI-compatible ``POST {api_base}/embeddings``; ``dspy.Embedder`` batches
+the texts and shapes the vectors, around our own small HTTP call run in a worker thread.
+(DSPy's string-model path goes through LiteLLM, whose async embedding call ran its logging
+on our event loop, 0.18 s per call, and left sockets open; the test in
+``tests/test_no_blocking.py`` caught both.)
+
 Table vectors depend only on the catalog version, so they are computed once per version (the
 first route of a version waits for them; routes arriving meanwhile share that computation)
 and kept in memory for the last few versions. The question costs one embeddings call per
@@ -11,19 +17,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import OrderedDict
 
 import dspy
+import httpx
 import numpy as np
 
+from app.llm.backend import OPENAI_API_BASE
 from app.routing.prepared import PreparedCatalog
 from app.settings import Settings
 
-__all__ = ["TableEmbeddings", "build_table_embeddings"]
+__all__ = ["EmbeddingsEndpoint", "TableEmbeddings", "build_table_embeddings"]
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 128
+
+
+class EmbeddingsEndpoint:
+    """A synchronous callable for ``dspy.Embedder``: texts in, one vector per text out."""
+
+    def __init__(self, model: str, api_base: str, api_key: str | None, timeout: float) -> None:
+        # "openai/text-embedding-3-small" is DSPy's spelling; the endpoint wants the bare name.
+        self.model = model.split("/", 1)[1] if "/" in model else model
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=api_base.rstrip("/"), headers=headers, timeout=timeout)
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        response = self._client.post("/embeddings", json={"model": self.model, "input": texts})
+        response.raise_for_status()
+        data = response.json()["data"]
+        if not isinstance(data, list) or len(data) != len(texts):
+            raise ValueError("the embeddings reply does not have one vector per text")
+        return [item["embedding"] for item in sorted(data, key=lambda item: int(item["index"]))]
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -34,15 +63,23 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
 class TableEmbeddings:
     """Cosine similarity between questions and the cards of a catalog version."""
 
-    def __init__(self, embedder: dspy.Embedder, timeout: float, versions: int = 2) -> None:
+    def __init__(
+        self,
+        embedder: dspy.Embedder,
+        timeout: float,
+        versions: int = 2,
+        endpoint: EmbeddingsEndpoint | None = None,
+    ) -> None:
         self._embedder = embedder
+        self._endpoint = endpoint
         self._timeout = timeout
         self._versions = versions
         self._tables: OrderedDict[str, asyncio.Task[np.ndarray]] = OrderedDict()
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
+        # The endpoint call is synchronous: in a worker thread, never on the event loop.
         async with asyncio.timeout(self._timeout):
-            vectors = await self._embedder.acall(texts, batch_size=BATCH_SIZE)
+            vectors = await asyncio.to_thread(self._embedder, texts, batch_size=BATCH_SIZE)
         return _unit_rows(np.asarray(vectors, dtype=np.float32))
 
     async def _table_vectors(self, prepared: PreparedCatalog) -> np.ndarray:
@@ -85,22 +122,16 @@ class TableEmbeddings:
             task.cancel()
         await asyncio.gather(*self._tables.values(), return_exceptions=True)
         self._tables.clear()
+        if self._endpoint is not None:
+            await asyncio.to_thread(self._endpoint.close)
 
 
 def build_table_embeddings(settings: Settings) -> TableEmbeddings | None:
     """Table embeddings through the configured endpoint, or None when none is configured."""
     if not settings.embedding_model:
         return None
-    # As for the judge's LM: no price list fetched from the internet on the first call.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
-    embedder = dspy.Embedder(
-        settings.embedding_model,
-        batch_size=BATCH_SIZE,
-        # DSPy's cache does blocking disk I/O on the event loop and ignores api_base in its key.
-        caching=False,
-        api_base=settings.embedding_api_base,
-        api_key=key or "not-needed",
-        timeout=settings.llm_timeout,
-    )
-    return TableEmbeddings(embedder, settings.llm_timeout)
+    api_base = settings.embedding_api_base or OPENAI_API_BASE
+    endpoint = EmbeddingsEndpoint(settings.embedding_model, api_base, key, settings.llm_timeout)
+    embedder = dspy.Embedder(endpoint, batch_size=BATCH_SIZE, caching=False)
+    return TableEmbeddings(embedder, settings.llm_timeout, endpoint=endpoint)
