@@ -96,11 +96,14 @@ async def main() -> None:
             sys.executable, "-m", "bench.introspection", "--rss-child", stdout=asyncio.subprocess.PIPE
         )
         out, _ = await child.communicate()
-        rss = json.loads(out.decode().strip().splitlines()[-1])
+        _report(args.tables, args.rounds, times, json.loads(out.decode().strip().splitlines()[-1]))
     finally:
         if not args.keep:
             await drop_schema(SCHEMA)
-    print(f"{args.tables} tables x 8 columns, median of {args.rounds} round(s):")
+
+
+def _report(tables: int, rounds: int, times: dict[str, float], rss: dict[str, float]) -> None:
+    print(f"{tables} tables x 8 columns, median of {rounds} round(s):")
     print(f"  ours (pg_catalog, 3 queries):     {times['ours']:7.2f} s")
     print(f"  SQLAlchemy Inspector.get_multi_*: {times['get_multi']:7.2f} s")
     print(f"  SQLAlchemy MetaData.reflect:      {times['reflect']:7.2f} s")
