@@ -12,10 +12,18 @@ from pathlib import Path
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.main import create_app
-    from app.settings import get_settings
-
-    uvicorn.run(create_app(get_settings()), host=args.host, port=args.port, log_level=args.log_level)
+    # An import string, so that uvicorn can start each worker process with its own app.
+    uvicorn.run(
+        "app.main:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        workers=args.workers,
+        loop=args.loop,
+        http=args.http,
+        access_log=args.access_log,
+    )
     return 0
 
 
@@ -62,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes; each has its own LM limiter (TABLEROUTER_LLM_MAX_CONCURRENCY each) and catalogs",
+    )
+    serve.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto")
+    serve.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="migrate the service's own store (TABLEROUTER_DATABASE_URL)")

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     prior_weight: Annotated[float, Field(ge=0, le=1)] = 0.2
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
     max_batch: Annotated[int, Field(ge=1, le=1000)] = 32
+    # Performance at warehouse scale (app.routing.shortlist, app.routing.route_cache).
+    shortlist_size: Annotated[int, Field(ge=1)] = 3000
+    embedding_model: str | None = Field(
+        default=None, description="DSPy/LiteLLM embedding model, e.g. openai/text-embedding-3-small"
+    )
+    embedding_api_base: str | None = None
+    embedding_api_key: SecretStr | None = None
+    route_cache_size: Annotated[int, Field(ge=0)] = 1024
+    verdict_cache_size: Annotated[int, Field(ge=0)] = 65536
 
 
 @lru_cache(maxsize=1)

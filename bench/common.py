@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.catalog.model import Catalog, Column, ForeignKey, Table
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 
 PG_URL = os.environ.get("TABLEROUTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -44,12 +45,18 @@ async def drop_schema(schema: str, batch: int = 200) -> None:
     """Drop a benchmark schema, its tables a batch per transaction.
 
     One DROP SCHEMA CASCADE over thousands of tables takes a lock per table in one transaction
-    and runs out of PostgreSQL's lock table ("out of shared memory").
+    and runs out of PostgreSQL's lock table ("out of shared memory"). Newest tables go first:
+    a synthetic table references only older ones, so a batch's CASCADE locks no other batch's
+    tables (in any order, a popular parent drags its hundreds of children's locks in).
     """
     engine = create_async_engine(PG_URL)
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema}
+            text(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = :s AND c.relkind IN ('r', 'p') ORDER BY c.oid DESC"
+            ),
+            {"s": schema},
         )
         names = [r[0] for r in rows]
     for start in range(0, len(names), batch):
@@ -94,3 +101,38 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def synthetic_catalog(n_tables: int, schema: str = "wh", seed: int = 0) -> Catalog:
+    """The catalog introspection would read from ``n_tables`` synthetic tables, built in memory."""
+    tables = []
+    for t in synthetic_tables(n_tables, schema=schema, seed=seed):
+        tables.append(
+            Table(
+                schema=schema,
+                name=t.name,
+                comment=t.comment,
+                columns=tuple(Column(c.name, c.type.lower(), c.nullable, c.comment) for c in t.columns),
+                primary_key=("id",),
+                foreign_keys=tuple(
+                    ForeignKey((fk.column,), f"{schema}.{fk.ref_table}", ("id",)) for fk in t.fks
+                ),
+            )
+        )
+    return Catalog("wh", tuple(tables))
+
+
+def listener_cpu_seconds(port: int) -> float:
+    """CPU seconds (user + system) used so far by the process started with ``--port PORT``."""
+    wanted = ["--port", str(port)]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            if any(args[i : i + 2] == wanted for i in range(len(args) - 1)):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return float("nan")

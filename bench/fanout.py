@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -23,7 +25,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.catalog.introspect import introspect
 from app.routing.prepared import prepare
 from app.settings import Settings
-from bench.common import PG_URL, build_warehouse, drop_schema, median, simulator_process
+from bench.common import (
+    PG_URL,
+    build_warehouse,
+    drop_schema,
+    listener_cpu_seconds,
+    median,
+    simulator_process,
+)
 from tests.service_harness import service_client
 
 SCHEMA = "bench_fanout"
@@ -32,12 +41,15 @@ SCHEMA = "bench_fanout"
 async def _routes(
     settings: Settings, questions: list[str], sim: str
 ) -> tuple[list[float], dict[str, Any], dict[str, Any]]:
-    """Route each question one at a time; wall times (s), the last route's stats, simulator stats."""
+    """Route each question one at a time; wall times (s), the last route's stats, simulator stats
+    (with the router's and the simulator's CPU seconds over these routes added)."""
     walls: list[float] = []
     body: dict[str, Any] = {}
+    port = urlsplit(sim).port or 0
     async with service_client(settings) as client, httpx.AsyncClient(base_url=sim) as simc:
         await client.post("/route", json={"question": "warm up the connections"})
         await simc.post("/stats/reset")
+        cpu, sim_cpu = time.process_time(), listener_cpu_seconds(port)
         for q in questions:
             started = time.perf_counter()
             response = await client.post("/route", json={"question": q})
@@ -45,6 +57,8 @@ async def _routes(
             response.raise_for_status()
             body = response.json()
         stats = (await simc.get("/stats")).json()
+        stats["router_cpu"] = time.process_time() - cpu
+        stats["simulator_cpu"] = listener_cpu_seconds(port) - sim_cpu
     return walls, body["stats"], stats
 
 
@@ -104,6 +118,14 @@ async def main() -> None:
     print(f"sequential route wall: {sequential * 1000:.0f} ms")
     print(f"RATIO sequential / concurrent = {sequential / concurrent:.1f}")
     print(f"simulator max in flight (limit {args.concurrency}): {sim_stats['max_in_flight']}")
+    calls = max(1, sim_stats["calls"])
+    router_ms, sim_ms = sim_stats["router_cpu"] / calls * 1000, sim_stats["simulator_cpu"] / calls * 1000
+    print(
+        f"CPU per LM call during the concurrent routes: router {router_ms:.2f} ms, "
+        f"simulator {sim_ms:.2f} ms; per route "
+        f"{(sim_stats['router_cpu'] + sim_stats['simulator_cpu']) / len(conc_walls) * 1000:.0f} ms of CPU "
+        f"on {os.cpu_count()} cores shared with other work (load {os.getloadavg()[0]:.1f})"
+    )
     print(
         f"pool: limit 128, {pool_stats['chunks']} chunks -> simulator max in flight "
         f"{pool_sim['max_in_flight']} (DSPy's default engine pool allows 100)"

@@ -65,6 +65,9 @@ def _settings(warehouse: Warehouse, **overrides: Any) -> Settings:
         "votes": 2,
         "llm_max_concurrency": MAX_CONCURRENCY,
         "llm_timeout": 10,
+        # These tests count LM calls per route; the caches have tests of their own.
+        "route_cache_size": 0,
+        "verdict_cache_size": 0,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -101,6 +101,7 @@ def _streamed(request: Request, state: AppState, prepared: PreparedCatalog, body
             body.schemas,
             judged=state.router.judge is not None,
             prior_weight=state.router.prior_weight,
+            shortlist_size=state.router.shortlist_size,
         )
     except UnknownSchemaError as exc:
         raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc

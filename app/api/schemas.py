@@ -102,6 +102,13 @@ class RouteStatsBody(BaseModel):
     prompt_tokens: int = Field(description="prompt tokens over all calls", examples=[5200])
     completion_tokens: int = Field(description="completion tokens over all calls", examples=[900])
     elapsed_ms: float = Field(description="time spent routing, in milliseconds", examples=[412.5])
+    shortlisted: int = Field(
+        default=0, description="tables sent to the LM (the shortlist; 0 for the lexical judge)", examples=[62]
+    )
+    cache: str = Field(
+        default="off", description="route cache: 'hit' (no LM call), 'miss' or 'off'", examples=["miss"]
+    )
+    cached_chunks: int = Field(default=0, description="chunks answered from the verdict cache", examples=[0])
 
 
 class RouteResponse(BaseModel):

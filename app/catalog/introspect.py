@@ -1,6 +1,8 @@
 """Introspect a warehouse into a ``Catalog`` with a fixed number of catalog queries per schema.
 
-PostgreSQL (and any dialect with native bulk reflection) goes through SQLAlchemy's
+PostgreSQL reads ``pg_catalog`` in four queries (``app.catalog.pg_catalog``: several times
+faster than SQLAlchemy's ``Inspector.get_multi_*`` on 10,000 tables, and the Python objects are
+built off the event loop). Other dialects with native bulk reflection go through
 ``Inspector.get_multi_*``. MySQL/MariaDB do not: SQLAlchemy's MySQL dialect falls back to one
 ``SHOW CREATE TABLE`` per table, so they read ``information_schema`` directly (three queries per
 schema). SQLite uses the Inspector as well; its per-table PRAGMAs run in-process, not over a network.
@@ -12,6 +14,7 @@ Exceptions:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -23,9 +26,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.reflection import Inspector, ObjectKind, ObjectScope
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table, qualify
+from app.catalog.pg_catalog import read_postgresql_schemas
 
 __all__ = ["IntrospectionError", "introspect"]
 
@@ -40,12 +44,43 @@ async def introspect(engine: AsyncEngine, source: str, schemas: Sequence[str] | 
     """Read the tables and views of ``schemas`` (default: the connection's schema) into a Catalog."""
     try:
         async with engine.connect() as conn:
-            tables = await conn.run_sync(_read_catalog, source, schemas)
+            if conn.dialect.name == "postgresql":
+                tables = await _read_postgresql(conn, source, schemas)
+            else:
+                tables = await conn.run_sync(_read_catalog, source, schemas)
     except (OSError, DBAPIError) as exc:
         # str(exc) may name host, user or statement; the class names are enough to act on.
         cause = type(getattr(exc, "orig", None) or exc).__name__
         raise IntrospectionError(f"cannot read catalog of source {source!r}: {cause}") from exc
+    # Sorting and hashing 10,000 tables takes a while: not on the event loop.
+    return await asyncio.to_thread(_catalog, source, tables)
+
+
+def _catalog(source: str, tables: list[Table]) -> Catalog:
     return Catalog(source=source, tables=tuple(sorted(tables, key=lambda t: t.qualified_name)))
+
+
+async def _read_postgresql(conn: AsyncConnection, source: str, schemas: Sequence[str] | None) -> list[Table]:
+    if schemas is None:
+        default = await conn.scalar(sa.text("SELECT current_schema()"))
+        if default is None:
+            raise IntrospectionError(f"source {source!r} has no default schema; name the schemas")
+        schemas = [default]
+    wanted = list(dict.fromkeys(schemas))
+    found = await conn.execute(
+        sa.text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:schemas)"), {"schemas": wanted}
+    )
+    existing = {row[0] for row in found}
+    for schema in wanted:
+        if schema not in existing:
+            raise IntrospectionError(f"schema {schema!r} does not exist in source {source!r}")
+    started = time.perf_counter()
+    tables = await read_postgresql_schemas(conn, source, wanted)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    logger.info(
+        "introspected %s schemas %s: %d tables in %.0f ms", source, ", ".join(wanted), len(tables), elapsed_ms
+    )
+    return tables
 
 
 def _read_catalog(conn: Connection, source: str, schemas: Sequence[str] | None) -> list[Table]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +70,28 @@ def qualify(schema: str | None, name: str) -> str:
     return f"{schema}.{name}" if schema else name
 
 
+def _plain(table: Table) -> dict[str, Any]:
+    """``dataclasses.asdict(table)``, written out: asdict deep-copies every value and took seconds
+    on 10,000 tables. The JSON (hence the version) is the same."""
+    return {
+        "schema": table.schema,
+        "name": table.name,
+        "kind": table.kind,
+        "comment": table.comment,
+        "columns": [
+            {"name": c.name, "type": c.type, "nullable": c.nullable, "comment": c.comment}
+            for c in table.columns
+        ],
+        "primary_key": table.primary_key,
+        "foreign_keys": [
+            {"columns": fk.columns, "ref_table": fk.ref_table, "ref_columns": fk.ref_columns}
+            for fk in table.foreign_keys
+        ],
+    }
+
+
 def content_version(tables: tuple[Table, ...]) -> str:
     """A stable hash of the catalog content, independent of table order."""
-    payload = sorted((asdict(t) for t in tables), key=lambda d: (d["schema"] or "", d["name"]))
+    payload = sorted((_plain(t) for t in tables), key=lambda d: (d["schema"] or "", d["name"]))
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
     return digest[:16]

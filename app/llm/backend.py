@@ -5,7 +5,8 @@ server at ``LLM_API_BASE``, ``anthropic/``, ``ollama_chat/``, ``hosted_vllm/`` .
 engine with a transport we build: the default one caps connections at 100 whatever our
 limiter allows, and reads proxy variables on every call. Ours allows ``LLM_MAX_CONCURRENCY``
 connections, so the limiter, not a hidden pool, bounds the calls. Anything else goes
-through DSPy's LiteLLM engine.
+through DSPy's LiteLLM engine. OpenAI-compatible chat models (``openai/``, ``hosted_vllm/``)
+skip DSPy's LM call machinery altogether through ``ChatCompletionsLM`` (see ``app.llm.chat_lm``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dspy._vendor.lm15.transports import StdlibAsyncTransport
 from dspy.clients.engines.lm15_engine import AsyncLM15Engine, LM15Engine
 from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFeatureError
 
+from app.llm.chat_lm import ChatCompletionsLM
 from app.llm.limiter import Limiter
 from app.settings import Settings
 
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 # Local OpenAI-compatible servers (vLLM, llama.cpp, the simulator) ignore the key, but the
 # OpenAI door refuses to send a request without one.
 PLACEHOLDER_KEY = "not-needed"
+# DSPy model prefixes that name an OpenAI-compatible /chat/completions endpoint.
+CHAT_COMPLETIONS_PREFIXES = ("openai/", "hosted_vllm/")
+OPENAI_API_BASE = "https://api.openai.com/v1"
 
 
 class _InLoopEngine(AsyncLM15Engine):
@@ -53,13 +58,15 @@ class LMBackend:
     model: str
     lm: dspy.LM
     limiter: Limiter
-    engine: str  # "dspy-native" or "dspy-litellm"
+    engine: str  # "chat-completions", "dspy-native" or "dspy-litellm"
     _engine: AsyncLM15Engine | None = None
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the backend."""
         if self._engine is not None:
             await self._engine.aclose()
+        if isinstance(self.lm, ChatCompletionsLM):
+            await self.lm.aclose()
 
 
 def _native_engines(settings: Settings) -> tuple[LM15Engine, _InLoopEngine] | None:
@@ -116,6 +123,20 @@ def build_backend(settings: Settings) -> LMBackend | None:
     }
     limiter = Limiter(settings.llm_max_concurrency)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    if settings.llm_model.startswith(CHAT_COMPLETIONS_PREFIXES):
+        api_base = settings.llm_api_base or OPENAI_API_BASE
+        chat = ChatCompletionsLM(
+            settings.llm_model,
+            api_base=api_base,
+            api_key=key or PLACEHOLDER_KEY,
+            timeout=settings.llm_timeout,
+            max_connections=settings.llm_max_concurrency,
+            proxy=_env_proxy(api_base),
+            temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
+        )
+        log.info("LM backend %s at %s/chat/completions", settings.llm_model, api_base.rstrip("/"))
+        return LMBackend(settings.llm_model, chat, limiter, engine="chat-completions")
     engines = _native_engines(settings)
     if engines is not None:
         sync_engine, async_engine = engines

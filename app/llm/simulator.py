@@ -5,7 +5,8 @@ judge prompt (``app.llm.sim_protocol``), decides relevance with a seeded policy
 (``app.llm.sim_policy``), waits a latency drawn per call (``app.llm.sim_latency``) and
 counts calls, tokens and concurrency at ``/stats``.
 
-Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /stats``,
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (``app.llm.sim_embeddings``),
+``GET /v1/models``, ``GET /stats``,
 ``POST /stats/reset``, ``GET /healthz``.
 """
 
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.llm.sim_embeddings import SimulatorEmbeddings
 from app.llm.sim_latency import Latency, parse_latency
 from app.llm.sim_policy import LexicalPolicy, OraclePolicy, Policy, load_oracle
 from app.llm.sim_server import SimulatorEndpoints, SimulatorStats
@@ -79,6 +81,7 @@ def create_simulator_app(config: SimulatorConfig) -> Starlette:
     sim = SimulatorEndpoints(config.build_policy(), config.latency, config.seed, config.model_name)
     endpoints: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
         ("/v1/chat/completions", sim.chat_completions, "POST"),
+        ("/v1/embeddings", SimulatorEmbeddings(config.model_name).embeddings, "POST"),
         ("/v1/models", sim.models, "GET"),
         ("/stats", sim.get_stats, "GET"),
         ("/stats/reset", sim.reset_stats, "POST"),

@@ -16,6 +16,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from app.llm.backend import LMBackend
+from app.llm.chat_lm import ChatCompletionsLM
 from app.routing.chunks import Chunk
 from app.routing.judge_adapter import JudgeAdapter
 from app.routing.judge_signature import JudgeTables, TableVerdict
@@ -50,6 +51,7 @@ class ChunkOutcome:
     lm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached: bool = False  # answered from the verdict cache, no LM call
 
 
 def votes_from_verdicts(chunk: Chunk, verdicts: list[TableVerdict]) -> tuple[list[Vote], int]:
@@ -86,15 +88,30 @@ class LMJudge:
         self.program = TableJudge()
         self.adapter = JudgeAdapter()
 
-    async def _call(self, question: str, chunk: Chunk) -> dspy.Prediction:
+    async def _call(self, question: str, chunk: Chunk) -> tuple[list[TableVerdict], int, int]:
+        """The verdicts of one LM call, and its prompt and completion tokens."""
         # DSPy's response cache is off for the service, so a retry after a parse failure is
         # a fresh request and needs no rollout_id to bypass a cached bad reply.
         async with self.backend.limiter.slot(), asyncio.timeout(self.timeout):
+            lm = self.backend.lm
+            if isinstance(lm, ChatCompletionsLM):
+                return await self._direct(lm, question, chunk)
             # History off: DSPy would keep every prompt of every route in memory.
-            with dspy.context(
-                lm=self.backend.lm, adapter=self.adapter, track_usage=True, disable_history=True
-            ):
-                return await self.program.acall(question=question, tables=chunk.text)
+            with dspy.context(lm=lm, adapter=self.adapter, track_usage=True, disable_history=True):
+                prediction = await self.program.acall(question=question, tables=chunk.text)
+            return prediction.verdicts, *_usage(prediction)
+
+    async def _direct(
+        self, lm: ChatCompletionsLM, question: str, chunk: Chunk
+    ) -> tuple[list[TableVerdict], int, int]:
+        """The program's predictor (signature, instructions, demos) through the adapter, minus Predict's
+        per-call bookkeeping (callbacks, traces, settings scopes): the same prompt, the same parse."""
+        predict = self.program.predict
+        inputs = {"question": question, "tables": chunk.text}
+        messages = self.adapter.format(predict.signature, predict.demos, inputs)
+        text, usage = await lm.complete(messages, **predict.config)
+        verdicts: list[TableVerdict] = self.adapter.parse(predict.signature, text)["verdicts"]
+        return verdicts, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
 
     async def judge(self, question: str, chunk: Chunk) -> ChunkOutcome:
         """Judge one chunk; never raises except on cancellation."""
@@ -102,7 +119,7 @@ class LMJudge:
         for _ in range(PARSE_ATTEMPTS):
             outcome.lm_calls += 1
             try:
-                prediction = await self._call(question, chunk)
+                verdicts, prompt, completion = await self._call(question, chunk)
             except AdapterParseError:
                 outcome.error = "unparseable reply"
                 continue
@@ -112,10 +129,9 @@ class LMJudge:
             except Exception as exc:  # any LM or transport failure fails this chunk only
                 outcome.error = f"{type(exc).__name__}: {str(exc)[:200]}"
                 break
-            prompt, completion = _usage(prediction)
             outcome.prompt_tokens += prompt
             outcome.completion_tokens += completion
-            outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, prediction.verdicts)
+            outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
             outcome.error = None
             return outcome
         outcome.failed = True

@@ -59,30 +59,48 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+@lru_cache(maxsize=1 << 17)
+def _line_words(line: str) -> tuple[str, ...]:
+    found = _WORD.findall(_CAMEL.sub(" ", line).lower())
+    stemmed: list[str] = _stemmer().stemWords([w for w in found if len(w) > 1 and w not in _STOP])
+    return tuple(stemmed)
+
+
 def words(text: str) -> list[str]:
     """Lower-cased, stemmed words of ``text``, identifiers split on case and underscores."""
+    # Card lines repeat across a warehouse (id, created_at, the same comments): each distinct
+    # line is split and stemmed once, which makes indexing 10,000 cards several times faster.
     out: list[str] = []
-    for raw in _WORD.findall(_CAMEL.sub(" ", text)):
-        word = raw.lower()
-        if len(word) > 1 and word not in _STOP:
-            out.append(word)
-    stemmed: list[str] = _stemmer().stemWords(out)
-    return stemmed
+    for line in text.split("\n"):
+        out.extend(_line_words(line))
+    return out
+
+
+def name_words(name: str) -> list[str]:
+    """The words of a qualified name's last part (the table's own name)."""
+    return words(name.rsplit(".", 1)[-1])
 
 
 class LexicalIndex:
     """A BM25 index over one catalog's cards; built once per catalog version."""
 
-    def __init__(self, names: Sequence[str], texts: Sequence[str]) -> None:
-        self.names = list(names)
-        self._bm25 = bm25s.BM25()
+    def __init__(self, names: Sequence[str], texts: Sequence[str], name_boost: int = NAME_BOOST) -> None:
         # The table's own name says most about what it holds: its words count NAME_BOOST times,
         # so "orders" outranks a wide view that merely has an order_id column.
-        corpus = [
-            words(n.rsplit(".", 1)[-1]) * NAME_BOOST + words(t) or ["_empty_"]
-            for n, t in zip(names, texts, strict=True)
-        ]
-        self._bm25.index(corpus, show_progress=False)
+        documents = [name_words(n) * name_boost + words(t) for n, t in zip(names, texts, strict=True)]
+        self._index(names, documents)
+
+    @classmethod
+    def from_words(cls, names: Sequence[str], documents: Sequence[list[str]]) -> LexicalIndex:
+        """An index over documents already split into words (no name boost added)."""
+        index = cls.__new__(cls)
+        index._index(names, documents)
+        return index
+
+    def _index(self, names: Sequence[str], documents: Sequence[list[str]]) -> None:
+        self.names = list(names)
+        self._bm25 = bm25s.BM25()
+        self._bm25.index([d or ["_empty_"] for d in documents], show_progress=False)
 
     def scores(self, question: str) -> np.ndarray:
         """BM25 score of every table for ``question`` (0 where no word matches)."""

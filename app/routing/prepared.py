@@ -4,18 +4,28 @@ Cards, the chunk plan, the BM25 index and the FK graph depend only on the catalo
 chunk settings), never on the question, so they are built when a snapshot is installed, off
 the event loop, and every route reuses them. A route limited to some schemas gets a scope:
 the subset of cards, re-planned into chunks (cheap: cards are already made).
+
+For the shortlist (``app.routing.shortlist``) it also keeps a BM25 index over whole schemas
+(a schema's cards as one document), each table's schema, and the FK edges as index arrays.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from app.catalog.model import Catalog
 from app.routing.cards import TableCard, make_card
 from app.routing.chunks import Chunk, plan_chunks
-from app.routing.lexical import LexicalIndex
+from app.routing.lexical import NAME_BOOST, LexicalIndex, name_words, words
 from app.routing.merge import fk_graph
+
+log = logging.getLogger(__name__)
 
 
 class UnknownSchemaError(ValueError):
@@ -29,6 +39,7 @@ class RouteScope:
     names: frozenset[str] | None
     cards: tuple[TableCard, ...]
     chunks: tuple[Chunk, ...]
+    mask: np.ndarray | None = None  # per catalog table: inside the scope (None: every table)
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,9 @@ class PreparedCatalog:
     cards: tuple[TableCard, ...]
     lexical: LexicalIndex
     graph: dict[str, set[str]]
+    schema_lexical: LexicalIndex
+    table_schema: np.ndarray  # per table: its schema's position in schema_lexical.names
+    fk_edges: tuple[np.ndarray, np.ndarray]  # (table, neighbour) index pairs, both directions
     chunk_tokens: int
     votes: int
     seed: int
@@ -67,11 +81,64 @@ class PreparedCatalog:
             raise UnknownSchemaError(f"unknown schemas: {', '.join(missing)}")
         cards = tuple(c for c, t in zip(self.cards, self.catalog.tables, strict=True) if t.schema in wanted)
         chunks = plan_chunks(cards, self.chunk_tokens, self.votes, self.seed)
-        return RouteScope(frozenset(c.name for c in cards), cards, tuple(chunks))
+        wanted_ids = [i for i, name in enumerate(self.schema_lexical.names) if name in wanted]
+        mask = np.isin(self.table_schema, wanted_ids)
+        return RouteScope(frozenset(c.name for c in cards), cards, tuple(chunks), mask)
+
+    def plan(self, cards: Sequence[TableCard]) -> tuple[Chunk, ...]:
+        """Chunks over some of the cards (a shortlist), with this catalog's chunk settings."""
+        return tuple(plan_chunks(cards, self.chunk_tokens, self.votes, self.seed))
+
+
+def _schema_index(catalog: Catalog, card_words: Sequence[list[str]]) -> tuple[LexicalIndex, np.ndarray]:
+    documents: dict[str, list[str]] = defaultdict(list)
+    for table, found in zip(catalog.tables, card_words, strict=True):
+        documents[table.schema or ""].extend(found)
+    names = sorted(documents)
+    position = {name: i for i, name in enumerate(names)}
+    table_schema = np.array([position[t.schema or ""] for t in catalog.tables], dtype=np.int32)
+    return LexicalIndex.from_words(names, [documents[n] for n in names]), table_schema
+
+
+def _edges(catalog: Catalog, graph: dict[str, set[str]]) -> tuple[np.ndarray, np.ndarray]:
+    position = {t.qualified_name: i for i, t in enumerate(catalog.tables)}
+    pairs = [(position[a], position[b]) for a, linked in graph.items() for b in linked]
+    if not pairs:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    edges = np.array(pairs, dtype=np.int32)
+    return edges[:, 0].copy(), edges[:, 1].copy()
 
 
 def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> PreparedCatalog:
     """Build the derived structures (CPU-bound: call it in a worker thread)."""
+    started = time.perf_counter()
     cards = tuple(make_card(t, chunk_tokens) for t in catalog.tables)
-    lexical = LexicalIndex([c.name for c in cards], [c.text for c in cards])
-    return PreparedCatalog(catalog, cards, lexical, fk_graph(catalog.tables), chunk_tokens, votes, seed)
+    # Each card is split into words once, for both the table and the schema index.
+    card_words = [words(c.text) for c in cards]
+    names = [c.name for c in cards]
+    lexical = LexicalIndex.from_words(
+        names, [name_words(n) * NAME_BOOST + found for n, found in zip(names, card_words, strict=True)]
+    )
+    graph = fk_graph(catalog.tables)
+    schema_lexical, table_schema = _schema_index(catalog, card_words)
+    prepared = PreparedCatalog(
+        catalog,
+        cards,
+        lexical,
+        graph,
+        schema_lexical,
+        table_schema,
+        _edges(catalog, graph),
+        chunk_tokens,
+        votes,
+        seed,
+    )
+    log.info(
+        "prepared %s version %s for routing: %d cards, %d chunks, in %.0f ms",
+        catalog.source,
+        catalog.version,
+        len(cards),
+        len(prepared.chunks),
+        (time.perf_counter() - started) * 1000,
+    )
+    return prepared

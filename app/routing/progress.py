@@ -13,6 +13,7 @@ from app.routing.judge import ChunkOutcome
 from app.routing.merge import RankedTable, Vote
 from app.routing.prepared import PreparedCatalog
 from app.routing.service import finish_ranking, lexical_ranking, rank_votes
+from app.routing.shortlist import shortlist
 
 
 class RouteProgress:
@@ -28,6 +29,7 @@ class RouteProgress:
         *,
         judged: bool,
         prior_weight: float,
+        shortlist_size: int,
     ) -> None:
         """Raises UnknownSchemaError for a schema the catalog lacks (as the route would)."""
         self.prepared = prepared
@@ -35,9 +37,13 @@ class RouteProgress:
         self.top_k = top_k
         self.min_score = min_score
         self.prior_weight = prior_weight
-        self.lexical, self.prior = lexical_ranking(prepared, self.scope, question)
+        # The route's own shortlist, less any dense signal (the route may fetch one; the
+        # ranking shown before the answer can do without it).
+        short = shortlist(prepared, self.scope, question, shortlist_size, None)
+        self.prior = short.prior
+        self.lexical = lexical_ranking(short.prior)
         # Without an LM judge the route asks about no chunk at all.
-        self.total = len(self.scope.chunks) if judged else 0
+        self.total = len(short.chunks) if judged else 0
         self.done = 0
         self.failed = 0
         self.votes: list[Vote] = []

@@ -1,4 +1,4 @@
-"""The route: snapshot → chunks → concurrent judge calls → merged, FK-completed ranking."""
+"""The route: snapshot → shortlist → chunks → concurrent judge calls → merged, FK-completed ranking."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from app.routing.chunks import Chunk
+from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.merge import RankedTable, Vote, blend_prior, complete_join_paths, merge_votes, rank
 from app.routing.prepared import PreparedCatalog, RouteScope
+from app.routing.shortlist import Shortlist, shortlist
 
 LEXICAL_JUDGE = "lexical"
+DEFAULT_SHORTLIST_SIZE = 3000
 
 
 class AllChunksFailedError(Exception):
@@ -33,6 +36,9 @@ class RouteStats:
     prompt_tokens: int
     completion_tokens: int
     elapsed_ms: float
+    shortlisted: int = 0
+    cache: str = "off"  # the route cache: "hit", "miss" or "off"
+    cached_chunks: int = 0  # chunks answered from the verdict cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,36 +73,45 @@ def finish_ranking(
     return rank([*selected, *joined])[:top_k]
 
 
-def lexical_ranking(
-    prepared: PreparedCatalog, scope: RouteScope, question: str
-) -> tuple[list[RankedTable], dict[str, float]]:
-    """BM25 scores in [0, 1] as a ranking (tables no word matches are left out) and as a prior."""
-    scores = prepared.lexical.scores(question)
-    names = prepared.lexical.names
-    prior = {
-        names[i]: float(s)
-        for i, s in enumerate(scores)
-        if s > 0 and (scope.names is None or names[i] in scope.names)
-    }
-    top = max(prior.values(), default=0.0)
-    prior = {name: s / top for name, s in prior.items()}
+def lexical_ranking(prior: dict[str, float]) -> list[RankedTable]:
+    """The shortlist's scores as a ranking: the lexical judge's answer (tables without a score left out)."""
     ranked = [
         RankedTable(name, round(score, 4), 0, 0, "lexical match on names, columns and comments")
         for name, score in prior.items()
     ]
-    return rank(ranked, prior), prior
+    return rank(ranked, prior)
 
 
-def rank_votes(votes: list[Vote], prior: dict[str, float], prior_weight: float) -> list[RankedTable]:
-    """The ranking votes give: merged, moved toward the lexical prior, ordered."""
-    return rank(blend_prior(merge_votes(votes), prior, prior_weight), prior)
+def unjudged(short: Shortlist, count: int) -> list[RankedTable]:
+    """The first ``count`` tables the shortlist left out, score 0, in shortlist order."""
+    judged = set(short.names)
+    best = sorted((n for n in short.prior if n not in judged), key=lambda n: -short.prior[n])[:count]
+    return [RankedTable(n, 0.0, 0, 0, f"not shortlisted (score {short.prior[n]:.3f})") for n in best]
+
+
+def rank_votes(
+    votes: list[Vote], prior: dict[str, float], prior_weight: float, left_out: Sequence[RankedTable] = ()
+) -> list[RankedTable]:
+    """The ranking votes give: merged, moved toward the shortlist prior, ordered.
+
+    ``left_out`` are tables the shortlist did not send to the LM; with no votes they score 0.
+    """
+    return rank([*blend_prior(merge_votes(votes), prior, prior_weight), *left_out], prior)
 
 
 class RouteService:
     """Routes questions over prepared catalogs with the LM judge, or lexically without one."""
 
-    def __init__(self, judge: LMJudge | None, prior_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        judge: LMJudge | None,
+        shortlist_size: int = DEFAULT_SHORTLIST_SIZE,
+        embeddings: TableEmbeddings | None = None,
+        prior_weight: float = 0.0,
+    ) -> None:
         self.judge = judge
+        self.shortlist_size = shortlist_size
+        self.embeddings = embeddings
         self.prior_weight = prior_weight
 
     @property
@@ -121,9 +136,15 @@ class RouteService:
         """
         started = time.perf_counter()
         scope = prepared.scope(schemas)
-        ranked, prior = lexical_ranking(prepared, scope, question)
+        dense = None
+        # Dense similarity matters where it decides: the cut, or the lexical judge's ranking.
+        if self.embeddings is not None and (self.judge is None or len(scope.cards) > self.shortlist_size):
+            dense = await self.embeddings.scores(prepared, question)
+        short = shortlist(prepared, scope, question, self.shortlist_size, dense)
         outcomes: list[ChunkOutcome] = []
-        if self.judge is not None and scope.chunks:
+        if self.judge is None or not short.chunks:
+            ranked = lexical_ranking(short.prior)
+        else:
             judge = self.judge
 
             async def judged(chunk: Chunk) -> ChunkOutcome:
@@ -133,12 +154,14 @@ class RouteService:
                 return outcome
 
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(judged(c)) for c in scope.chunks]
+                tasks = [group.create_task(judged(c)) for c in short.chunks]
             outcomes = [t.result() for t in tasks]
             if all(o.failed for o in outcomes):
                 raise AllChunksFailedError(outcomes[0].error or "every LM call failed")
             votes: list[Vote] = [v for o in outcomes for v in o.votes]
-            ranked = rank_votes(votes, prior, self.prior_weight)
+            # Left-out tables can only show in a full ranking (they have no votes, so score 0).
+            rest = unjudged(short, top_k) if short.cut and min_score <= 0 else []
+            ranked = rank_votes(votes, short.prior, self.prior_weight, rest)
         tables = finish_ranking(ranked, prepared, scope, top_k, min_score)
         stats = RouteStats(
             tables_considered=len(scope.cards),
@@ -149,6 +172,8 @@ class RouteService:
             prompt_tokens=sum(o.prompt_tokens for o in outcomes),
             completion_tokens=sum(o.completion_tokens for o in outcomes),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+            shortlisted=len(short.names) if self.judge is not None else 0,
+            cached_chunks=sum(o.cached for o in outcomes),
         )
         return RouteResult(
             route_id=uuid.uuid4().hex,

@@ -1,0 +1,140 @@
+"""A ``dspy.BaseLM`` for OpenAI-compatible ``/chat/completions`` endpoints, lean per call.
+
+Profiling the judge at 64 calls in flight showed most of the router's CPU per LM call in
+``dspy.LM``'s call machinery, not in the judge: two thread-pool hops per call (request
+preparation and price lookup), the request rebuilt through three representations, and an
+HTTP/1.1 client written in Python. For the endpoints the judge meets most (OpenAI, vLLM,
+llama.cpp, Ollama's OpenAI door, the simulator) this LM posts the adapter's messages with one
+aiohttp session (C HTTP parser, keep-alive pool sized to the limiter) and hands DSPy the reply
+text. Everything above the LM is DSPy's: the program, its Predict, the adapter, loaded demos.
+
+LM output is untrusted: a reply that is not a chat completion raises ``LMReplyError``; HTTP
+errors raise ``LMHTTPError`` with the status and a short, single-line excerpt of the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import dspy
+import orjson
+from dspy.dsp.utils.settings import settings as dspy_settings
+
+__all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError"]
+
+# Generation options the judge may pass through DSPy; anything else DSPy adds is not sent.
+_PASSED = ("temperature", "max_tokens", "stop", "seed", "top_p")
+_EXCERPT = 200
+
+
+class LMHTTPError(Exception):
+    """The endpoint answered with an HTTP error status."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        excerpt = " ".join(body[:_EXCERPT].decode("utf-8", "replace").split())
+        super().__init__(f"HTTP {status}: {excerpt}")
+
+
+class LMReplyError(ValueError):
+    """The endpoint's reply is not a chat completion with text content."""
+
+
+def _reply_text(body: bytes) -> tuple[str, dict[str, int]]:
+    """The first choice's text and the usage counters of a chat completion body."""
+    try:
+        reply = orjson.loads(body)
+        content = reply["choices"][0]["message"]["content"]
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        raise LMReplyError(f"not a chat completion: {type(exc).__name__}") from exc
+    if not isinstance(content, str):
+        raise LMReplyError("the reply has no text content")
+    usage = reply.get("usage") if isinstance(reply, dict) else None
+    counts = {
+        key: value
+        for key, value in (usage.items() if isinstance(usage, dict) else ())
+        if key in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(value, int)
+    }
+    return content, counts
+
+
+class ChatCompletionsLM(dspy.BaseLM):
+    """POSTs DSPy's chat messages to ``{api_base}/chat/completions``; async only."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str,
+        api_key: str | None,
+        timeout: float,
+        max_connections: int,
+        proxy: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 1024,
+    ) -> None:
+        super().__init__(
+            model=model, temperature=temperature, max_tokens=max_tokens, cache=False, num_retries=0
+        )
+        # "openai/gpt-4o-mini" is DSPy's spelling; the endpoint wants the bare model name.
+        self.wire_model = model.split("/", 1)[1] if "/" in model else model
+        self.url = api_base.rstrip("/") + "/chat/completions"
+        self.headers = {"content-type": "application/json"}
+        if api_key:
+            self.headers["authorization"] = f"Bearer {api_key}"
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.proxy = proxy
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Built on first use, inside the running loop the session belongs to.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                trust_env=False,
+            )
+        return self._session
+
+    def _payload(self, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> bytes:
+        options = {**self.kwargs, **kwargs}
+        body: dict[str, Any] = {"model": self.wire_model, "messages": messages}
+        body.update((k, options[k]) for k in _PASSED if options.get(k) is not None)
+        return orjson.dumps(body)
+
+    def __call__(self, prompt: str | None = None, messages: Any = None, **kwargs: Any) -> Any:
+        raise NotImplementedError("ChatCompletionsLM is async only: use acall / Predict.acall")
+
+    async def complete(self, messages: list[dict[str, Any]], **kwargs: Any) -> tuple[str, dict[str, int]]:
+        """One completion: the reply text and its usage counters (prompt_tokens, completion_tokens)."""
+        data = self._payload(messages, kwargs)
+        post = self._client().post(self.url, data=data, headers=self.headers, proxy=self.proxy)
+        async with post as response:
+            body = await response.read()
+            if response.status >= 400:
+                raise LMHTTPError(response.status, body)
+        return _reply_text(body)
+
+    async def acall(
+        self, prompt: str | None = None, *, messages: list[dict[str, Any]] | None = None, **kwargs: Any
+    ) -> list[str]:
+        """One completion as DSPy's adapters expect it; usage goes to DSPy's tracker."""
+        if messages is None:
+            messages = [{"role": "user", "content": prompt or ""}]
+        text, usage = await self.complete(messages, **kwargs)
+        tracker = dspy_settings.usage_tracker
+        if tracker is not None and usage:
+            tracker.add_usage(self.model, usage)
+        return [text]
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            # aiohttp closes transports on the next loop turn; let it, so no socket leaks a warning.
+            await asyncio.sleep(0)
+            self._session = None

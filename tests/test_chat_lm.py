@@ -1,0 +1,71 @@
+"""The lean chat-completions LM and the simulator's embeddings, over real sockets."""
+
+from __future__ import annotations
+
+import base64
+
+import dspy
+import httpx
+import numpy as np
+import pytest
+
+from app.llm.chat_lm import ChatCompletionsLM, LMHTTPError, LMReplyError, _reply_text
+from app.llm.simulator import SimulatorConfig, running_simulator
+from app.routing.judge import TableJudge
+
+CARDS = '### s.orders "one row per order"\n- id integer PK\n\n### s.customers\n- id integer PK'
+
+
+def _lm(api_base: str) -> ChatCompletionsLM:
+    return ChatCompletionsLM(
+        "openai/tablerouter-sim", api_base=api_base, api_key="k", timeout=5, max_connections=4
+    )
+
+
+async def test_the_program_runs_on_it_as_a_dspy_lm_with_usage() -> None:
+    async with running_simulator(SimulatorConfig(port=0)) as url:
+        lm = _lm(f"{url}/v1")
+        try:
+            with dspy.context(lm=lm, track_usage=True, disable_history=True):
+                prediction = await TableJudge().acall(question="How many orders?", tables=CARDS)
+        finally:
+            await lm.aclose()
+    assert [v.table for v in prediction.verdicts] == ["s.orders", "s.customers"]
+    assert prediction.verdicts[0].relevant
+    usage = prediction.get_lm_usage()["openai/tablerouter-sim"]
+    assert usage["prompt_tokens"] > 0
+    assert usage["completion_tokens"] > 0
+
+
+async def test_http_errors_and_non_completions_raise() -> None:
+    async with running_simulator(SimulatorConfig(port=0)) as url:
+        lm = _lm(url)  # no /v1: the simulator answers 404
+        try:
+            with pytest.raises(LMHTTPError, match="HTTP 404"):
+                await lm.complete([{"role": "user", "content": "hi"}])
+        finally:
+            await lm.aclose()
+    for body in (b"not json", b'{"choices": []}', b'{"choices": [{"message": {"content": null}}]}'):
+        with pytest.raises(LMReplyError):
+            _reply_text(body)
+    text, usage = _reply_text(b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 3}}')
+    assert (text, usage) == ("x", {"prompt_tokens": 3})
+
+
+async def test_simulator_embeddings_are_deterministic_unit_vectors() -> None:
+    async with running_simulator(SimulatorConfig(port=0)) as url, httpx.AsyncClient(base_url=url) as c:
+        texts = ["sales orders per customer", "customer orders", "payroll of employees"]
+        body = (await c.post("/v1/embeddings", json={"model": "m", "input": texts})).json()
+        again = (await c.post("/v1/embeddings", json={"model": "m", "input": texts})).json()
+        packed = await c.post("/v1/embeddings", json={"input": texts[0], "encoding_format": "base64"})
+        bad = await c.post("/v1/embeddings", json={"input": [1, 2]})
+        small = await c.post("/v1/embeddings", json={"input": "x y", "dimensions": 8})
+    vectors = np.array([d["embedding"] for d in body["data"]])
+    assert body == again
+    assert vectors.shape == (3, 256)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    decoded = np.frombuffer(base64.b64decode(packed.json()["data"][0]["embedding"]), dtype="<f4")
+    assert np.allclose(decoded, vectors[0])
+    assert bad.status_code == 400
+    assert len(small.json()["data"][0]["embedding"]) == 8
