@@ -32,6 +32,9 @@ def _settings(tmp: Path, **overrides: Any) -> Settings:
         "votes": 2,
         "llm_max_concurrency": 4,
         "llm_timeout": 60,
+        # The stream is compared with a JSON answer of the same route: both must really run.
+        "route_cache_size": 0,
+        "verdict_cache_size": 0,
     }
     values.update(overrides)
     return Settings.model_validate(values)

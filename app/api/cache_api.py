@@ -26,11 +26,13 @@ class CacheStats(BaseModel):
 class CacheReport(BaseModel):
     """The service's caches: whole routes, and per-chunk LM verdicts (only with an LM judge)."""
 
-    routes: CacheStats | None = None
-    verdicts: CacheStats | None = None
+    routes: CacheStats | None = Field(default=None, description="the route cache (whole answers)")
+    verdicts: CacheStats | None = Field(
+        default=None, description="the per-chunk verdict cache; null without an LM judge"
+    )
 
 
-@router.get("/cache", operation_id="cacheStats", summary="Cache hit counters", response_model=CacheReport)
+@router.get("/cache", operation_id="getCacheStats", summary="Cache hit counters", response_model=CacheReport)
 async def cache_stats(state: Annotated[AppState, Depends(get_state)]) -> CacheReport:
     """Hits, misses, coalesced requests and sizes of the route and verdict caches."""
     if not isinstance(state.router, CachedRouteService):
