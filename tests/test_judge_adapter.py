@@ -41,8 +41,7 @@ def test_parse_matches_chat_adapter_on_json_and_lenient_replies() -> None:
         '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": tr',  # cut short
         '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": true, "confidence": 7}]',  # out of range
         # Cut short where a lenient parser would repair it into a shorter list: still a failure.
-        '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": true, "confidence": 0.9, "reason": "x"}, '
-        '{"table": "s.cust',
+        '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": true, "confidence": 0.9, "reason": "x"}, ',
     ],
 )
 def test_unparseable_replies_raise_adapter_parse_error(reply: str) -> None:
