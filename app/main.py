@@ -44,7 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
         if backend is None:
             log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
         judge = LMJudge(backend, settings.llm_timeout) if backend else None
-        app.state.tablerouter = AppState(settings, registry, backend, RouteService(judge))
+        router = RouteService(judge, deadline_s=settings.route_deadline_ms / 1000)
+        app.state.tablerouter = AppState(settings, registry, backend, router)
         try:
             await registry.refresh_all()
             yield

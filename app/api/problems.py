@@ -7,7 +7,8 @@ Exception tree::
     ├── NotFoundError           404  unknown source (or other resource)
     ├── PayloadTooLargeError    413  body over the configured limit
     ├── UnprocessableError      422  well-formed but invalid values
-    ├── LMUnavailableError      502  every LM call of a route failed
+    ├── TooManyRoutesError      429  too many routes wait for the LM (with Retry-After)
+    ├── LMUnavailableError      502  the LM backend failed (routes answer degraded instead)
     └── NotReadyError           503  no catalog snapshot yet for the source
 
 Every handler renders ``application/problem+json``; clients never see a stack trace.
@@ -40,6 +41,7 @@ class ProblemType(StrEnum):
     METHOD_NOT_ALLOWED = "method-not-allowed"
     PAYLOAD_TOO_LARGE = "payload-too-large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
+    TOO_MANY_ROUTES = "too-many-routes"
     LM_UNAVAILABLE = "lm-unavailable"
     NOT_READY = "not-ready"
     INTERNAL = "internal-error"
@@ -65,6 +67,9 @@ class Problem(BaseModel):
     invalid_params: list[InvalidParam] | None = Field(
         default=None, description="the invalid fields, for validation errors"
     )
+    retry_after: int | None = Field(
+        default=None, description="seconds to wait before retrying (as in Retry-After)", examples=[2]
+    )
 
 
 class AppError(Exception):
@@ -72,6 +77,7 @@ class AppError(Exception):
 
     status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
     problem: ClassVar[ProblemType] = ProblemType.INTERNAL
+    sends_retry_after: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -97,6 +103,14 @@ class PayloadTooLargeError(AppError):
 class UnprocessableError(AppError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     problem = ProblemType.VALIDATION
+
+
+class TooManyRoutesError(AppError):
+    """Too many routes already wait for the LM backend; retry after the Retry-After header."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    problem = ProblemType.TOO_MANY_ROUTES
+    sends_retry_after = True
 
 
 class LMUnavailableError(AppError):
@@ -136,6 +150,10 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
             "description": error.__doc__ or error.status.phrase,
             "content": {PROBLEM_JSON: {}},
         }
+        if error.sends_retry_after:
+            declared[error.status.value]["headers"] = {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+            }
     return declared
 
 

@@ -44,6 +44,14 @@ class RouteRequest(BaseModel):
         description="leave out tables scored below this; default: the service's relevance threshold",
         examples=[0.5],
     )
+    deadline_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=600_000,
+        description="answer within this many milliseconds, with what finished by then (partial); "
+        "capped by the service's TABLEROUTER_ROUTE_DEADLINE_MS, which is also the default",
+        examples=[5000],
+    )
 
     @field_validator("question")
     @classmethod
@@ -79,6 +87,18 @@ class RouteStatsBody(BaseModel):
     prompt_tokens: int = Field(description="prompt tokens over all calls", examples=[5200])
     completion_tokens: int = Field(description="completion tokens over all calls", examples=[900])
     elapsed_ms: float = Field(description="time spent routing, in milliseconds", examples=[412.5])
+    unfinished_chunks: int = Field(
+        default=0, description="chunks still being judged at the deadline, then cancelled", examples=[0]
+    )
+    retries: int = Field(
+        default=0, description="LM calls repeated after a 429, 5xx, reset, timeout or bad reply", examples=[1]
+    )
+    hedges: int = Field(
+        default=0, description="second copies sent of calls slower than the usual latency", examples=[0]
+    )
+    deadline_ms: float | None = Field(
+        default=None, description="the deadline this route ran under, in milliseconds", examples=[30000.0]
+    )
 
 
 class RouteResponse(BaseModel):
@@ -95,6 +115,29 @@ class RouteResponse(BaseModel):
         description="'lexical' (BM25, no LM) or the LM model that judged", examples=["openai/gpt-4o-mini"]
     )
     tables: list[RoutedTable] = Field(description="ranked tables, best first")
+    partial: bool = Field(
+        default=False,
+        description="true when some tables got no verdict: their chunks did not answer before the "
+        "deadline or failed; they are listed in 'unjudged'",
+        examples=[False],
+    )
+    unjudged: list[str] = Field(
+        default_factory=list,
+        description="tables no answered chunk judged, best lexical (BM25) match first; they rank "
+        "below every table in 'tables'",
+        examples=[["public.order_archive"]],
+    )
+    degraded: bool = Field(
+        default=False,
+        description="true when the LM could not judge (its circuit breaker is open, or no chunk "
+        "answered) and the lexical judge answered instead",
+        examples=[False],
+    )
+    degraded_reason: str | None = Field(
+        default=None,
+        description="why the route is degraded",
+        examples=["the LM backend's circuit breaker is open"],
+    )
     stats: RouteStatsBody
 
 

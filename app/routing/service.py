@@ -1,23 +1,29 @@
-"""The route: snapshot → chunks → concurrent judge calls → merged, FK-completed ranking."""
+"""The route: snapshot → chunks → concurrent judge calls → merged, FK-completed ranking.
+
+The fan-out runs against the route's deadline: at the deadline the route answers with the
+chunks that finished (``partial``, the tables no finished chunk judged listed as ``unjudged``)
+and cancels the rest. When the LM cannot help at all - its circuit breaker is open, or no
+chunk answered - the route answers with the lexical judge instead (``degraded``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
+from app.routing.chunks import Chunk
+from app.routing.deadline import Deadline
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.merge import RankedTable, Vote, complete_join_paths, merge_votes, rank
 from app.routing.prepared import PreparedCatalog, RouteScope
 
 LEXICAL_JUDGE = "lexical"
-
-
-class AllChunksFailedError(Exception):
-    """Every LM call of a route failed: the LM backend is unreachable or broken."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,10 @@ class RouteStats:
     prompt_tokens: int
     completion_tokens: int
     elapsed_ms: float
+    unfinished_chunks: int = 0
+    retries: int = 0
+    hedges: int = 0
+    deadline_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +54,10 @@ class RouteResult:
     judge: str
     tables: list[RankedTable]
     stats: RouteStats
+    partial: bool = False
+    unjudged: list[str] = field(default_factory=list)
+    degraded: bool = False
+    degraded_reason: str | None = None
 
 
 def _finish(
@@ -86,15 +100,65 @@ def lexical_ranking(
     return rank(ranked, prior), prior
 
 
+def unjudged_tables(scope: RouteScope, votes: Sequence[Vote], prior: Mapping[str, float]) -> list[str]:
+    """Tables of the scope no answered chunk judged, best lexical prior first."""
+    judged = {v.table for v in votes}
+    missing = [c.name for c in scope.cards if c.name not in judged]
+    return sorted(missing, key=lambda name: (-prior.get(name, 0.0), name))
+
+
+async def fan_out(
+    judge: LMJudge, question: str, chunks: Sequence[Chunk], deadline: Deadline
+) -> list[ChunkOutcome]:
+    """Judge every chunk at once until ``deadline``; cancel what is unfinished, and wait for it.
+
+    Waiting for the cancelled calls to unwind is what frees their limiter slots before the
+    route answers; it takes no longer than their cancellation.
+    """
+    outcomes = [ChunkOutcome(c.index) for c in chunks]
+    tasks = [
+        asyncio.create_task(judge.judge(question, c, deadline, o), name=f"tablerouter-chunk-{c.index}")
+        for c, o in zip(chunks, outcomes, strict=True)
+    ]
+    try:
+        await asyncio.wait(tasks, timeout=deadline.remaining())
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return outcomes
+
+
 class RouteService:
     """Routes questions over prepared catalogs with the LM judge, or lexically without one."""
 
-    def __init__(self, judge: LMJudge | None) -> None:
+    def __init__(self, judge: LMJudge | None, deadline_s: float = 30.0) -> None:
         self.judge = judge
+        self.deadline_s = deadline_s
 
     @property
     def judge_name(self) -> str:
         return self.judge.backend.model if self.judge else LEXICAL_JUDGE
+
+    async def _judged(
+        self, judge: LMJudge, question: str, scope: RouteScope, deadline: Deadline
+    ) -> tuple[list[ChunkOutcome], str | None]:
+        """The chunks' outcomes, or a reason to answer lexically instead."""
+        backend = judge.backend
+        if not backend.reliability.breaker.accepts_routes():
+            return [], "the LM backend's circuit breaker is open"
+        with backend.reliability.route_slot(backend.limiter):
+            outcomes = await fan_out(judge, question, scope.chunks, deadline.for_lm_calls())
+        failed = [o.error for o in outcomes if o.failed and o.error]
+        unfinished = sum(not o.answered and not o.failed for o in outcomes)
+        if failed or unfinished:
+            # One line per route, not per chunk: an outage would otherwise log every chunk.
+            first = f" (first: {failed[0]})" if failed else ""
+            log.warning("%d chunks failed%s, %d unfinished at the deadline", len(failed), first, unfinished)
+        if any(o.answered for o in outcomes):
+            return outcomes, None
+        reason = f"every LM call failed: {failed[0]}" if failed else "no chunk answered before the deadline"
+        return outcomes, reason
 
     async def route(
         self,
@@ -103,25 +167,27 @@ class RouteService:
         top_k: int,
         min_score: float,
         schemas: Sequence[str] | None = None,
+        *,
+        deadline: Deadline | None = None,
     ) -> RouteResult:
-        """Route ``question`` over the tables of ``schemas`` (default: all).
+        """Route ``question`` over the tables of ``schemas`` (default: all) before ``deadline``.
 
-        Raises UnknownSchemaError for a schema the catalog lacks, and AllChunksFailedError
-        when no LM call succeeded.
+        Raises UnknownSchemaError for a schema the catalog lacks, and RouteQueueFullError when
+        too many routes already wait for the LM backend.
         """
         started = time.perf_counter()
+        deadline = deadline or Deadline.after(self.deadline_s)
         scope = prepared.scope(schemas)
         ranked, prior = lexical_ranking(prepared, scope, question)
         outcomes: list[ChunkOutcome] = []
+        degraded: str | None = None
+        unjudged: list[str] = []
         if self.judge is not None and scope.chunks:
-            judge = self.judge
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(judge.judge(question, c)) for c in scope.chunks]
-            outcomes = [t.result() for t in tasks]
-            if all(o.failed for o in outcomes):
-                raise AllChunksFailedError(outcomes[0].error or "every LM call failed")
-            votes: list[Vote] = [v for o in outcomes for v in o.votes]
-            ranked = rank(merge_votes(votes).values(), prior)
+            outcomes, degraded = await self._judged(self.judge, question, scope, deadline)
+            if degraded is None:
+                votes: list[Vote] = [v for o in outcomes for v in o.votes]
+                ranked = rank(merge_votes(votes).values(), prior)
+                unjudged = unjudged_tables(scope, votes, prior)
         tables = _finish(ranked, prepared, scope, top_k, min_score)
         stats = RouteStats(
             tables_considered=len(scope.cards),
@@ -132,12 +198,21 @@ class RouteService:
             prompt_tokens=sum(o.prompt_tokens for o in outcomes),
             completion_tokens=sum(o.completion_tokens for o in outcomes),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+            unfinished_chunks=sum(not o.answered and not o.failed for o in outcomes),
+            retries=sum(o.retries for o in outcomes),
+            hedges=sum(o.hedges for o in outcomes),
+            deadline_ms=round(deadline.budget_s * 1000, 1),
         )
+        lm_judged = self.judge is not None and degraded is None
         return RouteResult(
             route_id=uuid.uuid4().hex,
             source=prepared.catalog.source,
             catalog_version=prepared.version,
-            judge=self.judge_name,
+            judge=self.judge_name if lm_judged else LEXICAL_JUDGE,
             tables=tables,
             stats=stats,
+            partial=bool(unjudged),
+            unjudged=unjudged,
+            degraded=degraded is not None,
+            degraded_reason=degraded,
         )
