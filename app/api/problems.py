@@ -6,6 +6,7 @@ Exception tree::
     ├── BadRequestError         400  the body is not what the API takes
     ├── NotFoundError           404  unknown source (or other resource)
     ├── PayloadTooLargeError    413  body over the configured limit
+    ├── UnsupportedMediaTypeError 415  a body that is not application/json
     ├── UnprocessableError      422  well-formed but invalid values
     ├── TooManyRoutesError      429  too many routes wait for the LM (with Retry-After)
     ├── LMUnavailableError      502  the LM backend failed (routes answer degraded instead)
@@ -100,6 +101,11 @@ class PayloadTooLargeError(AppError):
     problem = ProblemType.PAYLOAD_TOO_LARGE
 
 
+class UnsupportedMediaTypeError(AppError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    problem = ProblemType.UNSUPPORTED_MEDIA_TYPE
+
+
 class UnprocessableError(AppError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     problem = ProblemType.VALIDATION
@@ -140,15 +146,24 @@ def problem_response(
 
 
 def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` entry declaring these errors (and 422) for a route's OpenAPI."""
+    """The ``responses=`` entry declaring these errors (and 422) for a route's OpenAPI.
+
+    Problems are sent as application/problem+json, so the schema is declared under that
+    media type (FastAPI also lists it under application/json for the model).
+    """
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     declared: dict[int | str, dict[str, Any]] = {
-        HTTPStatus.UNPROCESSABLE_ENTITY.value: {"model": Problem, "description": "invalid request"}
+        HTTPStatus.UNPROCESSABLE_ENTITY.value: {
+            "model": Problem,
+            "description": "invalid request",
+            "content": content,
+        }
     }
     for error in errors:
         declared[error.status.value] = {
             "model": Problem,
             "description": error.__doc__ or error.status.phrase,
-            "content": {PROBLEM_JSON: {}},
+            "content": content,
         }
         if error.sends_retry_after:
             declared[error.status.value]["headers"] = {
@@ -207,7 +222,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             status,
             ProblemType.BAD_REQUEST if status < HTTPStatus.INTERNAL_SERVER_ERROR else ProblemType.INTERNAL,
         )
-        return problem_response(status, kind, str(exc.detail), request.url.path)
+        response = problem_response(status, kind, str(exc.detail), request.url.path)
+        # Starlette's own headers matter: a 405 must say which methods are allowed (Allow).
+        response.headers.update(exc.headers or {})
+        return response
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)

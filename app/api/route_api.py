@@ -9,10 +9,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from app.api.disconnect import ClientDisconnectedError, unless_disconnected
 from app.api.problems import (
+    BadRequestError,
     NotFoundError,
     NotReadyError,
+    PayloadTooLargeError,
     TooManyRoutesError,
     UnprocessableError,
+    UnsupportedMediaTypeError,
     problem_responses,
 )
 from app.api.schemas import RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
@@ -49,7 +52,15 @@ def resolve_source(state: AppState, name: str | None) -> SourceState:
     operation_id="route",
     summary="Route a question to the tables its SQL needs",
     response_model=RouteResponse,
-    responses=problem_responses(NotFoundError, UnprocessableError, TooManyRoutesError, NotReadyError),
+    responses=problem_responses(
+        BadRequestError,
+        NotFoundError,
+        PayloadTooLargeError,
+        UnsupportedMediaTypeError,
+        UnprocessableError,
+        TooManyRoutesError,
+        NotReadyError,
+    ),
 )
 async def route(
     body: RouteRequest, request: Request, state: Annotated[AppState, Depends(get_state)]

@@ -12,8 +12,10 @@ EXAMPLE_QUESTION = "Which customers placed more than five orders last month?"
 class RouteRequest(BaseModel):
     """A question to route to the tables its SQL needs."""
 
+    # Strict: JSON true is not the number 1, nor "10" the integer 10 (as the schema says).
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"question": EXAMPLE_QUESTION, "source": "demo", "top_k": 10}]},
     )
 
