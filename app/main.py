@@ -62,7 +62,12 @@ def create_app(settings: Settings) -> FastAPI:
             if embeddings is not None:
                 stack.push_async_callback(embeddings.aclose)
             router = CachedRouteService(
-                judge, settings.route_cache_size, settings.shortlist_size, embeddings, settings.prior_weight
+                judge,
+                settings.route_cache_size,
+                settings.shortlist_size,
+                embeddings,
+                settings.prior_weight,
+                deadline_s=settings.route_deadline_ms / 1000,
             )
             app.state.tablerouter = AppState(settings, registry, backend, router, store)
             await registry.start()

@@ -24,7 +24,43 @@ class SourceConfig(BaseModel):
     )
 
 
-class Settings(BaseSettings):
+class ReliabilitySettings(BaseModel):
+    """Deadlines, retries, hedging, the circuit breaker and back-pressure of the LM fan-out."""
+
+    route_deadline_ms: Annotated[int, Field(ge=100, le=600_000)] = Field(
+        default=30_000, description="a route's deadline; a request's deadline_ms is capped by it"
+    )
+    retry_max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=3, description="attempts per chunk for transient failures (429, 5xx, resets, timeouts)"
+    )
+    retry_backoff_ms: Annotated[float, Field(gt=0)] = Field(
+        default=100.0, description="base of the full-jitter exponential backoff"
+    )
+    retry_backoff_max_ms: Annotated[float, Field(gt=0)] = 5_000.0
+    retry_budget_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.1, description="retries allowed as a share of LM calls over the window"
+    )
+    retry_budget_min: Annotated[int, Field(ge=0)] = Field(
+        default=10, description="retries allowed per window whatever the traffic"
+    )
+    retry_budget_window_s: Annotated[float, Field(gt=0)] = 10.0
+    hedging: bool = Field(default=False, description="send a slow chunk once more after ~p95 latency")
+    hedge_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    hedge_budget_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.05, description="hedges allowed as a share of LM calls over the retry window"
+    )
+    breaker_failures: Annotated[int, Field(ge=1)] = Field(
+        default=20, description="backend failures in a row that open the circuit breaker"
+    )
+    breaker_cooldown_s: Annotated[float, Field(gt=0)] = Field(
+        default=5.0, description="how long the breaker stays open before a probe"
+    )
+    route_queue_limit: Annotated[int, Field(ge=1)] = Field(
+        default=256, description="routes in the LM stage at once; past it, 429 with Retry-After"
+    )
+
+
+class Settings(BaseSettings, ReliabilitySettings):
     """Everything the service reads from its environment."""
 
     model_config = SettingsConfigDict(

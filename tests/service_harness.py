@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
+from app.api.state import AppState
 from app.main import create_app
+from app.serving import serve_in_loop
 from app.settings import Settings
 
 
@@ -21,15 +24,44 @@ async def service_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
     Unless ``settings`` names a store (``database_url``), the service gets a fresh SQLite store
     in a temporary directory: never ./tablerouter.db, and no snapshot left by another test.
     """
+    async with service_app_client(settings) as (_, client):
+        yield client
+
+
+@contextmanager
+def _own_store(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with a throwaway SQLite store unless they name one."""
     with tempfile.TemporaryDirectory(prefix="tablerouter-store-") as tmp:
         if "database_url" not in settings.model_fields_set:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'store.db'}"
             settings = settings.model_copy(update={"database_url": url})
-        app = create_app(settings)
+        yield settings
+
+
+@asynccontextmanager
+async def service_app_client(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """Like ``service_client``, also yielding the app (its state: limiter, breaker ...)."""
+    with _own_store(settings) as own:
+        app = create_app(own)
         async with (
             LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=manager.app), base_url="http://tablerouter"
             ) as client,
         ):
-            yield client
+            yield app, client
+
+
+def app_state(app: FastAPI) -> AppState:
+    """The typed state the app's lifespan built."""
+    state: AppState = app.state.tablerouter
+    return state
+
+
+@asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
+    """The service under a real uvicorn server on a free loopback port; yields its URL and app."""
+    with _own_store(settings) as own:
+        app = create_app(own)
+        async with serve_in_loop(app) as url:
+            yield url, app

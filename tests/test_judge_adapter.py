@@ -26,7 +26,7 @@ def test_parse_matches_chat_adapter_on_json_and_lenient_replies() -> None:
     verdicts = [{"table": "s.orders", "relevant": True, "confidence": 0.9, "reason": "orders"}]
     strict = f"[[ ## verdicts ## ]]\n{json.dumps(verdicts)}\n\n[[ ## completed ## ]]"
     # A Python-literal list is not JSON; ChatAdapter's lenient parser still reads it.
-    lenient = "[[ ## verdicts ## ]]\n" + repr(verdicts)
+    lenient = "[[ ## verdicts ## ]]\n" + repr(verdicts) + "\n\n[[ ## completed ## ]]"
     chat = dspy.ChatAdapter(use_json_adapter_fallback=False)
     for reply in (strict, lenient):
         ours = JudgeAdapter().parse(JudgeTables, reply)
@@ -40,6 +40,8 @@ def test_parse_matches_chat_adapter_on_json_and_lenient_replies() -> None:
         "no markers at all",
         '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": tr',  # cut short
         '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": true, "confidence": 7}]',  # out of range
+        # Cut short where a lenient parser would repair it into a shorter list: still a failure.
+        '[[ ## verdicts ## ]]\n[{"table": "s.orders", "relevant": true, "confidence": 0.9, "reason": "x"}, ',
     ],
 )
 def test_unparseable_replies_raise_adapter_parse_error(reply: str) -> None:

@@ -215,6 +215,7 @@ async def test_stats_count_calls_and_tokens_and_reset(start: Client) -> None:
         "max_in_flight": 0,
         "prompt_tokens": 0,
         "completion_tokens": 0,
+        "faults": {},
     }
 
 

@@ -8,7 +8,8 @@ Exception tree::
     ├── PayloadTooLargeError    413  body over the configured limit
     ├── UnsupportedMediaError   415  a body that is not application/json
     ├── UnprocessableError      422  well-formed but invalid values
-    ├── LMUnavailableError      502  every LM call of a route failed
+    ├── TooManyRoutesError      429  too many routes wait for the LM (with Retry-After)
+    ├── LMUnavailableError      502  the LM backend failed (routes answer degraded instead)
     ├── NotReadyError           503  no catalog snapshot yet for the source
     └── StoreUnavailableError   503  the service's own store cannot be read or written
 
@@ -43,6 +44,7 @@ class ProblemType(StrEnum):
     METHOD_NOT_ALLOWED = "method-not-allowed"
     PAYLOAD_TOO_LARGE = "payload-too-large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
+    TOO_MANY_ROUTES = "too-many-routes"
     LM_UNAVAILABLE = "lm-unavailable"
     NOT_READY = "not-ready"
     STORE_UNAVAILABLE = "store-unavailable"
@@ -81,6 +83,9 @@ class Problem(BaseModel):
         description="the invalid fields, for validation errors",
         examples=[[{"name": "body.top_k", "reason": "Input should be less than or equal to 500"}]],
     )
+    retry_after: int | None = Field(
+        default=None, description="seconds to wait before retrying (as in Retry-After)", examples=[2]
+    )
 
 
 class AppError(Exception):
@@ -88,6 +93,7 @@ class AppError(Exception):
 
     status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
     problem: ClassVar[ProblemType] = ProblemType.INTERNAL
+    sends_retry_after: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -128,6 +134,14 @@ class UnprocessableError(AppError):
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     problem = ProblemType.VALIDATION
+
+
+class TooManyRoutesError(AppError):
+    """Too many routes already wait for the LM backend; retry after the Retry-After header."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    problem = ProblemType.TOO_MANY_ROUTES
+    sends_retry_after = True
 
 
 class LMUnavailableError(AppError):
@@ -198,6 +212,10 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
             "description": error.__doc__ or error.status.phrase,
             "content": content,
         }
+        if error.sends_retry_after:
+            declared[error.status.value]["headers"] = {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+            }
     return declared
 
 
@@ -255,7 +273,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             status,
             ProblemType.BAD_REQUEST if status < HTTPStatus.INTERNAL_SERVER_ERROR else ProblemType.INTERNAL,
         )
-        return problem_response(status, kind, str(exc.detail), request.url.path)
+        response = problem_response(status, kind, str(exc.detail), request.url.path)
+        # Starlette's own headers matter: a 405 must say which methods are allowed (Allow).
+        response.headers.update(exc.headers or {})
+        return response
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)

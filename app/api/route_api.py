@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.api.disconnect import ClientDisconnectedError, unless_disconnected
 from app.api.problems import (
     BODY_ERRORS,
-    LMUnavailableError,
     NotFoundError,
     NotReadyError,
+    TooManyRoutesError,
     UnprocessableError,
     problem_responses,
 )
@@ -21,12 +23,17 @@ from app.api.route_log_api import route_record
 from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.catalog.registry import SourceState
+from app.llm.reliability import RouteQueueFullError
+from app.routing.deadline import Deadline
 from app.routing.judge import ChunkOutcome
 from app.routing.prepared import PreparedCatalog, UnknownSchemaError
 from app.routing.progress import RouteProgress
-from app.routing.service import AllChunksFailedError
+from app.routing.service import LEXICAL_JUDGE
 
 router = APIRouter(tags=["routing"])
+log = logging.getLogger(__name__)
+# nginx's "client closed request": logged, never seen by the client that left.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def resolve_source(state: AppState, name: str | None) -> SourceState:
@@ -60,22 +67,34 @@ def min_score_of(state: AppState, body: RouteRequest) -> float:
     return state.settings.relevance_threshold if body.min_score is None else body.min_score
 
 
+def deadline_of(state: AppState, body: RouteRequest) -> Deadline:
+    """The route's deadline: the request's ``deadline_ms``, capped by ROUTE_DEADLINE_MS."""
+    cap = state.settings.route_deadline_ms
+    return Deadline.after(min(body.deadline_ms or cap, cap) / 1000)
+
+
 async def answer(
     state: AppState,
     prepared: PreparedCatalog,
     body: RouteRequest,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
 ) -> RouteResponse:
-    """Route one request over ``prepared``; 422/502 problems when it cannot."""
+    """Route one request over ``prepared`` before its deadline; 422/429 problems when it cannot."""
     min_score = min_score_of(state, body)
     try:
         result = await state.router.route(
-            prepared, body.question, body.top_k, min_score, body.schemas, on_chunk=on_chunk
+            prepared,
+            body.question,
+            body.top_k,
+            min_score,
+            body.schemas,
+            on_chunk=on_chunk,
+            deadline=deadline_of(state, body),
         )
     except UnknownSchemaError as exc:
         raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
-    except AllChunksFailedError as exc:
-        raise LMUnavailableError(f"the LM backend failed on every chunk: {exc}") from exc
+    except RouteQueueFullError as exc:
+        raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
     state.store.writer.record(route_record(result, body, min_score))
     source = state.registry.sources[prepared.catalog.source]
     return RouteResponse(
@@ -83,10 +102,14 @@ async def answer(
         source=result.source,
         catalog_version=result.catalog_version,
         judge=result.judge,
-        judge_kind=JudgeKind.LEXICAL if state.router.judge is None else JudgeKind.LM,
+        judge_kind=JudgeKind.LEXICAL if result.judge == LEXICAL_JUDGE else JudgeKind.LM,
         catalog_stale=source.stale,
         catalog_age_s=source.age_s(),
         tables=[RoutedTable.model_validate(t, from_attributes=True) for t in result.tables],
+        partial=result.partial,
+        unjudged=result.unjudged,
+        degraded=result.degraded,
+        degraded_reason=result.degraded_reason,
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
     )
 
@@ -119,7 +142,7 @@ def _streamed(request: Request, state: AppState, prepared: PreparedCatalog, body
             "content": {EVENT_STREAM: event_stream_openapi()},
         },
         **problem_responses(
-            NotFoundError, UnprocessableError, LMUnavailableError, NotReadyError, *BODY_ERRORS
+            NotFoundError, UnprocessableError, TooManyRoutesError, NotReadyError, *BODY_ERRORS
         ),
     },
 )
@@ -130,9 +153,15 @@ async def route(
 
     With `Accept: text/event-stream` the answer comes as server-sent events: `progress` after
     each judged chunk, `partial` rankings, then `result` (this body) or `error` (a problem).
-    Closing the stream cancels the route.
+    Closing the stream cancels the route. The route answers within its deadline with what
+    finished by then (`partial`); if the LM cannot judge, the lexical judge answers
+    (`degraded`). A client that disconnects cancels its route's LM calls.
     """
     prepared = ready_catalog(state, body)
     if wants_event_stream(request):
         return _streamed(request, state, prepared, body)
-    return await answer(state, prepared, body)
+    try:
+        return await unless_disconnected(request, answer(state, prepared, body))
+    except ClientDisconnectedError:
+        log.info("client disconnected from /route; its LM calls were cancelled")
+        return Response(status_code=CLIENT_CLOSED_REQUEST)

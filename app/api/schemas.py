@@ -35,8 +35,10 @@ class HealthStatus(StrEnum):
 class RouteRequest(BaseModel):
     """A question to route to the tables its SQL needs."""
 
+    # Strict: JSON true is not the number 1, nor "10" the integer 10 (as the schema says).
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"question": EXAMPLE_QUESTION, "source": "demo", "top_k": 10}]},
     )
 
@@ -66,6 +68,14 @@ class RouteRequest(BaseModel):
         le=1.0,
         description="leave out tables scored below this; default: the service's relevance threshold",
         examples=[0.5],
+    )
+    deadline_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=600_000,
+        description="answer within this many milliseconds, with what finished by then (partial); "
+        "capped by the service's TABLEROUTER_ROUTE_DEADLINE_MS, which is also the default",
+        examples=[5000],
     )
 
     @field_validator("question")
@@ -109,6 +119,18 @@ class RouteStatsBody(BaseModel):
         default="off", description="route cache: 'hit' (no LM call), 'miss' or 'off'", examples=["miss"]
     )
     cached_chunks: int = Field(default=0, description="chunks answered from the verdict cache", examples=[0])
+    unfinished_chunks: int = Field(
+        default=0, description="chunks still being judged at the deadline, then cancelled", examples=[0]
+    )
+    retries: int = Field(
+        default=0, description="LM calls repeated after a 429, 5xx, reset, timeout or bad reply", examples=[1]
+    )
+    hedges: int = Field(
+        default=0, description="second copies sent of calls slower than the usual latency", examples=[0]
+    )
+    deadline_ms: float | None = Field(
+        default=None, description="the deadline this route ran under, in milliseconds", examples=[30000.0]
+    )
 
 
 class RouteResponse(BaseModel):
@@ -134,6 +156,29 @@ class RouteResponse(BaseModel):
         description="seconds since the warehouse was last seen to match the snapshot", examples=[42.0]
     )
     tables: list[RoutedTable] = Field(description="ranked tables, best first")
+    partial: bool = Field(
+        default=False,
+        description="true when some tables got no verdict: their chunks did not answer before the "
+        "deadline or failed; they are listed in 'unjudged'",
+        examples=[False],
+    )
+    unjudged: list[str] = Field(
+        default_factory=list,
+        description="tables no answered chunk judged, best lexical (BM25) match first; they rank "
+        "below every table in 'tables'",
+        examples=[["public.order_archive"]],
+    )
+    degraded: bool = Field(
+        default=False,
+        description="true when the LM could not judge (its circuit breaker is open, or no chunk "
+        "answered) and the lexical judge answered instead",
+        examples=[False],
+    )
+    degraded_reason: str | None = Field(
+        default=None,
+        description="why the route is degraded",
+        examples=["the LM backend's circuit breaker is open"],
+    )
     stats: RouteStatsBody = Field(description="counters of this route")
 
 

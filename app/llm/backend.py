@@ -27,6 +27,7 @@ from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFea
 
 from app.llm.chat_lm import ChatCompletionsLM
 from app.llm.limiter import Limiter
+from app.llm.reliability import BackendReliability
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,13 @@ class _InLoopEngine(AsyncLM15Engine):
 
 @dataclass
 class LMBackend:
-    """One LM backend: the DSPy LM, its display name, and the limiter all requests share."""
+    """One LM backend: the DSPy LM, its display name, and the limiter and reliability state
+    (retry budget, breaker, hedging, route queue) that all requests share."""
 
     model: str
     lm: dspy.LM
     limiter: Limiter
+    reliability: BackendReliability
     engine: str  # "chat-completions", "dspy-native" or "dspy-litellm"
     _engine: AsyncLM15Engine | None = None
 
@@ -122,6 +125,7 @@ def build_backend(settings: Settings) -> LMBackend | None:
         "max_tokens": settings.llm_max_tokens,
     }
     limiter = Limiter(settings.llm_max_concurrency)
+    reliability = BackendReliability(settings, seed=settings.seed)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     if settings.llm_model.startswith(CHAT_COMPLETIONS_PREFIXES):
         api_base = settings.llm_api_base or OPENAI_API_BASE
@@ -136,7 +140,7 @@ def build_backend(settings: Settings) -> LMBackend | None:
             max_tokens=settings.llm_max_tokens,
         )
         log.info("LM backend %s at %s/chat/completions", settings.llm_model, api_base.rstrip("/"))
-        return LMBackend(settings.llm_model, chat, limiter, engine="chat-completions")
+        return LMBackend(settings.llm_model, chat, limiter, reliability, engine="chat-completions")
     engines = _native_engines(settings)
     if engines is not None:
         sync_engine, async_engine = engines
@@ -146,7 +150,9 @@ def build_backend(settings: Settings) -> LMBackend | None:
             settings.llm_model,
             settings.llm_max_concurrency,
         )
-        return LMBackend(settings.llm_model, lm, limiter, engine="dspy-native", _engine=async_engine)
+        return LMBackend(
+            settings.llm_model, lm, limiter, reliability, engine="dspy-native", _engine=async_engine
+        )
     lm = dspy.LM(
         settings.llm_model,
         api_base=settings.llm_api_base,
@@ -155,4 +161,4 @@ def build_backend(settings: Settings) -> LMBackend | None:
         **common,
     )
     log.info("LM backend %s on DSPy's LiteLLM engine", settings.llm_model)
-    return LMBackend(settings.llm_model, lm, limiter, engine="dspy-litellm")
+    return LMBackend(settings.llm_model, lm, limiter, reliability, engine="dspy-litellm")

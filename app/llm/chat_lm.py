@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import dspy
 import orjson
+from dspy.clients._http import retry_after_seconds
 from dspy.dsp.utils.settings import settings as dspy_settings
 
 __all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError"]
@@ -32,8 +33,9 @@ _EXCERPT = 200
 class LMHTTPError(Exception):
     """The endpoint answered with an HTTP error status."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, retry_after: str | None = None) -> None:
         self.status = status
+        self.retry_after = retry_after_seconds(retry_after)
         excerpt = " ".join(body[:_EXCERPT].decode("utf-8", "replace").split())
         super().__init__(f"HTTP {status}: {excerpt}")
 
@@ -116,7 +118,7 @@ class ChatCompletionsLM(dspy.BaseLM):
         async with post as response:
             body = await response.read()
             if response.status >= 400:
-                raise LMHTTPError(response.status, body)
+                raise LMHTTPError(response.status, body, response.headers.get("retry-after"))
         return _reply_text(body)
 
     async def acall(

@@ -6,23 +6,28 @@ import asyncio
 import json
 import math
 import random
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.llm.sim_faults import FaultKind, FaultPicker, FaultRates
 from app.llm.sim_latency import Latency
 from app.llm.sim_policy import Policy
 from app.llm.sim_protocol import Verdict, format_reply, message_text, parse_prompt
 
-__all__ = ["SimulatorEndpoints", "SimulatorStats"]
+__all__ = ["TRANSPORT_KEY", "SimulatorEndpoints", "SimulatorStats"]
 
 CHARS_PER_TOKEN = 4
+# Where the simulator's app puts the connection's transport in the ASGI scope (reset faults).
+TRANSPORT_KEY = "tablerouter.sim.transport"
 
 
 @dataclass(slots=True)
@@ -34,6 +39,7 @@ class SimulatorStats:
     max_in_flight: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
 
     def arrive(self) -> None:
         """Count one call entering the server."""
@@ -45,16 +51,56 @@ class SimulatorStats:
         """Zero the counters; calls still in flight stay counted as in flight."""
         self.calls = self.prompt_tokens = self.completion_tokens = 0
         self.max_in_flight = self.in_flight
+        self.faults = {}
 
 
 def _tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _error(status: HTTPStatus, message: str) -> JSONResponse:
+def _error(
+    status: HTTPStatus,
+    message: str,
+    kind: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """An error in OpenAI's shape, which OpenAI clients know how to read."""
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
-    return JSONResponse(body, status_code=status)
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _rate_limited(retry_after_s: float) -> JSONResponse:
+    headers = {"Retry-After": f"{retry_after_s:g}", "retry-after-ms": str(round(retry_after_s * 1000))}
+    return _error(HTTPStatus.TOO_MANY_REQUESTS, "rate limit reached (simulated)", "rate_limit_error", headers)
+
+
+async def _reset_connection(request: Request) -> Response:
+    """Drop the TCP connection with a RST, as a crashed proxy does; no response byte is sent."""
+    transport = request.scope.get(TRANSPORT_KEY)
+    if transport is None:  # not served by uvicorn (an in-process ASGI client): the nearest thing
+        return _error(HTTPStatus.BAD_GATEWAY, "connection reset (simulated)", "server_error")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Linger 0 turns the close into a RST instead of an orderly FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    await asyncio.sleep(0)  # let the server see the connection lost, so it sends nothing
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+def _spoiled(content: str, fault: FaultKind) -> str:
+    """The reply content as a truncated or malformed fault spoils it."""
+    if fault == "truncated":
+        return content[: max(1, len(content) // 2)]
+    # The format ignored: prose where the JSON list belongs, as small models sometimes answer.
+    return "[[ ## verdicts ## ]]\nThe relevant tables are probably the first ones.\n\n[[ ## completed ## ]]"
+
+
+def _invented(verdicts: list[Verdict], seed: int) -> list[Verdict]:
+    """The verdicts plus tables the chunk does not hold, named like its own tables."""
+    schema = verdicts[0].table.rsplit(".", 1)[0] + "." if verdicts and "." in verdicts[0].table else ""
+    ghosts = [Verdict(f"{schema}ghost_table_{seed}_{i}", True, 0.9, "looks right") for i in range(2)]
+    return [*verdicts, *ghosts]
 
 
 async def _until_disconnect(request: Request) -> None:
@@ -77,16 +123,24 @@ async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
 class SimulatorEndpoints:
     """The endpoints, over one policy, one latency distribution and one set of counters."""
 
-    def __init__(self, policy: Policy, latency: Latency, seed: int, model_name: str) -> None:
+    def __init__(
+        self, policy: Policy, latency: Latency, seed: int, model_name: str, faults: FaultRates | None = None
+    ) -> None:
         self.policy = policy
         self.latency = latency
         self.rng = random.Random(seed)  # only latency draws depend on call order
         self.model_name = model_name
+        self.seed = seed
+        self.faults = FaultPicker(faults or FaultRates(), seed)
         self.stats = SimulatorStats()
 
-    def _completion(self, messages: Sequence[Any], verdicts: list[Verdict]) -> dict[str, Any]:
+    def _completion(self, prompt_text: str, verdicts: list[Verdict], fault: FaultKind) -> dict[str, Any]:
+        if fault == "invented":
+            verdicts = _invented(verdicts, self.seed)
         content = format_reply(verdicts)
-        prompt_tokens = _tokens("\n".join(message_text(m) for m in messages))
+        if fault in ("truncated", "malformed"):
+            content = _spoiled(content, fault)
+        prompt_tokens = _tokens(prompt_text)
         completion_tokens = _tokens(content)
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += completion_tokens
@@ -99,7 +153,7 @@ class SimulatorEndpoints:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
+                    "finish_reason": "length" if fault == "truncated" else "stop",
                 }
             ],
             "usage": {
@@ -121,14 +175,29 @@ class SimulatorEndpoints:
                 return _error(HTTPStatus.BAD_REQUEST, "the request needs a 'messages' list")
             if body.get("stream"):
                 return _error(HTTPStatus.BAD_REQUEST, "the simulator does not stream; send stream=false")
-            delay = self.latency.draw_seconds(self.rng)
-            if delay > 0 and await _sleep_unless_disconnected(request, delay):
-                return Response(status_code=HTTPStatus.NO_CONTENT)  # nobody is listening
-            prompt = parse_prompt(body["messages"])
-            verdicts = self.policy.judge(prompt) if prompt is not None else []
-            return JSONResponse(self._completion(body["messages"], verdicts))
+            return await self._answer(request, body["messages"])
         finally:
             self.stats.in_flight -= 1
+
+    async def _answer(self, request: Request, messages: Sequence[Any]) -> Response:
+        """The reply to a well-formed request: a fault, or the verdicts after the latency."""
+        prompt = parse_prompt(messages)
+        prompt_text = "\n".join(message_text(m) for m in messages)
+        fault = self.faults.pick(prompt_text, tuple(t.name for t in prompt.tables) if prompt else ())
+        if fault != "none":
+            self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
+        # A rate limiter or a failing gateway answers at once; only the model takes its time.
+        if fault == "rate_limit":
+            return _rate_limited(self.faults.rates.retry_after_s)
+        if fault == "server_error":
+            return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (simulated)", "server_error")
+        if fault == "reset":
+            return await _reset_connection(request)
+        delay = self.faults.rates.hang_s if fault == "hang" else self.latency.draw_seconds(self.rng)
+        if delay > 0 and await _sleep_unless_disconnected(request, delay):
+            return Response(status_code=HTTPStatus.NO_CONTENT)  # nobody is listening
+        verdicts = self.policy.judge(prompt) if prompt is not None else []
+        return JSONResponse(self._completion(prompt_text, verdicts, fault))
 
     async def models(self, request: Request) -> Response:
         """``GET /v1/models``: the one simulated model."""
@@ -138,6 +207,22 @@ class SimulatorEndpoints:
     async def get_stats(self, request: Request) -> Response:
         """``GET /stats``: the counters."""
         return JSONResponse(asdict(self.stats))
+
+    async def get_faults(self, request: Request) -> Response:
+        """``GET /faults``: the fault rates in force."""
+        return JSONResponse(asdict(self.faults.rates))
+
+    async def set_faults(self, request: Request) -> Response:
+        """``POST /faults``: replace the fault rates (an outage now, a recovery later); 400 if invalid."""
+        try:
+            body = json.loads(await request.body())
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object of fault settings")
+            rates = FaultRates.from_mapping(body)
+        except ValueError as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
+        self.faults = FaultPicker(rates, self.seed)
+        return JSONResponse(asdict(rates))
 
     async def reset_stats(self, request: Request) -> Response:
         """``POST /stats/reset``: zero the counters."""

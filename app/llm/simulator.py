@@ -2,12 +2,13 @@
 
 Tests, benchmarks and users load-test against it without paying for tokens. It reads the
 judge prompt (``app.llm.sim_protocol``), decides relevance with a seeded policy
-(``app.llm.sim_policy``), waits a latency drawn per call (``app.llm.sim_latency``) and
-counts calls, tokens and concurrency at ``/stats``.
+(``app.llm.sim_policy``), waits a latency drawn per call (``app.llm.sim_latency``), injects
+faults at configured rates (``app.llm.sim_faults``) and counts calls, tokens, faults and
+concurrency at ``/stats``.
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (``app.llm.sim_embeddings``),
-``GET /v1/models``, ``GET /stats``,
-``POST /stats/reset``, ``GET /healthz``.
+``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``, ``GET``/``POST /faults`` (read or
+replace the fault rates while running), ``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -25,14 +26,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from app.llm.sim_embeddings import SimulatorEmbeddings
+from app.llm.sim_faults import FaultRates
 from app.llm.sim_latency import Latency, parse_latency
 from app.llm.sim_policy import LexicalPolicy, OraclePolicy, Policy, load_oracle
-from app.llm.sim_server import SimulatorEndpoints, SimulatorStats
+from app.llm.sim_server import TRANSPORT_KEY, SimulatorEndpoints, SimulatorStats
 from app.serving import serve_in_loop
 
 __all__ = [
+    "FaultRates",
     "SimulatorConfig",
     "SimulatorStats",
     "add_arguments",
@@ -55,6 +59,7 @@ class SimulatorConfig:
     fpr: float = 0.0
     seed: int = 0
     model_name: str = "tablerouter-sim"
+    faults: FaultRates = field(default_factory=FaultRates)
 
     def __post_init__(self) -> None:
         parse_latency(self.latency_ms)
@@ -76,18 +81,33 @@ class SimulatorConfig:
         return LexicalPolicy(seed=self.seed)
 
 
+class _SimulatorApp(Starlette):
+    """Starlette that hands the endpoints the connection's transport, which a reset fault aborts."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # uvicorn's send is a method of the connection's request cycle, which holds the transport.
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is not None:
+            scope[TRANSPORT_KEY] = transport
+        await super().__call__(scope, receive, send)
+
+
 def create_simulator_app(config: SimulatorConfig) -> Starlette:
     """The simulator's ASGI app; each app has its own counters."""
-    sim = SimulatorEndpoints(config.build_policy(), config.latency, config.seed, config.model_name)
+    sim = SimulatorEndpoints(
+        config.build_policy(), config.latency, config.seed, config.model_name, config.faults
+    )
     endpoints: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
         ("/v1/chat/completions", sim.chat_completions, "POST"),
         ("/v1/embeddings", SimulatorEmbeddings(config.model_name).embeddings, "POST"),
         ("/v1/models", sim.models, "GET"),
         ("/stats", sim.get_stats, "GET"),
         ("/stats/reset", sim.reset_stats, "POST"),
+        ("/faults", sim.get_faults, "GET"),
+        ("/faults", sim.set_faults, "POST"),
         ("/healthz", sim.healthz, "GET"),
     ]
-    app = Starlette(routes=[Route(path, fn, methods=[method]) for path, fn, method in endpoints])
+    app = _SimulatorApp(routes=[Route(path, fn, methods=[method]) for path, fn, method in endpoints])
     app.state.simulator = sim
     return app
 
@@ -106,7 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency-ms",
         default="0",
-        help="ms per call: a number, uniform:LOW:HIGH, lognormal:MEDIAN:SIGMA or normal:MEAN:SD",
+        help="ms per call: a number, uniform:LOW:HIGH, lognormal:MEDIAN:SIGMA, normal:MEAN:SD "
+        "or tail:P50:P99",
     )
     parser.add_argument("--policy", choices=["lexical", "oracle"], default="lexical")
     parser.add_argument(
@@ -119,6 +140,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fpr", type=float, default=0.0, help="oracle: chance another table is picked")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="tablerouter-sim")
+    faults = parser.add_argument_group("faults", "chance per call of each fault (they add up to <= 1)")
+    for name, what in _FAULT_FLAGS.items():
+        faults.add_argument(f"--{name.replace('_', '-')}-rate", type=float, default=0.0, help=what)
+    faults.add_argument("--retry-after-s", type=float, default=1.0, help="Retry-After of a 429, seconds")
+    faults.add_argument("--hang-s", type=float, default=600.0, help="how long a hung call hangs")
+    faults.add_argument(
+        "--hang-on-table",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="hang every call whose chunk holds this table (repeatable)",
+    )
+
+
+_FAULT_FLAGS = {
+    "rate_limit": "429 with Retry-After",
+    "server_error": "500",
+    "reset": "connection reset before any response byte",
+    "hang": "no answer for --hang-s",
+    "truncated": "reply content cut mid-JSON (finish_reason length)",
+    "malformed": "reply content that is not JSON",
+    "invented": "verdicts naming tables the chunk does not hold",
+}
+
+
+def _faults_from_args(args: argparse.Namespace) -> FaultRates:
+    rates = {name: getattr(args, f"{name}_rate") for name in _FAULT_FLAGS}
+    return FaultRates(
+        **rates,
+        retry_after_s=args.retry_after_s,
+        hang_s=args.hang_s,
+        hang_on_tables=tuple(args.hang_on_table),
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -133,6 +187,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         fpr=args.fpr,
         seed=args.seed,
         model_name=args.model_name,
+        faults=_faults_from_args(args),
     )
 
 

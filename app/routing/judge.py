@@ -1,14 +1,22 @@
-"""The LM judge: one DSPy call per chunk, its reply turned into votes.
+"""The LM judge: one DSPy call per chunk, its reply turned into votes, and the one retry layer.
 
 LM output is untrusted input: a table name that is not in the chunk is dropped and counted,
 a table the reply leaves out counts as a vote against it, and a reply that does not parse is
 retried once before the chunk counts as failed.
+
+Retries are ours alone (DSPy's are off): 429, 5xx, connection errors and timeouts are retried
+with jittered exponential backoff, never sooner than the provider's Retry-After, only while
+the route's deadline leaves time for another call, and only within the backend's retry
+budget. A slow call may be hedged (``app.routing.hedging``). Every call passes the backend's
+circuit breaker and its shared limiter; a cancelled call frees its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,13 +25,16 @@ from dspy.utils.exceptions import AdapterParseError
 
 from app.llm.backend import LMBackend
 from app.llm.chat_lm import ChatCompletionsLM
+from app.llm.failures import Failure, classify
 from app.routing.chunks import Chunk
+from app.routing.deadline import Deadline
+from app.routing.hedging import hedged
 from app.routing.judge_adapter import JudgeAdapter
 from app.routing.judge_signature import JudgeTables, TableVerdict
 from app.routing.merge import Vote
 
 log = logging.getLogger(__name__)
-PARSE_ATTEMPTS = 2
+PARSE_RETRIES = 1
 # A table the LM did not mention is most likely one it found irrelevant.
 OMITTED_CONFIDENCE = 0.9
 
@@ -35,8 +46,10 @@ class TableJudge(dspy.Module):
         super().__init__()
         self.predict = dspy.Predict(JudgeTables)
 
-    async def aforward(self, question: str, tables: str) -> dspy.Prediction:
-        return await self.predict.acall(question=question, tables=tables)
+    async def aforward(
+        self, question: str, tables: str, config: dict[str, Any] | None = None
+    ) -> dspy.Prediction:
+        return await self.predict.acall(question=question, tables=tables, config=config or {})
 
 
 @dataclass
@@ -45,10 +58,13 @@ class ChunkOutcome:
 
     chunk: int
     votes: list[Vote] = field(default_factory=list)
+    answered: bool = False
     failed: bool = False
     error: str | None = None
     dropped_names: int = 0
     lm_calls: int = 0
+    retries: int = 0
+    hedges: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False  # answered from the verdict cache, no LM call
@@ -88,18 +104,17 @@ class LMJudge:
         self.program = TableJudge()
         self.adapter = JudgeAdapter()
 
-    async def _call(self, question: str, chunk: Chunk) -> tuple[list[TableVerdict], int, int]:
+    async def _ask(
+        self, question: str, chunk: Chunk, config: dict[str, Any]
+    ) -> tuple[list[TableVerdict], int, int]:
         """The verdicts of one LM call, and its prompt and completion tokens."""
-        # DSPy's response cache is off for the service, so a retry after a parse failure is
-        # a fresh request and needs no rollout_id to bypass a cached bad reply.
-        async with self.backend.limiter.slot(), asyncio.timeout(self.timeout):
-            lm = self.backend.lm
-            if isinstance(lm, ChatCompletionsLM):
-                return await self._direct(lm, question, chunk)
-            # History off: DSPy would keep every prompt of every route in memory.
-            with dspy.context(lm=lm, adapter=self.adapter, track_usage=True, disable_history=True):
-                prediction = await self.program.acall(question=question, tables=chunk.text)
-            return prediction.verdicts, *_usage(prediction)
+        lm = self.backend.lm
+        if isinstance(lm, ChatCompletionsLM):
+            return await self._direct(lm, question, chunk)
+        # History off: DSPy would keep every prompt of every route in memory.
+        with dspy.context(lm=lm, adapter=self.adapter, track_usage=True, disable_history=True):
+            prediction = await self.program.acall(question=question, tables=chunk.text, config=config)
+        return prediction.verdicts, *_usage(prediction)
 
     async def _direct(
         self, lm: ChatCompletionsLM, question: str, chunk: Chunk
@@ -113,27 +128,116 @@ class LMJudge:
         verdicts: list[TableVerdict] = self.adapter.parse(predict.signature, text)["verdicts"]
         return verdicts, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
 
-    async def judge(self, question: str, chunk: Chunk) -> ChunkOutcome:
-        """Judge one chunk; never raises except on cancellation."""
-        outcome = ChunkOutcome(chunk.index)
-        for _ in range(PARSE_ATTEMPTS):
-            outcome.lm_calls += 1
+    def _fresh(self, parse_retry: int) -> dict[str, Any]:
+        """Call config that keeps a parse retry from DSPy's cache of the failed reply.
+
+        The service's LM runs with the cache off, so every call is fresh already and no
+        rollout_id is sent (DSPy warns about one at temperature 0).
+        """
+        return {"rollout_id": parse_retry} if parse_retry and getattr(self.backend.lm, "cache", False) else {}
+
+    async def _attempt(
+        self,
+        question: str,
+        chunk: Chunk,
+        deadline: Deadline,
+        outcome: ChunkOutcome,
+        started: asyncio.Event | None,
+        *,
+        config: dict[str, Any],
+    ) -> tuple[list[TableVerdict], int, int]:
+        """One LM call: through the breaker and the limiter, within min(LLM_TIMEOUT, time left)."""
+        reliability = self.backend.reliability
+        probe = await reliability.breaker.admit()
+        answered: bool | None = None  # None: no verdict on the backend's health
+        failure = ""
+        try:
+            async with self.backend.limiter.slot():
+                if started is not None:
+                    started.set()
+                timeout = deadline.call_timeout(self.timeout)
+                if timeout <= 0:
+                    raise TimeoutError  # the deadline passed while this call queued
+                outcome.lm_calls += 1
+                reliability.note_call()
+                begun = time.monotonic()
+                try:
+                    async with asyncio.timeout(timeout):
+                        answer = await self._ask(question, chunk, config)
+                except AdapterParseError:
+                    answered = True
+                    raise
+                except TimeoutError:
+                    # Cut by the route's deadline rather than LLM_TIMEOUT: not the backend's fault.
+                    answered = False if timeout >= self.timeout else None
+                    failure = f"timed out after {timeout:.3g} s"
+                    raise
+                except Exception as exc:
+                    verdict = classify(exc, timeout)
+                    answered, failure = not verdict.backend_fault, verdict.reason
+                    raise
+                reliability.latency.add(time.monotonic() - begun)
+                answered = True
+                return answer
+        finally:
+            if answered is None:
+                if probe:
+                    reliability.breaker.release_probe()
+            else:
+                reliability.breaker.record(ok=answered, probe=probe, failure=failure)
+
+    def _retry_refusal(
+        self, failure: Failure, delay: float, retries: int, parse_retries: int, deadline: Deadline
+    ) -> str:
+        """Why this failure is not retried after ``delay`` seconds, or '' to retry."""
+        reliability = self.backend.reliability
+        if not failure.retryable:
+            return "not retryable"
+        if failure.parse and parse_retries >= PARSE_RETRIES:
+            return "still unparseable"
+        if not failure.parse and retries - parse_retries >= reliability.max_attempts - 1:
+            return f"{reliability.max_attempts} attempts"
+        usual = reliability.latency.quantile(0.5) or 0.0
+        if delay + usual >= deadline.remaining():
+            return "no time left before the deadline"
+        if not reliability.retry_budget.try_spend():
+            return "retry budget spent"
+        return ""
+
+    async def judge(self, question: str, chunk: Chunk, deadline: Deadline, outcome: ChunkOutcome) -> None:
+        """Judge one chunk into ``outcome`` (filled as calls go, so a cancelled chunk still counts)."""
+        reliability = self.backend.reliability
+        parse_retries = 0
+        while True:
+            timeout = deadline.call_timeout(self.timeout)
+            attempt = functools.partial(
+                self._attempt, question, chunk, deadline, outcome, config=self._fresh(parse_retries)
+            )
+
+            def hedge() -> None:
+                outcome.hedges += 1
+
             try:
-                verdicts, prompt, completion = await self._call(question, chunk)
-            except AdapterParseError:
-                outcome.error = "unparseable reply"
-                continue
-            except TimeoutError:
-                outcome.error = f"timed out after {self.timeout:g} s"
-                break
-            except Exception as exc:  # any LM or transport failure fails this chunk only
-                outcome.error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                break
-            outcome.prompt_tokens += prompt
-            outcome.completion_tokens += completion
-            outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
-            outcome.error = None
-            return outcome
-        outcome.failed = True
-        log.warning("chunk %d failed: %s", chunk.index, outcome.error)
-        return outcome
+                verdicts, prompt, completion = await hedged(
+                    attempt,
+                    reliability.hedge_delay_s(),
+                    lambda: reliability.may_hedge(self.backend.limiter),
+                    hedge,
+                )
+            except Exception as exc:  # any LM or transport failure fails this attempt only
+                failure = classify(exc, timeout)
+            else:
+                outcome.prompt_tokens += prompt
+                outcome.completion_tokens += completion
+                outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
+                outcome.answered, outcome.error = True, None
+                return
+            delay = reliability.retry_delay_s(outcome.retries, failure)
+            refusal = self._retry_refusal(failure, delay, outcome.retries, parse_retries, deadline)
+            if refusal:
+                outcome.failed, outcome.error = True, f"{failure.reason} ({refusal})"
+                log.debug("chunk %d failed: %s", chunk.index, outcome.error)
+                return
+            outcome.retries += 1
+            parse_retries += failure.parse
+            await asyncio.sleep(delay)

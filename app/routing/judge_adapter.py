@@ -17,6 +17,7 @@ import pydantic
 from dspy.utils.exceptions import AdapterParseError
 
 _HEADER = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
+_COMPLETED = "[[ ## completed ## ]]"
 
 
 class JudgeAdapter(dspy.ChatAdapter):
@@ -82,6 +83,15 @@ class JudgeAdapter(dspy.ChatAdapter):
                 for name in signature.output_fields
             }
         except (KeyError, pydantic.ValidationError):
+            if _COMPLETED not in completion:
+                # Cut short (max_tokens, a dropped stream): the lenient parser would repair the
+                # JSON into a shorter list, and every table after the cut would read as a "no".
+                raise AdapterParseError(
+                    adapter_name="JudgeAdapter",
+                    signature=signature,
+                    lm_response=completion,
+                    message="the reply ends before its completed marker (truncated)",
+                ) from None
             try:
                 parsed: dict[str, Any] = super().parse(signature, completion)
             except AdapterParseError:

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Hashable, Sequence
 
+from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome
 from app.routing.judge_signature import PROGRAM_VERSION
@@ -36,8 +37,10 @@ class CachedRouteService(RouteService):
         shortlist_size: int = DEFAULT_SHORTLIST_SIZE,
         embeddings: TableEmbeddings | None = None,
         prior_weight: float = 0.0,
+        *,
+        deadline_s: float = 30.0,
     ) -> None:
-        super().__init__(judge, shortlist_size, embeddings, prior_weight)
+        super().__init__(judge, shortlist_size, embeddings, prior_weight, deadline_s=deadline_s)
         self.routes: LRUCache[Hashable, RouteResult] = LRUCache(capacity)
         self._in_flight: dict[Hashable, _Flight] = {}
         self.program_version = judge.program_version if judge is not None else f"{PROGRAM_VERSION}:lexical"
@@ -63,13 +66,16 @@ class CachedRouteService(RouteService):
         schemas: Sequence[str] | None = None,
         *,
         on_chunk: Callable[[ChunkOutcome], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> RouteResult:
         """The cached answer, the answer of an identical route in flight, or a new one.
 
         A streamed route (``on_chunk``) reports each of its own chunks, so it is not shared.
         """
         if self.routes.capacity <= 0 or on_chunk is not None:
-            return await super().route(prepared, question, top_k, min_score, schemas, on_chunk=on_chunk)
+            return await super().route(
+                prepared, question, top_k, min_score, schemas, on_chunk=on_chunk, deadline=deadline
+            )
         started = time.perf_counter()
         key = (
             normalize_question(question),
@@ -85,7 +91,9 @@ class CachedRouteService(RouteService):
             return _served(cached, "hit", started)
         flight = self._in_flight.get(key)
         if flight is None:
-            task = asyncio.create_task(super().route(prepared, question, top_k, min_score, schemas))
+            # The first asker's deadline bounds the shared computation.
+            work = super().route(prepared, question, top_k, min_score, schemas, deadline=deadline)
+            task = asyncio.create_task(work)
             flight = self._in_flight[key] = _Flight(task)
             task.add_done_callback(lambda done: self._landed(key, done))
             outcome = "miss"
@@ -93,7 +101,8 @@ class CachedRouteService(RouteService):
             self.routes.coalesced += 1
             outcome = "hit"
         result = await flight.wait()
-        if outcome == "miss" and result.stats.failed_chunks == 0:
+        complete = result.stats.failed_chunks == 0 and not result.partial and not result.degraded
+        if outcome == "miss" and complete:
             self.routes.put(key, result)
         return _served(result, outcome, started)
 

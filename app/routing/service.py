@@ -1,15 +1,23 @@
-"""The route: snapshot → shortlist → chunks → concurrent judge calls → merged, FK-completed ranking."""
+"""The route: snapshot → shortlist → chunks → concurrent judge calls → merged, FK-completed ranking.
+
+The fan-out runs against the route's deadline: at the deadline the route answers with the
+chunks that finished (``partial``, the shortlisted tables no finished chunk judged listed as
+``unjudged``) and cancels the rest. When the LM cannot help at all - its circuit breaker is
+open, or no chunk answered - the route answers with the lexical judge instead (``degraded``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from app.routing.chunks import Chunk
+from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.merge import RankedTable, Vote, blend_prior, complete_join_paths, merge_votes, rank
@@ -18,10 +26,7 @@ from app.routing.shortlist import Shortlist, shortlist
 
 LEXICAL_JUDGE = "lexical"
 DEFAULT_SHORTLIST_SIZE = 3000
-
-
-class AllChunksFailedError(Exception):
-    """Every LM call of a route failed: the LM backend is unreachable or broken."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,10 @@ class RouteStats:
     shortlisted: int = 0
     cache: str = "off"  # the route cache: "hit", "miss" or "off"
     cached_chunks: int = 0  # chunks answered from the verdict cache
+    unfinished_chunks: int = 0
+    retries: int = 0
+    hedges: int = 0
+    deadline_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,10 @@ class RouteResult:
     judge: str
     tables: list[RankedTable]
     stats: RouteStats
+    partial: bool = False
+    unjudged: list[str] = field(default_factory=list)
+    degraded: bool = False
+    degraded_reason: str | None = None
 
 
 def finish_ranking(
@@ -82,7 +95,7 @@ def lexical_ranking(prior: dict[str, float]) -> list[RankedTable]:
     return rank(ranked, prior)
 
 
-def unjudged(short: Shortlist, count: int) -> list[RankedTable]:
+def unjudged_by_shortlist(short: Shortlist, count: int) -> list[RankedTable]:
     """The first ``count`` tables the shortlist left out, score 0, in shortlist order."""
     judged = set(short.names)
     best = sorted((n for n in short.prior if n not in judged), key=lambda n: -short.prior[n])[:count]
@@ -99,6 +112,47 @@ def rank_votes(
     return rank([*blend_prior(merge_votes(votes), prior, prior_weight), *left_out], prior)
 
 
+def unjudged_tables(
+    shortlisted: Sequence[str], votes: Sequence[Vote], prior: Mapping[str, float]
+) -> list[str]:
+    """Shortlisted tables no answered chunk judged, best prior first (the left-out ones were never asked)."""
+    judged = {v.table for v in votes}
+    missing = [name for name in shortlisted if name not in judged]
+    return sorted(missing, key=lambda name: (-prior.get(name, 0.0), name))
+
+
+async def fan_out(
+    judge: LMJudge,
+    question: str,
+    chunks: Sequence[Chunk],
+    deadline: Deadline,
+    on_chunk: Callable[[ChunkOutcome], None] | None = None,
+) -> list[ChunkOutcome]:
+    """Judge every chunk at once until ``deadline``; cancel what is unfinished, and wait for it.
+
+    Waiting for the cancelled calls to unwind is what frees their limiter slots before the
+    route answers; it takes no longer than their cancellation.
+    """
+    outcomes = [ChunkOutcome(c.index) for c in chunks]
+
+    async def judged(chunk: Chunk, outcome: ChunkOutcome) -> None:
+        await judge.judge(question, chunk, deadline, outcome)
+        if on_chunk is not None:
+            on_chunk(outcome)
+
+    tasks = [
+        asyncio.create_task(judged(c, o), name=f"tablerouter-chunk-{c.index}")
+        for c, o in zip(chunks, outcomes, strict=True)
+    ]
+    try:
+        await asyncio.wait(tasks, timeout=deadline.remaining())
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return outcomes
+
+
 class RouteService:
     """Routes questions over prepared catalogs with the LM judge, or lexically without one."""
 
@@ -108,15 +162,43 @@ class RouteService:
         shortlist_size: int = DEFAULT_SHORTLIST_SIZE,
         embeddings: TableEmbeddings | None = None,
         prior_weight: float = 0.0,
+        *,
+        deadline_s: float = 30.0,
     ) -> None:
         self.judge = judge
         self.shortlist_size = shortlist_size
         self.embeddings = embeddings
         self.prior_weight = prior_weight
+        self.deadline_s = deadline_s
 
     @property
     def judge_name(self) -> str:
         return self.judge.backend.model if self.judge else LEXICAL_JUDGE
+
+    async def _judged(
+        self,
+        judge: LMJudge,
+        question: str,
+        chunks: Sequence[Chunk],
+        deadline: Deadline,
+        on_chunk: Callable[[ChunkOutcome], None] | None,
+    ) -> tuple[list[ChunkOutcome], str | None]:
+        """The chunks' outcomes, or a reason to answer lexically instead."""
+        backend = judge.backend
+        if not backend.reliability.breaker.accepts_routes():
+            return [], "the LM backend's circuit breaker is open"
+        with backend.reliability.route_slot(backend.limiter):
+            outcomes = await fan_out(judge, question, chunks, deadline.for_lm_calls(), on_chunk)
+        failed = [o.error for o in outcomes if o.failed and o.error]
+        unfinished = sum(not o.answered and not o.failed for o in outcomes)
+        if failed or unfinished:
+            # One line per route, not per chunk: an outage would otherwise log every chunk.
+            first = f" (first: {failed[0]})" if failed else ""
+            log.warning("%d chunks failed%s, %d unfinished at the deadline", len(failed), first, unfinished)
+        if any(o.answered for o in outcomes):
+            return outcomes, None
+        reason = f"every LM call failed: {failed[0]}" if failed else "no chunk answered before the deadline"
+        return outcomes, reason
 
     async def route(
         self,
@@ -127,14 +209,16 @@ class RouteService:
         schemas: Sequence[str] | None = None,
         *,
         on_chunk: Callable[[ChunkOutcome], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> RouteResult:
-        """Route ``question`` over the tables of ``schemas`` (default: all).
+        """Route ``question`` over the tables of ``schemas`` (default: all) before ``deadline``.
 
         ``on_chunk`` is told each chunk's outcome as soon as it is judged (progress streaming).
-        Raises UnknownSchemaError for a schema the catalog lacks, and AllChunksFailedError
-        when no LM call succeeded.
+        Raises UnknownSchemaError for a schema the catalog lacks, and RouteQueueFullError when
+        too many routes already wait for the LM backend.
         """
         started = time.perf_counter()
+        deadline = deadline or Deadline.after(self.deadline_s)
         scope = prepared.scope(schemas)
         dense = None
         # Dense similarity matters where it decides: the cut, or the lexical judge's ranking.
@@ -142,26 +226,20 @@ class RouteService:
             dense = await self.embeddings.scores(prepared, question)
         short = shortlist(prepared, scope, question, self.shortlist_size, dense)
         outcomes: list[ChunkOutcome] = []
+        degraded: str | None = None
+        unjudged: list[str] = []
         if self.judge is None or not short.chunks:
             ranked = lexical_ranking(short.prior)
         else:
-            judge = self.judge
-
-            async def judged(chunk: Chunk) -> ChunkOutcome:
-                outcome = await judge.judge(question, chunk)
-                if on_chunk is not None:
-                    on_chunk(outcome)
-                return outcome
-
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(judged(c)) for c in short.chunks]
-            outcomes = [t.result() for t in tasks]
-            if all(o.failed for o in outcomes):
-                raise AllChunksFailedError(outcomes[0].error or "every LM call failed")
-            votes: list[Vote] = [v for o in outcomes for v in o.votes]
-            # Left-out tables can only show in a full ranking (they have no votes, so score 0).
-            rest = unjudged(short, top_k) if short.cut and min_score <= 0 else []
-            ranked = rank_votes(votes, short.prior, self.prior_weight, rest)
+            outcomes, degraded = await self._judged(self.judge, question, short.chunks, deadline, on_chunk)
+            if degraded is None:
+                votes: list[Vote] = [v for o in outcomes for v in o.votes]
+                # Left-out tables can only show in a full ranking (they have no votes, so score 0).
+                rest = unjudged_by_shortlist(short, top_k) if short.cut and min_score <= 0 else []
+                ranked = rank_votes(votes, short.prior, self.prior_weight, rest)
+                unjudged = unjudged_tables(short.names, votes, short.prior)
+            else:
+                ranked = lexical_ranking(short.prior)
         tables = finish_ranking(ranked, prepared, scope, top_k, min_score)
         stats = RouteStats(
             tables_considered=len(scope.cards),
@@ -174,12 +252,21 @@ class RouteService:
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
             shortlisted=len(short.names) if self.judge is not None else 0,
             cached_chunks=sum(o.cached for o in outcomes),
+            unfinished_chunks=sum(not o.answered and not o.failed for o in outcomes),
+            retries=sum(o.retries for o in outcomes),
+            hedges=sum(o.hedges for o in outcomes),
+            deadline_ms=round(deadline.budget_s * 1000, 1),
         )
+        lm_judged = self.judge is not None and degraded is None
         return RouteResult(
             route_id=uuid.uuid4().hex,
             source=prepared.catalog.source,
             catalog_version=prepared.version,
-            judge=self.judge_name,
+            judge=self.judge_name if lm_judged else LEXICAL_JUDGE,
             tables=tables,
             stats=stats,
+            partial=bool(unjudged),
+            unjudged=unjudged,
+            degraded=degraded is not None,
+            degraded_reason=degraded,
         )

@@ -12,6 +12,7 @@ import json
 
 from app.llm.backend import LMBackend
 from app.routing.chunks import Chunk
+from app.routing.deadline import Deadline
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.judge_signature import PROGRAM_VERSION
 from app.routing.lru import CacheCounters, LRUCache, normalize_question
@@ -41,19 +42,21 @@ class CachingJudge(LMJudge):
         digest = hashlib.blake2b(chunk.text.encode(), digest_size=16).digest()
         return normalize_question(question), digest, self.program_version
 
-    async def judge(self, question: str, chunk: Chunk) -> ChunkOutcome:
-        """The cached verdicts of this chunk for this question, or the LM's."""
+    async def judge(self, question: str, chunk: Chunk, deadline: Deadline, outcome: ChunkOutcome) -> None:
+        """The cached verdicts of this chunk for this question, or the LM's, into ``outcome``."""
         if self.verdicts.capacity <= 0:
-            return await super().judge(question, chunk)
+            await super().judge(question, chunk, deadline, outcome)
+            return
         key = self._key(question, chunk)
         cached = self.verdicts.get(key)
         if cached is not None:
             votes, dropped = cached
-            return ChunkOutcome(chunk.index, list(votes), dropped_names=dropped, cached=True)
-        outcome = await super().judge(question, chunk)
-        if not outcome.failed:
+            outcome.votes, outcome.dropped_names = list(votes), dropped
+            outcome.answered = outcome.cached = True
+            return
+        await super().judge(question, chunk, deadline, outcome)
+        if outcome.answered and not outcome.failed:
             self.verdicts.put(key, (tuple(outcome.votes), outcome.dropped_names))
-        return outcome
 
     def counters(self) -> CacheCounters:
         """Hits, misses and size of the verdict cache."""
