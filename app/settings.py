@@ -74,6 +74,11 @@ class Settings(BaseSettings, ReliabilitySettings):
     llm_model: str | None = Field(default=None, description="DSPy/LiteLLM model string; unset: lexical judge")
     llm_api_base: str | None = None
     llm_api_key: SecretStr | None = None
+    llm_lean_chat: bool = Field(
+        default=True,
+        description="call openai/ and hosted_vllm/ models through the lean chat-completions LM; "
+        "false: through DSPy's own engines",
+    )
     llm_timeout: Annotated[float, Field(gt=0)] = 30.0
     llm_max_concurrency: Annotated[int, Field(ge=1, le=4096)] = 64
     llm_max_tokens: Annotated[int, Field(ge=16)] = 1024

@@ -127,7 +127,7 @@ def build_backend(settings: Settings) -> LMBackend | None:
     limiter = Limiter(settings.llm_max_concurrency)
     reliability = BackendReliability(settings, seed=settings.seed)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    if settings.llm_model.startswith(CHAT_COMPLETIONS_PREFIXES):
+    if settings.llm_lean_chat and settings.llm_model.startswith(CHAT_COMPLETIONS_PREFIXES):
         api_base = settings.llm_api_base or OPENAI_API_BASE
         chat = ChatCompletionsLM(
             settings.llm_model,
