@@ -11,9 +11,17 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.main import create_app
+    from app.observability.logs import logging_config
     from app.settings import get_settings
 
-    uvicorn.run(create_app(get_settings()), host=args.host, port=args.port, log_level=args.log_level)
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=logging_config(settings.log_format, args.log_level),
+    )
     return 0
 
 

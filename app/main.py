@@ -12,13 +12,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import health_api, route_api, sources_api
+from app.api import health_api, metrics_api, route_api, sources_api
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.state import AppState
 from app.catalog.registry import CatalogRegistry
+from app.cluster.failover_limiter import shared_limits
+from app.cluster.redis_link import RedisLink
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import build_backend
+from app.llm.limits import ObservedLimiter
+from app.observability.tracing import instrument
 from app.routing.judge import LMJudge
 from app.routing.service import RouteService
 from app.settings import DEMO_SOURCE, Settings, SourceConfig
@@ -40,7 +44,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = CatalogRegistry(settings, await _sources(settings))
-        backend = build_backend(settings)
+        link, semaphore, limiter = None, None, None
+        if settings.redis_url is not None and settings.llm_model:
+            link = RedisLink(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
+            await link.start()
+            shared, semaphore = shared_limits(settings, link)
+            limiter = ObservedLimiter(shared)
+        backend = build_backend(settings, limiter)
         if backend is None:
             log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
         judge = LMJudge(backend, settings.llm_timeout) if backend else None
@@ -51,6 +61,10 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if backend is not None:
                 await backend.aclose()
+            if semaphore is not None:
+                await semaphore.aclose()
+            if link is not None:
+                await link.aclose()
             await registry.aclose()
 
     app = FastAPI(
@@ -64,4 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(route_api.router)
     app.include_router(sources_api.router)
     app.include_router(health_api.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics_api.router)
+    if settings.otel_enabled:
+        instrument(app)
     return app

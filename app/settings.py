@@ -7,7 +7,7 @@ scripts outside the project; rename nothing without a deprecation path.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     demo_warehouse_path: str = "./tablerouter-demo.db"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    llm_rpm_limit: Annotated[int, Field(ge=0)] = 0
+    llm_tpm_limit: Annotated[int, Field(ge=0)] = 0
+    # Scale-out: with a Redis URL the LM limits above hold for all replicas together.
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = "tablerouter"
+    redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = 10.0
+    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    metrics_enabled: bool = True
+    log_format: Literal["text", "json"] = "text"
+    otel_enabled: bool = False
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from app.api.problems import (
 from app.api.schemas import RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.catalog.registry import SourceState
+from app.observability.route_metrics import observed_route
 from app.routing.prepared import UnknownSchemaError
 from app.routing.service import AllChunksFailedError
 
@@ -54,12 +55,15 @@ async def route(body: RouteRequest, state: Annotated[AppState, Depends(get_state
             f"source {source.name!r} has no catalog snapshot yet: {source.last_error or 'loading'}"
         )
     min_score = state.settings.relevance_threshold if body.min_score is None else body.min_score
-    try:
-        result = await state.router.route(prepared, body.question, body.top_k, min_score, body.schemas)
-    except UnknownSchemaError as exc:
-        raise UnprocessableError(f"source {source.name!r}: {exc}") from exc
-    except AllChunksFailedError as exc:
-        raise LMUnavailableError(f"the LM backend failed on every chunk: {exc}") from exc
+    with observed_route() as observed:
+        try:
+            result = await state.router.route(prepared, body.question, body.top_k, min_score, body.schemas)
+        except UnknownSchemaError as exc:
+            raise UnprocessableError(f"source {source.name!r}: {exc}") from exc
+        except AllChunksFailedError as exc:
+            observed.outcome = "lm_unavailable"
+            raise LMUnavailableError(f"the LM backend failed on every chunk: {exc}") from exc
+        observed.outcome = "partial" if result.stats.failed_chunks else "ok"
     return RouteResponse(
         route_id=result.route_id,
         source=result.source,

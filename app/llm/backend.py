@@ -24,7 +24,8 @@ from dspy._vendor.lm15.transports import StdlibAsyncTransport
 from dspy.clients.engines.lm15_engine import AsyncLM15Engine, LM15Engine
 from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFeatureError
 
-from app.llm.limiter import Limiter
+from app.llm.limiter import SlotLimiter
+from app.llm.limits import ObservedLimiter, local_limits
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class LMBackend:
 
     model: str
     lm: dspy.LM
-    limiter: Limiter
+    limiter: SlotLimiter
     engine: str  # "dspy-native" or "dspy-litellm"
     _engine: AsyncLM15Engine | None = None
 
@@ -100,8 +101,11 @@ def _env_proxy(api_base: str | None) -> str | None:
     return url
 
 
-def build_backend(settings: Settings) -> LMBackend | None:
-    """The LM backend the settings describe, or None when no model is configured."""
+def build_backend(settings: Settings, limiter: SlotLimiter | None = None) -> LMBackend | None:
+    """The LM backend the settings describe, or None when no model is configured.
+
+    ``limiter`` bounds its calls; by default the in-process limits of the settings.
+    """
     if not settings.llm_model:
         return None
     # Otherwise DSPy fetches a model price list from the internet on the first call: a hidden
@@ -114,7 +118,7 @@ def build_backend(settings: Settings) -> LMBackend | None:
         "temperature": settings.llm_temperature,
         "max_tokens": settings.llm_max_tokens,
     }
-    limiter = Limiter(settings.llm_max_concurrency)
+    limiter = limiter or ObservedLimiter(local_limits(settings))
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     engines = _native_engines(settings)
     if engines is not None:

@@ -16,6 +16,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from app.llm.backend import LMBackend
+from app.observability.metrics import LM_CALLS, LM_RETRIES, LM_TOKENS
 from app.routing.chunks import Chunk
 from app.routing.judge_adapter import JudgeAdapter
 from app.routing.judge_signature import JudgeTables, TableVerdict
@@ -89,7 +90,8 @@ class LMJudge:
     async def _call(self, question: str, chunk: Chunk) -> dspy.Prediction:
         # DSPy's response cache is off for the service, so a retry after a parse failure is
         # a fresh request and needs no rollout_id to bypass a cached bad reply.
-        async with self.backend.limiter.slot(), asyncio.timeout(self.timeout):
+        # The chunk's tokens are what a tokens-per-minute limit books for this call.
+        async with self.backend.limiter.slot(chunk.tokens), asyncio.timeout(self.timeout):
             # History off: DSPy would keep every prompt of every route in memory.
             with dspy.context(
                 lm=self.backend.lm, adapter=self.adapter, track_usage=True, disable_history=True
@@ -99,20 +101,28 @@ class LMJudge:
     async def judge(self, question: str, chunk: Chunk) -> ChunkOutcome:
         """Judge one chunk; never raises except on cancellation."""
         outcome = ChunkOutcome(chunk.index)
-        for _ in range(PARSE_ATTEMPTS):
+        for attempt in range(PARSE_ATTEMPTS):
             outcome.lm_calls += 1
+            if attempt:
+                LM_RETRIES.labels("unparseable").inc()
             try:
                 prediction = await self._call(question, chunk)
             except AdapterParseError:
+                LM_CALLS.labels("unparseable").inc()
                 outcome.error = "unparseable reply"
                 continue
             except TimeoutError:
+                LM_CALLS.labels("timeout").inc()
                 outcome.error = f"timed out after {self.timeout:g} s"
                 break
             except Exception as exc:  # any LM or transport failure fails this chunk only
+                LM_CALLS.labels("error").inc()
                 outcome.error = f"{type(exc).__name__}: {str(exc)[:200]}"
                 break
+            LM_CALLS.labels("ok").inc()
             prompt, completion = _usage(prediction)
+            LM_TOKENS.labels("prompt").inc(prompt)
+            LM_TOKENS.labels("completion").inc(completion)
             outcome.prompt_tokens += prompt
             outcome.completion_tokens += completion
             outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, prediction.verdicts)

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.observability.logs import ROUTE_ID
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.merge import RankedTable, Vote, complete_join_paths, merge_votes, rank
 from app.routing.prepared import PreparedCatalog, RouteScope
@@ -134,7 +135,8 @@ class RouteService:
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return RouteResult(
-            route_id=uuid.uuid4().hex,
+            # The id the logs of this route carry, when the caller set one.
+            route_id=ROUTE_ID.get() or uuid.uuid4().hex,
             source=prepared.catalog.source,
             catalog_version=prepared.version,
             judge=self.judge_name,
