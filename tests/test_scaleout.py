@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -163,8 +163,8 @@ async def test_killed_replica_leases_expire_within_the_lease_time(
         seconds, micros = await redis.time()
         killed_at_ms = seconds * 1000 + micros // 1000
         # Nothing renews a dead replica's leases: each expires at most a lease time from now.
-        leases: list[tuple[str, float]] = await redis.zrange(key, 0, -1, withscores=True)
-        scores = [score for member, score in leases if mark in member]
+        leases = await redis.zrange(key, 0, -1, withscores=True)
+        scores = [float(score) for member, score in cast(list[tuple[str, float]], leases) if mark in member]
         statuses = await load
         # Later routes on the survivors drop the expired leases when they acquire.
         more = await _routes(client, survivors, setup.questions, 4)
