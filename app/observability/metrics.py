@@ -18,7 +18,7 @@ with dashboards; add, never rename.
 - ``tablerouter_limiter_waiting`` / ``tablerouter_lm_in_flight``: gauges of LM calls waiting
   for a slot / holding one in this process.
 - ``tablerouter_shared_limits``: 1 while the LM limits are held in Redis, 0 on the local
-  fallback (absent without Redis).
+  fallback and without Redis.
 - ``tablerouter_lease_lost_total``: Redis leases that expired while their call still ran.
 """
 
