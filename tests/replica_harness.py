@@ -124,8 +124,10 @@ class ReplicaForker:
         return Replica(port, int(answer), log)
 
     def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
+        """End the forker (its children are stopped by their own fixtures)."""
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
         self.proc.wait(timeout=10)
 
 
