@@ -12,6 +12,9 @@ from pathlib import Path
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.observability.logs import logging_config
+    from app.settings import get_settings
+
     # An import string, so that uvicorn can start each worker process with its own app.
     uvicorn.run(
         "app.main:app_from_environment",
@@ -19,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=logging_config(get_settings().log_format, args.log_level),
         workers=args.workers,
         loop=args.loop,
         http=args.http,

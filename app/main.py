@@ -13,15 +13,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import batch_api, cache_api, health_api, route_api, route_log_api, sources_api
+from app.api import batch_api, cache_api, health_api, metrics_api, route_api, route_log_api, sources_api
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.offline_docs import install_offline_docs
 from app.api.openapi_doc import install_openapi
 from app.api.problems import install_problem_handlers
 from app.api.state import AppState
 from app.catalog.registry import CatalogRegistry
+from app.cluster.failover_limiter import shared_limits
+from app.cluster.redis_link import RedisLink
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import build_backend
+from app.llm.limits import ObservedLimiter
+from app.observability.tracing import instrument
 from app.routing.dense import build_table_embeddings
 from app.routing.route_cache import CachedRouteService
 from app.routing.verdict_cache import CachingJudge
@@ -50,7 +54,15 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(store.aclose)
             registry = CatalogRegistry(settings, await _sources(settings), store.snapshots)
             stack.push_async_callback(registry.aclose)
-            backend = build_backend(settings)
+            limiter = None
+            if settings.redis_url is not None and settings.llm_model:
+                link = RedisLink(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
+                await link.start()
+                stack.push_async_callback(link.aclose)
+                shared, semaphore = shared_limits(settings, link)
+                stack.push_async_callback(semaphore.aclose)
+                limiter = ObservedLimiter(shared, settings.llm_max_concurrency)
+            backend = build_backend(settings, limiter)
             if backend is None:
                 log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
             else:
@@ -97,6 +109,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(cache_api.router)
     install_openapi(app)
     install_offline_docs(app)
+    if settings.metrics_enabled:
+        app.include_router(metrics_api.router)
+    if settings.otel_enabled:
+        instrument(app)
     return app
 
 

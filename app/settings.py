@@ -7,7 +7,7 @@ scripts outside the project; rename nothing without a deprecation path.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -121,6 +121,16 @@ class Settings(BaseSettings, ReliabilitySettings):
     embedding_api_key: SecretStr | None = None
     route_cache_size: Annotated[int, Field(ge=0)] = 1024
     verdict_cache_size: Annotated[int, Field(ge=0)] = 65536
+    llm_rpm_limit: Annotated[int, Field(ge=0)] = 0
+    llm_tpm_limit: Annotated[int, Field(ge=0)] = 0
+    # Scale-out: with a Redis URL the LM limits above hold for all replicas together.
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = "tablerouter"
+    redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = 10.0
+    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    metrics_enabled: bool = True
+    log_format: Literal["text", "json"] = "text"
+    otel_enabled: bool = False
 
 
 @lru_cache(maxsize=1)

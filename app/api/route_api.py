@@ -24,6 +24,7 @@ from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse,
 from app.api.state import AppState, get_state
 from app.catalog.registry import SourceState
 from app.llm.reliability import RouteQueueFullError
+from app.observability.route_metrics import observed_route
 from app.routing.deadline import Deadline
 from app.routing.judge import ChunkOutcome
 from app.routing.prepared import PreparedCatalog, UnknownSchemaError
@@ -81,20 +82,23 @@ async def answer(
 ) -> RouteResponse:
     """Route one request over ``prepared`` before its deadline; 422/429 problems when it cannot."""
     min_score = min_score_of(state, body)
-    try:
-        result = await state.router.route(
-            prepared,
-            body.question,
-            body.top_k,
-            min_score,
-            body.schemas,
-            on_chunk=on_chunk,
-            deadline=deadline_of(state, body),
-        )
-    except UnknownSchemaError as exc:
-        raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
-    except RouteQueueFullError as exc:
-        raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
+    with observed_route() as observed:
+        try:
+            result = await state.router.route(
+                prepared,
+                body.question,
+                body.top_k,
+                min_score,
+                body.schemas,
+                on_chunk=on_chunk,
+                deadline=deadline_of(state, body),
+            )
+        except UnknownSchemaError as exc:
+            raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
+        except RouteQueueFullError as exc:
+            observed.outcome = "queue_full"
+            raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
+        observed.outcome = "degraded" if result.degraded else "partial" if result.partial else "ok"
     state.store.writer.record(route_record(result, body, min_score))
     source = state.registry.sources[prepared.catalog.source]
     return RouteResponse(

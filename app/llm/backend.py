@@ -26,7 +26,7 @@ from dspy.clients.engines.lm15_engine import AsyncLM15Engine, LM15Engine
 from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFeatureError
 
 from app.llm.chat_lm import ChatCompletionsLM
-from app.llm.limiter import Limiter
+from app.llm.limits import ObservedLimiter, local_limits
 from app.llm.reliability import BackendReliability
 from app.settings import Settings
 
@@ -59,7 +59,7 @@ class LMBackend:
 
     model: str
     lm: dspy.LM
-    limiter: Limiter
+    limiter: ObservedLimiter
     reliability: BackendReliability
     engine: str  # "chat-completions", "dspy-native" or "dspy-litellm"
     _engine: AsyncLM15Engine | None = None
@@ -110,8 +110,11 @@ def _env_proxy(api_base: str | None) -> str | None:
     return url
 
 
-def build_backend(settings: Settings) -> LMBackend | None:
-    """The LM backend the settings describe, or None when no model is configured."""
+def build_backend(settings: Settings, limiter: ObservedLimiter | None = None) -> LMBackend | None:
+    """The LM backend the settings describe, or None when no model is configured.
+
+    ``limiter`` bounds its calls; by default the in-process limits of the settings.
+    """
     if not settings.llm_model:
         return None
     # Otherwise DSPy fetches a model price list from the internet on the first call: a hidden
@@ -124,7 +127,7 @@ def build_backend(settings: Settings) -> LMBackend | None:
         "temperature": settings.llm_temperature,
         "max_tokens": settings.llm_max_tokens,
     }
-    limiter = Limiter(settings.llm_max_concurrency)
+    limiter = limiter or ObservedLimiter(local_limits(settings), settings.llm_max_concurrency)
     reliability = BackendReliability(settings, seed=settings.seed)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     if settings.llm_lean_chat and settings.llm_model.startswith(CHAT_COMPLETIONS_PREFIXES):

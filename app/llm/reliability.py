@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from app.llm.breaker import CircuitBreaker
 from app.llm.call_latency import LatencyWindow
 from app.llm.failures import Failure, backoff_s
-from app.llm.limiter import Limiter
+from app.llm.limiter import LimiterLoad
 from app.llm.ratio_budget import RatioBudget
 from app.settings import ReliabilitySettings
 
@@ -66,19 +66,19 @@ class BackendReliability:
         """How long a call may run before it is hedged; None when hedging is off or unlearned."""
         return self.latency.quantile(self.hedge_quantile) if self.hedging else None
 
-    def may_hedge(self, limiter: Limiter) -> bool:
+    def may_hedge(self, limiter: LimiterLoad) -> bool:
         """Whether to send a hedge now: only into spare capacity, and within the hedge budget."""
         spare = limiter.waiting == 0 and limiter.in_flight < limiter.limit
         return spare and self.hedge_budget.try_spend()
 
-    def _retry_after_s(self, limiter: Limiter) -> int:
+    def _retry_after_s(self, limiter: LimiterLoad) -> int:
         """A guess at when capacity frees up: the queued calls drained at the observed pace."""
         median = self.latency.quantile(0.5) or 1.0
         drain = median * (limiter.waiting + limiter.in_flight) / limiter.limit
         return int(min(MAX_RETRY_AFTER_S, max(MIN_RETRY_AFTER_S, math.ceil(drain))))
 
     @contextmanager
-    def route_slot(self, limiter: Limiter) -> Iterator[None]:
+    def route_slot(self, limiter: LimiterLoad) -> Iterator[None]:
         """Hold one of the route queue's places; RouteQueueFullError when none is left."""
         if self.active_routes >= self.route_queue_limit:
             raise RouteQueueFullError(

@@ -26,6 +26,7 @@ from dspy.utils.exceptions import AdapterParseError
 from app.llm.backend import LMBackend
 from app.llm.chat_lm import ChatCompletionsLM
 from app.llm.failures import Failure, classify
+from app.observability.metrics import HEDGES, LM_CALLS, LM_RETRIES, LM_TOKENS
 from app.routing.chunks import Chunk
 from app.routing.deadline import Deadline
 from app.routing.hedging import hedged
@@ -152,7 +153,8 @@ class LMJudge:
         answered: bool | None = None  # None: no verdict on the backend's health
         failure = ""
         try:
-            async with self.backend.limiter.slot():
+            # The chunk's tokens are what a tokens-per-minute limit books for this call.
+            async with self.backend.limiter.slot(chunk.tokens):
                 if started is not None:
                     started.set()
                 timeout = deadline.call_timeout(self.timeout)
@@ -166,8 +168,10 @@ class LMJudge:
                         answer = await self._ask(question, chunk, config)
                 except AdapterParseError:
                     answered = True
+                    LM_CALLS.labels("unparseable").inc()
                     raise
                 except TimeoutError:
+                    LM_CALLS.labels("timeout").inc()
                     # Cut by the route's deadline rather than LLM_TIMEOUT: not the backend's fault.
                     answered = False if timeout >= self.timeout else None
                     failure = f"timed out after {timeout:.3g} s"
@@ -175,8 +179,10 @@ class LMJudge:
                 except Exception as exc:
                     verdict = classify(exc, timeout)
                     answered, failure = not verdict.backend_fault, verdict.reason
+                    LM_CALLS.labels("unparseable" if verdict.parse else "error").inc()
                     raise
                 reliability.latency.add(time.monotonic() - begun)
+                LM_CALLS.labels("ok").inc()
                 answered = True
                 return answer
         finally:
@@ -216,6 +222,7 @@ class LMJudge:
 
             def hedge() -> None:
                 outcome.hedges += 1
+                HEDGES.labels("sent").inc()
 
             try:
                 verdicts, prompt, completion = await hedged(
@@ -229,6 +236,8 @@ class LMJudge:
             else:
                 outcome.prompt_tokens += prompt
                 outcome.completion_tokens += completion
+                LM_TOKENS.labels("prompt").inc(prompt)
+                LM_TOKENS.labels("completion").inc(completion)
                 outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
                 outcome.answered, outcome.error = True, None
                 return
@@ -239,5 +248,6 @@ class LMJudge:
                 log.debug("chunk %d failed: %s", chunk.index, outcome.error)
                 return
             outcome.retries += 1
+            LM_RETRIES.labels("unparseable" if failure.parse else "transient").inc()
             parse_retries += failure.parse
             await asyncio.sleep(delay)

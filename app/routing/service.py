@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from app.observability.logs import ROUTE_ID
 from app.routing.chunks import Chunk
 from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
@@ -259,7 +260,8 @@ class RouteService:
         )
         lm_judged = self.judge is not None and degraded is None
         return RouteResult(
-            route_id=uuid.uuid4().hex,
+            # The id the logs of this route carry, when the caller set one.
+            route_id=ROUTE_ID.get() or uuid.uuid4().hex,
             source=prepared.catalog.source,
             catalog_version=prepared.version,
             judge=self.judge_name if lm_judged else LEXICAL_JUDGE,

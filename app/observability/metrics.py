@@ -1,0 +1,63 @@
+"""Every Prometheus metric of the service, defined in one place and exposed at ``/metrics``.
+
+Metrics are process-wide by nature (one process is one scrape target), so they live in the
+default registry and any module may import and update them. Names and labels are a contract
+with dashboards; add, never rename.
+
+- ``tablerouter_routes_total{outcome}``: routes answered; ``ok``, ``partial`` (some chunks
+  failed), ``lm_unavailable`` (every chunk failed), ``rejected`` (bad request or error).
+- ``tablerouter_route_duration_seconds``: histogram of a route's wall time.
+- ``tablerouter_lm_calls_total{outcome}``: LM calls; ``ok``, ``unparseable``, ``timeout``, ``error``.
+- ``tablerouter_lm_retries_total{reason}``: LM calls made again after a failure.
+- ``tablerouter_lm_hedges_total{outcome}``: hedged (duplicate) LM calls; ``sent``, ``won``.
+- ``tablerouter_lm_tokens_total{kind}``: tokens the LM reported; ``prompt``, ``completion``.
+- ``tablerouter_route_cache_total{result}``: route cache look-ups; ``hit``, ``miss``, ``shared``
+  (joined a computation already running: single-flight).
+- ``tablerouter_limiter_wait_seconds``: histogram of the time an LM call waited for its slot
+  and rate permits.
+- ``tablerouter_limiter_waiting`` / ``tablerouter_lm_in_flight``: gauges of LM calls waiting
+  for a slot / holding one in this process.
+- ``tablerouter_shared_limits``: 1 while the LM limits are held in Redis, 0 on the local
+  fallback and without Redis.
+- ``tablerouter_lease_lost_total``: Redis leases that expired while their call still ran.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "HEDGES",
+    "LEASES_LOST",
+    "LIMITER_WAIT",
+    "LIMITER_WAITING",
+    "LM_CALLS",
+    "LM_IN_FLIGHT",
+    "LM_RETRIES",
+    "LM_TOKENS",
+    "ROUTES",
+    "ROUTE_CACHE",
+    "ROUTE_LATENCY",
+    "SHARED_LIMITS",
+]
+
+# Routes take from a few milliseconds (lexical, cached) to the LM timeout.
+_ROUTE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+ROUTES = Counter("tablerouter_routes", "Routes answered, by outcome", ["outcome"])
+ROUTE_LATENCY = Histogram(
+    "tablerouter_route_duration_seconds", "Wall time of a route", buckets=_ROUTE_BUCKETS
+)
+LM_CALLS = Counter("tablerouter_lm_calls", "LM calls, by outcome", ["outcome"])
+LM_RETRIES = Counter("tablerouter_lm_retries", "LM calls made again after a failure", ["reason"])
+HEDGES = Counter("tablerouter_lm_hedges", "Hedged LM calls", ["outcome"])
+LM_TOKENS = Counter("tablerouter_lm_tokens", "Tokens reported by the LM", ["kind"])
+ROUTE_CACHE = Counter("tablerouter_route_cache", "Route cache look-ups", ["result"])
+LIMITER_WAIT = Histogram(
+    "tablerouter_limiter_wait_seconds", "Time an LM call waited for its slot", buckets=_WAIT_BUCKETS
+)
+LIMITER_WAITING = Gauge("tablerouter_limiter_waiting", "LM calls waiting for a slot")
+LM_IN_FLIGHT = Gauge("tablerouter_lm_in_flight", "LM calls holding a slot")
+SHARED_LIMITS = Gauge("tablerouter_shared_limits", "1 while the LM limits are held in Redis")
+LEASES_LOST = Counter("tablerouter_lease_lost", "Redis leases that expired while their call ran")

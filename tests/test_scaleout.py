@@ -1,0 +1,216 @@
+"""Replicas sharing one LM limit through Redis: three ``tablerouter serve`` processes on loopback.
+
+The LM simulator counts the calls in flight at the LM itself, so "at most the global limit"
+is measured where it matters. Each test's keys live under their own Redis prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+import pytest_asyncio
+from redis import Redis as SyncRedis
+from redis import asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
+from app.llm.limits import backend_key
+from app.llm.simulator import SimulatorConfig, running_simulator
+from app.settings import Settings
+from tests.replica_harness import RedisServer, Replica, ReplicaForker, free_port, running_replicas
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+REDIS_URL = "redis://127.0.0.1:6379/0"
+GLOBAL_LIMIT = 4
+LEASE_SECONDS = 2.0
+MODEL = "openai/tablerouter-sim"
+
+
+@dataclass
+class Setup:
+    env: dict[str, str]
+    questions: list[str]
+    sim_url: str
+    workdir: Path
+    spawn: ReplicaForker
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup]:
+    forker = ReplicaForker()  # imports the service while the warehouse is built
+    schema = f"tr_scale_{uuid.uuid4().hex[:8]}"
+    tables = synthetic_tables(40, schema=schema, seed=11)
+    engine = create_async_engine(pg_url)
+    await create_synthetic_warehouse(engine, tables, schema=schema)
+    questions = synthetic_questions(tables, 8, seed=2)
+    workdir = tmp_path_factory.mktemp("replicas")
+    oracle = workdir / "oracle.jsonl"
+    oracle.write_text("\n".join(json.dumps(q) for q in questions))
+    config = SimulatorConfig(port=0, latency_ms="uniform:40:80", oracle=oracle, policy="oracle")
+    try:
+        async with running_simulator(config) as sim_url:
+            env = {
+                "TABLEROUTER_SOURCES": json.dumps({"wh": {"url": pg_url, "schemas": [schema]}}),
+                "TABLEROUTER_LLM_MODEL": MODEL,
+                "TABLEROUTER_LLM_API_BASE": f"{sim_url}/v1",
+                "TABLEROUTER_LLM_MAX_CONCURRENCY": str(GLOBAL_LIMIT),
+                "TABLEROUTER_LLM_TIMEOUT": "30",
+                "TABLEROUTER_CHUNK_TOKENS": "400",
+                "TABLEROUTER_VOTES": "1",
+                "TABLEROUTER_REDIS_LEASE_SECONDS": str(LEASE_SECONDS),
+                "TABLEROUTER_LOG_FORMAT": "json",
+            }
+            yield Setup(env, [q["question"] for q in questions], sim_url, workdir, forker)
+    finally:
+        forker.close()
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def prefix() -> Iterator[str]:
+    """A Redis key prefix of this module alone; its keys are deleted afterwards."""
+    name = f"tr-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    with SyncRedis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{name}:*"))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def trio(setup: Setup, prefix: str) -> Iterator[list[Replica]]:
+    """Three replicas sharing the local Redis; the last test of the module kills one."""
+    env = {**setup.env, "TABLEROUTER_REDIS_URL": REDIS_URL, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
+    env["TABLEROUTER_REPLICAS"] = "3"
+    with running_replicas(3, env, setup.workdir / prefix, setup.spawn) as replicas:
+        yield replicas
+
+
+def _lease_key(setup: Setup, prefix: str) -> str:
+    settings = Settings.model_validate(
+        {"llm_model": MODEL, "llm_api_base": setup.env["TABLEROUTER_LLM_API_BASE"]}
+    )
+    return f"{prefix}:sem:{backend_key(settings)}"
+
+
+async def _sim_stats(client: httpx.AsyncClient, setup: Setup, reset: bool = False) -> dict[str, Any]:
+    response = await client.request("POST" if reset else "GET", f"{setup.sim_url}/stats{'/reset' * reset}")
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+async def _routes(
+    client: httpx.AsyncClient, replicas: list[Replica], questions: list[str], n: int
+) -> list[int | BaseException]:
+    """``n`` concurrent routes spread round-robin; a status per route, or the transport error."""
+
+    async def one(i: int) -> int:
+        body = {"question": questions[i % len(questions)], "top_k": 5}
+        response = await client.post(f"{replicas[i % len(replicas)].url}/route", json=body)
+        return response.status_code
+
+    return await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+
+
+def _metric(client_text: str, name: str) -> float | None:
+    for line in client_text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+async def test_three_replicas_hold_one_global_limit(setup: Setup, trio: list[Replica]) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        await _sim_stats(client, setup, reset=True)
+        # Each replica alone would allow GLOBAL_LIMIT calls: 3x the limit without Redis.
+        statuses = await _routes(client, trio, setup.questions, 12)
+        stats = await _sim_stats(client, setup)
+        metrics = (await client.get(f"{trio[0].url}/metrics")).text
+    assert statuses == [200] * 12
+    assert stats["calls"] >= 12 * 3
+    assert 1 < stats["max_in_flight"] <= GLOBAL_LIMIT
+    assert _metric(metrics, "tablerouter_shared_limits") == 1.0
+    assert (_metric(metrics, 'tablerouter_routes_total{outcome="ok"}') or 0) >= 4
+
+
+async def test_killed_replica_leases_expire_within_the_lease_time(
+    setup: Setup, trio: list[Replica], prefix: str
+) -> None:
+    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    key = _lease_key(setup, prefix)
+    victim, survivors = trio[2], trio[:2]
+    mark = f":{victim.pid}:"
+    async with httpx.AsyncClient(timeout=60) as client:
+        load = asyncio.create_task(_routes(client, trio, setup.questions, 30))
+        for _ in range(2000):
+            held = [m for m in await redis.zrange(key, 0, -1) if mark in m]
+            if held:
+                break
+            await asyncio.sleep(0.005)
+        assert held, "the victim never held a lease"
+        victim.kill()
+        seconds, micros = await redis.time()
+        killed_at_ms = seconds * 1000 + micros // 1000
+        # Nothing renews a dead replica's leases: each expires at most a lease time from now.
+        leases = await redis.zrange(key, 0, -1, withscores=True)
+        scores = [float(score) for member, score in cast(list[tuple[str, float]], leases) if mark in member]
+        statuses = await load
+        # Later routes on the survivors drop the expired leases when they acquire.
+        more = await _routes(client, survivors, setup.questions, 4)
+        left = [m for m in await redis.zrange(key, 0, -1) if mark in m]
+    await redis.aclose()
+    assert all(score <= killed_at_ms + LEASE_SECONDS * 1000 for score in scores)
+    assert left == []
+    survivor_statuses = [s for i, s in enumerate(statuses) if i % 3 != 2]
+    assert survivor_statuses == [200] * len(survivor_statuses)
+    assert more == [200] * 4
+
+
+async def test_redis_down_mid_load_routes_go_on_under_local_limits(setup: Setup) -> None:
+    prefix = f"tr-test-{uuid.uuid4().hex[:10]}"  # a private Redis: nothing to clean up
+    redis_server = RedisServer(free_port(), setup.workdir)
+    redis_server.start()
+    env = {**setup.env, "TABLEROUTER_REDIS_URL": redis_server.url, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
+    env["TABLEROUTER_REPLICAS"] = "2"
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            with running_replicas(2, env, setup.workdir / prefix, setup.spawn) as replicas:
+                load = asyncio.create_task(_routes(client, replicas, setup.questions, 16))
+                await asyncio.sleep(0.3)
+                redis_server.kill()
+                statuses = await load
+                after = await _routes(client, replicas, setup.questions, 6)
+                down = (await client.get(f"{replicas[0].url}/metrics")).text
+                redis_server.start()
+                shared_again = await _wait_for_shared(client, replicas[0])
+                back = await _routes(client, replicas, setup.questions, 4)
+                log = replicas[0].log.read_text()
+    finally:
+        redis_server.kill()
+    assert statuses == [200] * 16
+    assert after == [200] * 6
+    assert _metric(down, "tablerouter_shared_limits") == 0.0
+    assert shared_again
+    assert back == [200] * 4
+    assert "falling back to local limits" in log
+    assert "Redis is back" in log
+
+
+async def _wait_for_shared(client: httpx.AsyncClient, replica: Replica) -> bool:
+    """Wait (bounded) until the replica holds its limits in Redis again."""
+    for _ in range(100):
+        if _metric((await client.get(f"{replica.url}/metrics")).text, "tablerouter_shared_limits") == 1:
+            return True
+        await asyncio.sleep(0.1)
+    return False
