@@ -62,9 +62,9 @@ async def test_json_logs_carry_the_route_id(tmp_path: pytest.TempPathFactory) ->
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RouteIdFilter())
-    judge_log = logging.getLogger("app.routing.judge")
+    judge_log = logging.getLogger("app.routing")
     judge_log.addHandler(handler)
-    # An LM that refuses every connection: each chunk logs its failure inside the route.
+    # An LM that refuses every connection: the route logs its failed chunks, then answers lexically.
     settings = Settings.model_validate(
         {
             "llm_model": "openai/nowhere",
@@ -78,12 +78,15 @@ async def test_json_logs_carry_the_route_id(tmp_path: pytest.TempPathFactory) ->
             response = await client.post("/route", json={"question": "orders per customer"})
     finally:
         judge_log.removeHandler(handler)
-    assert response.status_code == 502
+    assert response.status_code == 200
+    assert response.json()["degraded"] is True
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert len(lines) >= 2
+    assert len(lines) >= 1
     ids = {line["route_id"] for line in lines}
     assert len(ids) == 1
-    assert re.fullmatch(r"[0-9a-f]{32}", ids.pop())
+    route_id = ids.pop()
+    assert re.fullmatch(r"[0-9a-f]{32}", route_id)
+    assert route_id == response.json()["route_id"]
     assert {"time", "level", "logger", "message"} <= set(lines[0])
 
 

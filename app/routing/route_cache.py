@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Hashable, Sequence
 
+from app.observability.logs import ROUTE_ID
 from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome
@@ -134,4 +135,6 @@ def _served(result: RouteResult, cache: str, started: float) -> RouteResult:
     stats = dataclasses.replace(result.stats, cache=cache, elapsed_ms=elapsed)
     if cache == "hit":
         stats = dataclasses.replace(stats, lm_calls=0, prompt_tokens=0, completion_tokens=0, cached_chunks=0)
-    return dataclasses.replace(result, route_id=uuid.uuid4().hex, stats=stats)
+    # Each request keeps its own id, the one its log lines carry (a shared computation ran under
+    # the first asker's).
+    return dataclasses.replace(result, route_id=ROUTE_ID.get() or uuid.uuid4().hex, stats=stats)
