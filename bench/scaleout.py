@@ -40,6 +40,9 @@ def _env(sim: str, tables: int, **extra: str) -> dict[str, str]:
         "TABLEROUTER_LLM_TIMEOUT": "120",
         "TABLEROUTER_CHUNK_TOKENS": "1000",
         "TABLEROUTER_VOTES": "1",
+        # The figures are about LM calls under shared limits: no route may come from a cache.
+        "TABLEROUTER_ROUTE_CACHE_SIZE": "0",
+        "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
         **extra,
     }
 

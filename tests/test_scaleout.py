@@ -68,6 +68,9 @@ async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
                 "TABLEROUTER_VOTES": "1",
                 "TABLEROUTER_REDIS_LEASE_SECONDS": str(LEASE_SECONDS),
                 "TABLEROUTER_LOG_FORMAT": "json",
+                # Every route must reach the LM (and its limiter): no answers from a cache.
+                "TABLEROUTER_ROUTE_CACHE_SIZE": "0",
+                "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
             }
             yield Setup(env, [q["question"] for q in questions], sim_url, workdir, forker)
     finally:
