@@ -9,7 +9,6 @@ Exception tree::
     ├── UnsupportedMediaError   415  a body that is not application/json
     ├── UnprocessableError      422  well-formed but invalid values
     ├── TooManyRoutesError      429  too many routes wait for the LM (with Retry-After)
-    ├── LMUnavailableError      502  the LM backend failed (routes answer degraded instead)
     ├── NotReadyError           503  no catalog snapshot yet for the source
     └── StoreUnavailableError   503  the service's own store cannot be read or written
 
@@ -45,7 +44,6 @@ class ProblemType(StrEnum):
     PAYLOAD_TOO_LARGE = "payload-too-large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
     TOO_MANY_ROUTES = "too-many-routes"
-    LM_UNAVAILABLE = "lm-unavailable"
     NOT_READY = "not-ready"
     STORE_UNAVAILABLE = "store-unavailable"
     INTERNAL = "internal-error"
@@ -144,13 +142,6 @@ class TooManyRoutesError(AppError):
     sends_retry_after = True
 
 
-class LMUnavailableError(AppError):
-    """The LM backend failed on every chunk of the route."""
-
-    status = HTTPStatus.BAD_GATEWAY
-    problem = ProblemType.LM_UNAVAILABLE
-
-
 class NotReadyError(AppError):
     """The source has no catalog snapshot yet."""
 
@@ -159,6 +150,8 @@ class NotReadyError(AppError):
 
 
 class StoreUnavailableError(AppError):
+    """The service's own store cannot be read or written right now; retry later."""
+
     status = HTTPStatus.SERVICE_UNAVAILABLE
     problem = ProblemType.STORE_UNAVAILABLE
 

@@ -4,12 +4,13 @@ Metrics are process-wide by nature (one process is one scrape target), so they l
 default registry and any module may import and update them. Names and labels are a contract
 with dashboards; add, never rename.
 
-- ``tablerouter_routes_total{outcome}``: routes answered; ``ok``, ``partial`` (some chunks
-  failed), ``lm_unavailable`` (every chunk failed), ``rejected`` (bad request or error).
+- ``tablerouter_routes_total{outcome}``: routes answered; ``ok``, ``partial`` (some chunks had
+  no verdict by the deadline), ``degraded`` (the lexical judge answered for the LM),
+  ``queue_full`` (429), ``rejected`` (bad request or error).
 - ``tablerouter_route_duration_seconds``: histogram of a route's wall time.
 - ``tablerouter_lm_calls_total{outcome}``: LM calls; ``ok``, ``unparseable``, ``timeout``, ``error``.
 - ``tablerouter_lm_retries_total{reason}``: LM calls made again after a failure.
-- ``tablerouter_lm_hedges_total{outcome}``: hedged (duplicate) LM calls; ``sent``, ``won``.
+- ``tablerouter_lm_hedges_total{outcome}``: hedged (duplicate) LM calls sent (``sent``).
 - ``tablerouter_lm_tokens_total{kind}``: tokens the LM reported; ``prompt``, ``completion``.
 - ``tablerouter_route_cache_total{result}``: route cache look-ups; ``hit``, ``miss``, ``shared``
   (joined a computation already running: single-flight).

@@ -24,8 +24,8 @@ class ObservedRoute:
 def observed_route() -> Iterator[ObservedRoute]:
     """Set the route id for the logs of this route and count it when it ends.
 
-    The outcome stays ``rejected`` unless the body sets it (``ok``, ``partial``,
-    ``lm_unavailable``), so a bad request or an error is counted too.
+    The outcome stays ``rejected`` unless the body sets it (``ok``, ``partial``, ``degraded``,
+    ``queue_full``), so a bad request or an error is counted too.
     """
     route = ObservedRoute()
     token = ROUTE_ID.set(route.route_id)

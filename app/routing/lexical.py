@@ -109,9 +109,3 @@ class LexicalIndex:
             return np.zeros(len(self.names), dtype=np.float32)
         result: np.ndarray = self._bm25.get_scores(tokens)
         return result
-
-    def normalized(self, question: str) -> np.ndarray:
-        """Scores scaled into [0, 1] by the best score of this question."""
-        raw = self.scores(question)
-        top = float(raw.max()) if raw.size else 0.0
-        return raw / top if top > 0 else raw

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Hashable, Sequence
 
 from app.observability.logs import ROUTE_ID
+from app.observability.metrics import ROUTE_CACHE
 from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome
@@ -89,6 +90,7 @@ class CachedRouteService(RouteService):
         )
         cached = self.routes.get(key)
         if cached is not None:
+            ROUTE_CACHE.labels("hit").inc()
             return _served(cached, "hit", started)
         flight = self._in_flight.get(key)
         if flight is None:
@@ -98,9 +100,11 @@ class CachedRouteService(RouteService):
             flight = self._in_flight[key] = _Flight(task)
             task.add_done_callback(lambda done: self._landed(key, done))
             outcome = "miss"
+            ROUTE_CACHE.labels("miss").inc()
         else:
             self.routes.coalesced += 1
             outcome = "hit"
+            ROUTE_CACHE.labels("shared").inc()
         result = await flight.wait()
         complete = result.stats.failed_chunks == 0 and not result.partial and not result.degraded
         if outcome == "miss" and complete:
