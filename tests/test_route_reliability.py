@@ -297,12 +297,16 @@ async def test_hedging_rescues_hung_calls(warehouse: Warehouse) -> None:
             q = warehouse.questions[0]["question"]
             await client.post("/route", json={"question": "warm up: learn the usual latency"})
             await sim.post("/faults", json={"hang": 0.1, "hang_s": 60})
-            # A hedge hangs too one time in ten: that chunk then waits for the deadline.
             body = (await client.post("/route", json={"question": q, "deadline_ms": 4000})).json()
+            hangs = (await sim.get("/stats")).json()["faults"].get("hang", 0)
         assert await eventually(lambda: _sim_idle(sim))  # the hung losers were cancelled
     stats = body["stats"]
-    assert body["partial"] is False
+    assert hangs > 0
     assert stats["hedges"] > 0
+    # A chunk is left without a verdict only when its hedge hung too (one time in ten, and
+    # under load more calls are hedged, so it happens): every such chunk cost two hangs.
+    assert body["partial"] is (stats["unfinished_chunks"] > 0)
+    assert 2 * stats["unfinished_chunks"] <= hangs
     assert stats["retries"] == 0
     assert stats["lm_calls"] == stats["chunks"] + stats["hedges"]
 
