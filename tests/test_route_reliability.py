@@ -288,11 +288,6 @@ async def _sim_busy(sim: httpx.AsyncClient) -> bool:
     return bool((await sim.get("/stats")).json()["in_flight"] > 0)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="load-sensitive: in about one full-suite run in three on a busy 2-core machine the hedge "
-    "is not sent before the deadline (hedges == 0, one chunk unfinished); to be made deterministic",
-)
 async def test_hedging_rescues_hung_calls(warehouse: Warehouse) -> None:
     async with simulator() as (url, sim):
         settings = _settings(
@@ -302,7 +297,7 @@ async def test_hedging_rescues_hung_calls(warehouse: Warehouse) -> None:
             q = warehouse.questions[0]["question"]
             await client.post("/route", json={"question": "warm up: learn the usual latency"})
             await sim.post("/faults", json={"hang": 0.1, "hang_s": 60})
-            body = (await client.post("/route", json={"question": q, "deadline_ms": 4000})).json()
+            body = (await client.post("/route", json={"question": q, "deadline_ms": 10_000})).json()
             hangs = (await sim.get("/stats")).json()["faults"].get("hang", 0)
         assert await eventually(lambda: _sim_idle(sim))  # the hung losers were cancelled
     stats = body["stats"]

@@ -38,7 +38,8 @@ async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) ->
         watcher.cancel()
         if not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        # Both awaited: a watcher or route that failed just now must not log "never retrieved".
+        await asyncio.gather(task, watcher, return_exceptions=True)
     if task.cancelled():
         raise ClientDisconnectedError("the client disconnected; the route was cancelled")
     return task.result()

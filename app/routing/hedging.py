@@ -63,3 +63,8 @@ async def hedged(
             task.cancel()
         # Wait for the losers to unwind, so their limiter slots are free when we return.
         await asyncio.gather(*losers, return_exceptions=True)
+        # An attempt that failed just as we were cancelled (the route's deadline) ends done, not
+        # among the losers: read its error, or asyncio logs "exception was never retrieved".
+        for task in running:
+            if not task.cancelled():
+                task.exception()
