@@ -86,8 +86,8 @@ class Settings(BaseSettings, ReliabilitySettings):
     chunk_tokens: Annotated[int, Field(ge=200)] = 2000
     votes: Annotated[int, Field(ge=1, le=9)] = 2
     seed: int = 0
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///./tablerouter.db",
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite+aiosqlite:///./tablerouter.db"),
         description="the service's own store: postgresql+asyncpg://... or sqlite+aiosqlite:///path.db",
     )
     migrate_on_start: bool = Field(default=True, description="run the store's migrations at start-up")
