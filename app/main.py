@@ -18,6 +18,7 @@ from app.api.body_limit import BodyLimitMiddleware
 from app.api.offline_docs import install_offline_docs
 from app.api.openapi_doc import install_openapi
 from app.api.problems import install_problem_handlers
+from app.api.security_headers import SecurityHeadersMiddleware, install_cors
 from app.api.state import AppState
 from app.catalog.registry import CatalogRegistry
 from app.cluster.failover_limiter import shared_limits
@@ -104,6 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_cors(app, settings.cors_origins)
+    # Outermost of ours, so preflights, 413s and every error response carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     install_problem_handlers(app)
     app.include_router(route_api.router)
     app.include_router(batch_api.router)

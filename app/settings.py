@@ -128,6 +128,10 @@ class Settings(BaseSettings, ReliabilitySettings):
     redis_key_prefix: str = "tablerouter"
     redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = 10.0
     replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="JSON list of origins whose browser pages may call the API; empty: CORS off",
+    )
     metrics_enabled: bool = True
     log_format: Literal["text", "json"] = "text"
     otel_enabled: bool = False
