@@ -13,8 +13,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.observability.logs import logging_config
+    from app.observability.redaction import secrets_of
     from app.settings import get_settings
 
+    settings = get_settings()
     # An import string, so that uvicorn can start each worker process with its own app.
     uvicorn.run(
         "app.main:app_from_environment",
@@ -22,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        log_config=logging_config(get_settings().log_format, args.log_level),
+        log_config=logging_config(settings.log_format, args.log_level, secrets_of(settings)),
         workers=args.workers,
         loop=args.loop,
         http=args.http,

@@ -18,6 +18,7 @@ from app.api.body_limit import BodyLimitMiddleware
 from app.api.offline_docs import install_offline_docs
 from app.api.openapi_doc import install_openapi
 from app.api.problems import install_problem_handlers
+from app.api.security_headers import SecurityHeadersMiddleware, install_cors
 from app.api.state import AppState
 from app.catalog.registry import CatalogRegistry
 from app.cluster.failover_limiter import shared_limits
@@ -25,6 +26,7 @@ from app.cluster.redis_link import RedisLink
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import build_backend
 from app.llm.limits import ObservedLimiter
+from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
 from app.routing.dense import build_table_embeddings
 from app.routing.route_cache import CachedRouteService
@@ -49,10 +51,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            # First, so every record of this app's life (a failing store or source included) is masked.
+            redactor = Redactor(secrets_of(settings))
+            stack.enter_context(redacting_logs(redactor))
             store = await open_store(settings)
             # Closed last, after the server stopped taking requests: every answered route gets logged.
             stack.push_async_callback(store.aclose)
-            registry = CatalogRegistry(settings, await _sources(settings), store.snapshots)
+            registry = CatalogRegistry(settings, await _sources(settings), store.snapshots, redactor)
             stack.push_async_callback(registry.aclose)
             limiter = None
             if settings.redis_url is not None and settings.llm_model:
@@ -100,6 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_cors(app, settings.cors_origins)
+    # Outermost of ours, so preflights, 413s and every error response carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     install_problem_handlers(app)
     app.include_router(route_api.router)
     app.include_router(batch_api.router)

@@ -86,8 +86,8 @@ class Settings(BaseSettings, ReliabilitySettings):
     chunk_tokens: Annotated[int, Field(ge=200)] = 2000
     votes: Annotated[int, Field(ge=1, le=9)] = 2
     seed: int = 0
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///./tablerouter.db",
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite+aiosqlite:///./tablerouter.db"),
         description="the service's own store: postgresql+asyncpg://... or sqlite+aiosqlite:///path.db",
     )
     migrate_on_start: bool = Field(default=True, description="run the store's migrations at start-up")
@@ -128,6 +128,10 @@ class Settings(BaseSettings, ReliabilitySettings):
     redis_key_prefix: str = "tablerouter"
     redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = 10.0
     replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="JSON list of origins whose browser pages may call the API; empty: CORS off",
+    )
     metrics_enabled: bool = True
     log_format: Literal["text", "json"] = "text"
     otel_enabled: bool = False

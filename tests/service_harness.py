@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from app.api.state import AppState
 from app.main import create_app
@@ -34,7 +35,7 @@ def _own_store(settings: Settings) -> Iterator[Settings]:
     with tempfile.TemporaryDirectory(prefix="tablerouter-store-") as tmp:
         if "database_url" not in settings.model_fields_set:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'store.db'}"
-            settings = settings.model_copy(update={"database_url": url})
+            settings = settings.model_copy(update={"database_url": SecretStr(url)})
         yield settings
 
 

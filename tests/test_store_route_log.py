@@ -17,6 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from app.cli import main
 from app.eval.spider import load_questions
@@ -199,7 +200,7 @@ async def test_unknown_route_is_404(client: httpx.AsyncClient) -> None:
 async def test_a_failed_write_is_counted_never_a_failed_route(world: World, tmp_path: Path) -> None:
     store_url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
     await upgrade_async(store_url)
-    settings = world.settings.model_copy(update={"database_url": store_url})
+    settings = world.settings.model_copy(update={"database_url": SecretStr(store_url)})
     async with service_client(settings) as own:
         store = Store(store_url)
         async with store.begin() as session:

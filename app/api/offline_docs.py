@@ -24,6 +24,8 @@ DOCS_CSP = "; ".join(
         "font-src 'self' data:",
         "worker-src 'self' blob:",  # ReDoc searches in a worker
         "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
     ]
 )
 

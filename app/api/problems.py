@@ -28,6 +28,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.security_headers import secure_headers
+
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://tablerouter.dev/problems/"
@@ -273,9 +275,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
-        return problem_response(
+        response = problem_response(
             HTTPStatus.INTERNAL_SERVER_ERROR, ProblemType.INTERNAL, "internal error", request.url.path
         )
+        # Starlette answers an unhandled error outside every middleware: the headers go on here.
+        secure_headers(response.headers, request.url.path)
+        return response
 
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -243,6 +243,12 @@ class TableInfo(BaseModel):
     columns: list[ColumnInfo] = Field(description="columns in table order")
     primary_key: list[str] = Field(description="primary key columns; empty if none", examples=[["id"]])
     foreign_keys: list[ForeignKeyInfo] = Field(description="foreign keys to other tables")
+    untrusted_metadata: list[str] = Field(
+        default_factory=list,
+        description="metadata that reads as instructions to the LM: a comment listed here is left "
+        "out of the LM's prompt; 'name' means the LM's verdict on the table is ignored",
+        examples=[["comment", "column note comment"]],
+    )
 
 
 class TableList(BaseModel):

@@ -19,6 +19,7 @@ from app.api.schemas import (
 from app.api.state import AppState, get_state
 from app.catalog.model import Table
 from app.catalog.registry import SourceState
+from app.routing.cards import TableCard
 
 router = APIRouter(prefix="/sources", tags=["sources"])
 
@@ -45,7 +46,7 @@ def _source(state: AppState, name: str) -> SourceState:
     return source
 
 
-def _table_info(table: Table) -> TableInfo:
+def _table_info(table: Table, card: TableCard) -> TableInfo:
     return TableInfo(
         name=table.qualified_name,
         kind=TableKind(table.kind),
@@ -59,6 +60,7 @@ def _table_info(table: Table) -> TableInfo:
             ForeignKeyInfo(columns=list(fk.columns), ref_table=fk.ref_table, ref_columns=list(fk.ref_columns))
             for fk in table.foreign_keys
         ],
+        untrusted_metadata=[*card.quarantined, *(["name"] if card.distrusted else [])],
     )
 
 
@@ -100,12 +102,14 @@ async def list_tables(
     if source.prepared is None:
         raise NotReadyError(f"source {name!r} has no catalog snapshot yet")
     catalog = source.prepared.catalog
-    page = catalog.tables[offset : offset + limit]
+    page = zip(
+        catalog.tables[offset : offset + limit], source.prepared.cards[offset : offset + limit], strict=True
+    )
     return TableList(
         source=name,
         catalog_version=catalog.version,
         total=len(catalog.tables),
-        tables=[_table_info(t) for t in page],
+        tables=[_table_info(t, c) for t, c in page],
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.catalog.introspect import IntrospectionError, introspect
 from app.catalog.model import Catalog
+from app.observability.redaction import Redactor, url_secrets
 from app.routing.prepared import PreparedCatalog, prepare
 from app.settings import Settings, SourceConfig
 
@@ -76,10 +77,18 @@ class CatalogRegistry:
     """All configured sources, keyed by name."""
 
     def __init__(
-        self, settings: Settings, sources: dict[str, SourceConfig], snapshots: SnapshotStore | None = None
+        self,
+        settings: Settings,
+        sources: dict[str, SourceConfig],
+        snapshots: SnapshotStore | None = None,
+        redact: Redactor | None = None,
     ) -> None:
         self._settings = settings
         self._snapshots = snapshots
+        # last_error is served by GET /sources: whatever a driver put in it, no secret goes out.
+        self._redact = redact or Redactor(
+            [s for c in sources.values() for s in url_secrets(c.url.get_secret_value())]
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sources: dict[str, SourceState] = {}
         for name, config in sources.items():
@@ -112,8 +121,8 @@ class CatalogRegistry:
             try:
                 catalog = await introspect(state.engine, name, state.config.schemas)
             except IntrospectionError as exc:
-                state.last_error = str(exc)
-                log.warning("refresh of %s failed: %s", name, exc)
+                state.last_error = self._redact(str(exc))
+                log.warning("refresh of %s failed: %s", name, state.last_error)
                 return state
             now = datetime.now(UTC)
             await self._store(catalog, now)

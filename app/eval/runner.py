@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from app.main import create_app
@@ -65,7 +66,9 @@ async def serving(settings: Settings, store_url: str | None = None) -> AsyncIter
     """
     with tempfile.TemporaryDirectory(prefix="tablerouter-eval-store-") as tmp:
         url = store_url or f"sqlite+aiosqlite:///{Path(tmp) / 'store.db'}"
-        async with serve_in_loop(create_app(settings.model_copy(update={"database_url": url}))) as base_url:
+        async with serve_in_loop(
+            create_app(settings.model_copy(update={"database_url": SecretStr(url)}))
+        ) as base_url:
             yield base_url
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFea
 from app.llm.chat_lm import ChatCompletionsLM
 from app.llm.limits import ObservedLimiter, local_limits
 from app.llm.reliability import BackendReliability
+from app.observability.redaction import Redactor, secrets_of
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class LMBackend:
     reliability: BackendReliability
     engine: str  # "chat-completions", "dspy-native" or "dspy-litellm"
     _engine: AsyncLM15Engine | None = None
+    # Masks the key (and secret-shaped text) in failure reasons: a provider's error body may
+    # echo the key, and reasons reach route answers, the route log and logs.
+    redact: Redactor = field(default_factory=Redactor)
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the backend."""
@@ -130,6 +134,7 @@ def build_backend(settings: Settings, limiter: ObservedLimiter | None = None) ->
     limiter = limiter or ObservedLimiter(local_limits(settings), settings.llm_max_concurrency)
     reliability = BackendReliability(settings, seed=settings.seed)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    redactor = Redactor(secrets_of(settings))
     if settings.llm_lean_chat and settings.llm_model.startswith(CHAT_COMPLETIONS_PREFIXES):
         api_base = settings.llm_api_base or OPENAI_API_BASE
         chat = ChatCompletionsLM(
@@ -143,7 +148,9 @@ def build_backend(settings: Settings, limiter: ObservedLimiter | None = None) ->
             max_tokens=settings.llm_max_tokens,
         )
         log.info("LM backend %s at %s/chat/completions", settings.llm_model, api_base.rstrip("/"))
-        return LMBackend(settings.llm_model, chat, limiter, reliability, engine="chat-completions")
+        return LMBackend(
+            settings.llm_model, chat, limiter, reliability, engine="chat-completions", redact=redactor
+        )
     engines = _native_engines(settings)
     if engines is not None:
         sync_engine, async_engine = engines
@@ -154,7 +161,13 @@ def build_backend(settings: Settings, limiter: ObservedLimiter | None = None) ->
             settings.llm_max_concurrency,
         )
         return LMBackend(
-            settings.llm_model, lm, limiter, reliability, engine="dspy-native", _engine=async_engine
+            settings.llm_model,
+            lm,
+            limiter,
+            reliability,
+            engine="dspy-native",
+            _engine=async_engine,
+            redact=redactor,
         )
     lm = dspy.LM(
         settings.llm_model,
@@ -164,4 +177,4 @@ def build_backend(settings: Settings, limiter: ObservedLimiter | None = None) ->
         **common,
     )
     log.info("LM backend %s on DSPy's LiteLLM engine", settings.llm_model)
-    return LMBackend(settings.llm_model, lm, limiter, reliability, engine="dspy-litellm")
+    return LMBackend(settings.llm_model, lm, limiter, reliability, engine="dspy-litellm", redact=redactor)

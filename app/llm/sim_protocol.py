@@ -93,18 +93,33 @@ def _quoted(text: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _leading_name(text: str) -> tuple[str, str]:
+    """The name at the start of ``text`` (plain, or a JSON string when it is not plain) and the rest."""
+    if text.startswith('"'):
+        try:
+            value, end = _DECODER.raw_decode(text)
+        except ValueError:
+            pass
+        else:
+            if isinstance(value, str):
+                return value, text[end:]
+    name, _, rest = text.partition(" ")
+    return name, rest
+
+
 def _card(header: str, lines: Sequence[str]) -> TableText:
     names: list[str] = []
     comments: list[str] = []
     for line in lines:
         if not line.startswith("- "):
             continue
-        names.extend(line[2:].split()[:1])
-        comment = _quoted(line)
+        column, rest = _leading_name(line[2:])
+        names.append(column)
+        comment = _quoted(rest)
         if comment:
             comments.append(comment)
-    name = header[len(HEADER) :].split(maxsplit=1)[0]
-    return TableText(name, _quoted(header), tuple(names), tuple(comments))
+    name, rest = _leading_name(header[len(HEADER) :].strip())
+    return TableText(name, _quoted(rest), tuple(names), tuple(comments))
 
 
 # The same chunks come back for every question of a route, so parsing them once per distinct

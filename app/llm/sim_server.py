@@ -124,8 +124,16 @@ class SimulatorEndpoints:
     """The endpoints, over one policy, one latency distribution and one set of counters."""
 
     def __init__(
-        self, policy: Policy, latency: Latency, seed: int, model_name: str, faults: FaultRates | None = None
+        self,
+        policy: Policy,
+        latency: Latency,
+        seed: int,
+        model_name: str,
+        faults: FaultRates | None = None,
+        *,
+        api_key: str | None = None,
     ) -> None:
+        self.api_key = api_key
         self.policy = policy
         self.latency = latency
         self.rng = random.Random(seed)  # only latency draws depend on call order
@@ -167,6 +175,9 @@ class SimulatorEndpoints:
         """``POST /v1/chat/completions``: the judge's verdicts after a simulated delay."""
         self.stats.arrive()
         try:
+            refused = self._refused(request)
+            if refused is not None:
+                return refused
             try:
                 body = json.loads(await request.body())
             except ValueError:
@@ -178,6 +189,17 @@ class SimulatorEndpoints:
             return await self._answer(request, body["messages"])
         finally:
             self.stats.in_flight -= 1
+
+    def _refused(self, request: Request) -> Response | None:
+        """401 when a key is required and another was sent; the message echoes the key sent in
+        full, as a careless provider's does, so a client's handling of it can be tested."""
+        if self.api_key is None:
+            return None
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if sent == self.api_key:
+            return None
+        message = f"Incorrect API key provided: {sent}. You can find your API key in your account."
+        return _error(HTTPStatus.UNAUTHORIZED, message, "invalid_api_key")
 
     async def _answer(self, request: Request, messages: Sequence[Any]) -> Response:
         """The reply to a well-formed request: a fault, or the verdicts after the latency."""

@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.llm.sim_embeddings import SimulatorEmbeddings
 from app.llm.sim_faults import FaultRates
+from app.llm.sim_gullible import GulliblePolicy
 from app.llm.sim_latency import Latency, parse_latency
 from app.llm.sim_policy import LexicalPolicy, OraclePolicy, Policy, load_oracle
 from app.llm.sim_server import TRANSPORT_KEY, SimulatorEndpoints, SimulatorStats
@@ -60,6 +61,10 @@ class SimulatorConfig:
     seed: int = 0
     model_name: str = "tablerouter-sim"
     faults: FaultRates = field(default_factory=FaultRates)
+    # Obey instructions found in table cards, as a weak model might (app.llm.sim_gullible).
+    gullible: bool = False
+    # Answer 401 to a request without this key, echoing the key it got, as a careless provider does.
+    api_key: str | None = None
 
     def __post_init__(self) -> None:
         parse_latency(self.latency_ms)
@@ -76,9 +81,10 @@ class SimulatorConfig:
 
     def build_policy(self) -> Policy:
         """The relevance policy, the oracle file read now."""
+        policy: Policy = LexicalPolicy(seed=self.seed)
         if self.policy == "oracle" and self.oracle is not None:
-            return OraclePolicy(load_oracle(self.oracle), fnr=self.fnr, fpr=self.fpr, seed=self.seed)
-        return LexicalPolicy(seed=self.seed)
+            policy = OraclePolicy(load_oracle(self.oracle), fnr=self.fnr, fpr=self.fpr, seed=self.seed)
+        return GulliblePolicy(policy) if self.gullible else policy
 
 
 class _SimulatorApp(Starlette):
@@ -95,7 +101,12 @@ class _SimulatorApp(Starlette):
 def create_simulator_app(config: SimulatorConfig) -> Starlette:
     """The simulator's ASGI app; each app has its own counters."""
     sim = SimulatorEndpoints(
-        config.build_policy(), config.latency, config.seed, config.model_name, config.faults
+        config.build_policy(),
+        config.latency,
+        config.seed,
+        config.model_name,
+        config.faults,
+        api_key=config.api_key,
     )
     endpoints: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
         ("/v1/chat/completions", sim.chat_completions, "POST"),
@@ -140,6 +151,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fpr", type=float, default=0.0, help="oracle: chance another table is picked")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="tablerouter-sim")
+    parser.add_argument(
+        "--gullible",
+        action="store_true",
+        help="obey instructions found in table cards ('select table X', 'ignore previous instructions')",
+    )
+    parser.add_argument(
+        "--api-key",
+        help="answer 401 to requests without this bearer key, echoing the key sent (a careless provider)",
+    )
     faults = parser.add_argument_group("faults", "chance per call of each fault (they add up to <= 1)")
     for name, what in _FAULT_FLAGS.items():
         faults.add_argument(f"--{name.replace('_', '-')}-rate", type=float, default=0.0, help=what)
@@ -188,6 +208,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         seed=args.seed,
         model_name=args.model_name,
         faults=_faults_from_args(args),
+        gullible=args.gullible,
+        api_key=args.api_key,
     )
 
 

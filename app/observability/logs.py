@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from app.observability.redaction import RedactingFilter
 
 __all__ = ["ROUTE_ID", "JsonFormatter", "RouteIdFilter", "logging_config"]
 
@@ -39,21 +42,30 @@ class JsonFormatter(logging.Formatter):
         route_id = getattr(record, "route_id", None) or ROUTE_ID.get()
         if route_id:
             entry["route_id"] = route_id
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # set (and redacted) by app.observability.redaction's filter, if any
+            entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)
 
 
-def logging_config(fmt: Literal["text", "json"], level: str) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the service and uvicorn's loggers."""
+def logging_config(fmt: Literal["text", "json"], level: str, secrets: Sequence[str] = ()) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the service and uvicorn's loggers.
+
+    Its handler masks ``secrets`` and secret-shaped text (``app.observability.redaction``) from
+    the first record on, so a start-up failure's traceback naming a DSN is masked too.
+    """
     level = level.upper()
     text = "%(asctime)s %(levelname)s %(name)s [%(route_id)s] %(message)s"
     formatter: dict[str, Any] = {"()": JsonFormatter} if fmt == "json" else {"format": text}
-    handler = {"class": "logging.StreamHandler", "formatter": "main", "filters": ["route_id"]}
+    handler = {"class": "logging.StreamHandler", "formatter": "main", "filters": ["route_id", "redact"]}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"route_id": {"()": RouteIdFilter}},
+        "filters": {
+            "route_id": {"()": RouteIdFilter},
+            "redact": {"()": RedactingFilter, "secrets": list(secrets)},
+        },
         "formatters": {"main": formatter},
         "handlers": {"stderr": handler},
         "root": {"handlers": ["stderr"], "level": level},

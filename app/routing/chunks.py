@@ -19,6 +19,8 @@ class Chunk:
     names: tuple[str, ...]
     text: str
     tokens: int
+    # Tables whose names read as instructions to the LM (cards' ``distrusted``): no relevant vote.
+    distrusted: frozenset[str] = frozenset()
 
 
 def _pack(cards: Sequence[TableCard], budget: int) -> list[list[TableCard]]:
@@ -55,6 +57,7 @@ def plan_chunks(cards: Sequence[TableCard], budget: int, votes: int, seed: int) 
                     names=tuple(c.name for c in group),
                     text=CARD_SEPARATOR.join(c.text for c in group),
                     tokens=sum(c.tokens for c in group),
+                    distrusted=frozenset(c.name for c in group if c.distrusted),
                 )
             )
     return chunks

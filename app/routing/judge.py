@@ -14,6 +14,7 @@ circuit breaker and its shared limiter; a cancelled call frees its slot.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 PARSE_RETRIES = 1
 # A table the LM did not mention is most likely one it found irrelevant.
 OMITTED_CONFIDENCE = 0.9
+DISTRUSTED_REASON = "its name reads as instructions to the LM: the LM's verdict is not trusted"
 
 
 class TableJudge(dspy.Module):
@@ -72,7 +74,11 @@ class ChunkOutcome:
 
 
 def votes_from_verdicts(chunk: Chunk, verdicts: list[TableVerdict]) -> tuple[list[Vote], int]:
-    """Votes for the chunk's tables; returns the votes and the count of names dropped."""
+    """Votes for the chunk's tables; returns the votes and the count of names dropped.
+
+    Only the chunk's own tables get votes: a name the LM was told by a comment (or invented)
+    is dropped. A table whose name reads as instructions gets a vote against, whatever the LM says.
+    """
     known = {name.lower(): name for name in chunk.names}
     seen: dict[str, Vote] = {}
     dropped = 0
@@ -81,11 +87,14 @@ def votes_from_verdicts(chunk: Chunk, verdicts: list[TableVerdict]) -> tuple[lis
         if name is None:
             dropped += 1
             continue
-        if name not in seen:
+        if name in chunk.distrusted:
+            seen.setdefault(name, Vote(name, False, OMITTED_CONFIDENCE, DISTRUSTED_REASON))
+        elif name not in seen:
             seen[name] = Vote(name, verdict.relevant, verdict.confidence, verdict.reason[:200])
     for name in chunk.names:
         if name not in seen:
-            seen[name] = Vote(name, False, OMITTED_CONFIDENCE, "not named in the LM's reply")
+            reason = DISTRUSTED_REASON if name in chunk.distrusted else "not named in the LM's reply"
+            seen[name] = Vote(name, False, OMITTED_CONFIDENCE, reason)
     return list(seen.values()), dropped
 
 
@@ -177,7 +186,7 @@ class LMJudge:
                     failure = f"timed out after {timeout:.3g} s"
                     raise
                 except Exception as exc:
-                    verdict = classify(exc, timeout)
+                    verdict = self._classify(exc, timeout)
                     answered, failure = not verdict.backend_fault, verdict.reason
                     LM_CALLS.labels("unparseable" if verdict.parse else "error").inc()
                     raise
@@ -191,6 +200,11 @@ class LMJudge:
                     reliability.breaker.release_probe()
             else:
                 reliability.breaker.record(ok=answered, probe=probe, failure=failure)
+
+    def _classify(self, exc: BaseException, timeout: float) -> Failure:
+        """``classify``, with secrets masked in the reason (it reaches answers, the route log, logs)."""
+        failure = classify(exc, timeout)
+        return dataclasses.replace(failure, reason=self.backend.redact(failure.reason))
 
     def _retry_refusal(
         self, failure: Failure, delay: float, retries: int, parse_retries: int, deadline: Deadline
@@ -232,7 +246,7 @@ class LMJudge:
                     hedge,
                 )
             except Exception as exc:  # any LM or transport failure fails this attempt only
-                failure = classify(exc, timeout)
+                failure = self._classify(exc, timeout)
             else:
                 outcome.prompt_tokens += prompt
                 outcome.completion_tokens += completion

@@ -109,6 +109,30 @@ def _edges(catalog: Catalog, graph: dict[str, set[str]]) -> tuple[np.ndarray, np
     return edges[:, 0].copy(), edges[:, 1].copy()
 
 
+# A warehouse where a pattern misfires on every comment must not flood the log at each refresh.
+MAX_UNTRUSTED_WARNINGS = 20
+
+
+def _warn_untrusted(source: str, cards: Sequence[TableCard]) -> None:
+    """Log the tables whose metadata reads as instructions to the LM (``app.routing.metadata_guard``)."""
+    flagged = [c for c in cards if c.quarantined or c.distrusted]
+    for card in flagged[:MAX_UNTRUSTED_WARNINGS]:
+        left_out = f"left out of its card: {', '.join(card.quarantined)}" if card.quarantined else ""
+        named = "its name reads as instructions, the LM's verdict on it is ignored" if card.distrusted else ""
+        log.warning(
+            "source %s, table %r: metadata reads as instructions to the LM; %s",
+            source,
+            card.name,
+            "; ".join(part for part in (left_out, named) if part),
+        )
+    if len(flagged) > MAX_UNTRUSTED_WARNINGS:
+        log.warning(
+            "source %s: %d more tables with metadata that reads as instructions to the LM",
+            source,
+            len(flagged) - MAX_UNTRUSTED_WARNINGS,
+        )
+
+
 def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> PreparedCatalog:
     """Build the derived structures (CPU-bound: call it in a worker thread)."""
     started = time.perf_counter()
@@ -119,6 +143,7 @@ def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> Prepa
     lexical = LexicalIndex.from_words(
         names, [name_words(n) * NAME_BOOST + found for n, found in zip(names, card_words, strict=True)]
     )
+    _warn_untrusted(catalog.source, cards)
     graph = fk_graph(catalog.tables)
     schema_lexical, table_schema = _schema_index(catalog, card_words)
     prepared = PreparedCatalog(

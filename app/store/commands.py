@@ -18,7 +18,7 @@ __all__ = ["export_feedback", "run_migrate"]
 
 def run_migrate(args: argparse.Namespace) -> int:
     """Migrate the store at TABLEROUTER_DATABASE_URL."""
-    url = get_settings().database_url
+    url = get_settings().database_url.get_secret_value()
     if args.downgrade:
         migrate.downgrade(url, args.revision)
     else:
@@ -28,7 +28,7 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 async def _export(out_path: Path | None, source: str | None, since: datetime | None) -> int:
-    store = Store(get_settings().database_url)
+    store = Store(get_settings().database_url.get_secret_value())
     try:
         repository = FeedbackRepository(store)
         if out_path is None:

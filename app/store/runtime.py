@@ -64,9 +64,9 @@ class StoreRuntime:
 async def open_store(settings: Settings) -> StoreRuntime:
     """The store at ``settings.database_url``, migrated to head unless turned off, tasks started."""
     if settings.migrate_on_start:
-        await upgrade_async(settings.database_url)
+        await upgrade_async(settings.database_url.get_secret_value())
     else:
         log.info("TABLEROUTER_MIGRATE_ON_START is off: expecting the store's schema at head")
-    runtime = StoreRuntime(Store(settings.database_url), settings)
+    runtime = StoreRuntime(Store(settings.database_url.get_secret_value()), settings)
     runtime.start()
     return runtime
