@@ -94,6 +94,9 @@ class Settings(BaseSettings, ReliabilitySettings):
     refresh_interval_s: float = Field(
         default=300.0, ge=0, description="seconds between catalog refreshes of every source; 0: never"
     )
+    introspect_timeout_s: float = Field(
+        default=300.0, gt=0, description="seconds one introspection of a source may take, connecting included"
+    )
     route_log_queue_size: int = Field(
         default=10_000, ge=1, description="routes waiting to be written to the route log; more are dropped"
     )

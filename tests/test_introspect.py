@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -313,3 +314,30 @@ async def test_unreachable_server_hides_the_url(url: str) -> None:
     assert "down" in message
     assert "s3cret-pw" not in message
     assert "127.0.0.1" not in message
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+asyncpg", "mysql+asyncmy"])
+async def test_a_server_that_never_answers_times_out(scheme: str) -> None:
+    """A warehouse that takes the connection and then says nothing fails the refresh in time."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # held open, never written to
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = create_async_engine(f"{scheme}://u:s3cret-pw@127.0.0.1:{port}/test")
+    try:
+        with pytest.raises(IntrospectionError) as info:
+            await introspect(engine, "mute", timeout_s=0.5)
+    finally:
+        await engine.dispose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert accepted, "the driver never connected, so the timeout was not what failed it"
+    message = str(info.value)
+    assert "timed out" in message
+    assert "mute" in message
+    assert "s3cret-pw" not in message

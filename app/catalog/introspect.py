@@ -40,14 +40,27 @@ class IntrospectionError(Exception):
     """The catalog could not be read; the message never contains the URL or a password."""
 
 
-async def introspect(engine: AsyncEngine, source: str, schemas: Sequence[str] | None = None) -> Catalog:
-    """Read the tables and views of ``schemas`` (default: the connection's schema) into a Catalog."""
+async def introspect(
+    engine: AsyncEngine,
+    source: str,
+    schemas: Sequence[str] | None = None,
+    *,
+    timeout_s: float | None = None,
+) -> Catalog:
+    """Read the tables and views of ``schemas`` (default: the connection's schema) into a Catalog.
+
+    ``timeout_s`` bounds the whole read, connecting included: a warehouse that accepts the
+    connection and never answers must not hold the service's start-up or a refresh forever.
+    """
     try:
-        async with engine.connect() as conn:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 tables = await _read_postgresql(conn, source, schemas)
             else:
                 tables = await conn.run_sync(_read_catalog, source, schemas)
+    except TimeoutError as exc:  # ours, or a driver's own connect timeout
+        after = f" after {timeout_s:g} s" if timeout_s is not None else ""
+        raise IntrospectionError(f"reading the catalog of source {source!r} timed out{after}") from exc
     except (OSError, DBAPIError) as exc:
         # str(exc) may name host, user or statement; the class names are enough to act on.
         cause = type(getattr(exc, "orig", None) or exc).__name__

@@ -119,7 +119,9 @@ class CatalogRegistry:
         async with state.lock:
             started = time.perf_counter()
             try:
-                catalog = await introspect(state.engine, name, state.config.schemas)
+                catalog = await introspect(
+                    state.engine, name, state.config.schemas, timeout_s=self._settings.introspect_timeout_s
+                )
             except IntrospectionError as exc:
                 state.last_error = self._redact(str(exc))
                 log.warning("refresh of %s failed: %s", name, state.last_error)
