@@ -67,8 +67,13 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand.
+
+    The options of ``lmsim`` and ``eval`` are defined beside their code, which imports the web
+    stack and DSPy (seconds on a busy machine): only a parser for that ``command`` loads them,
+    so ``tablerouter migrate`` or ``--help`` starts at once.
+    """
     parser = argparse.ArgumentParser(prog="tablerouter", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -107,23 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = sub.add_parser("openapi", help="print the OpenAPI document: tablerouter openapi > openapi.json")
     openapi.set_defaults(func=_openapi)
 
-    from app.llm.simulator import add_arguments
-
     lmsim = sub.add_parser("lmsim", help="run the OpenAI-compatible LM simulator")
-    add_arguments(lmsim)
+    if command == "lmsim":
+        from app.llm.simulator import add_arguments
+
+        add_arguments(lmsim)
     lmsim.set_defaults(func=_lmsim)
 
-    from app.eval.cli import add_arguments as add_eval_arguments
-
     evaluate = sub.add_parser("eval", help="measure table recall on a Spider-format benchmark")
-    add_eval_arguments(evaluate)
+    if command == "eval":
+        from app.eval.cli import add_arguments as add_eval_arguments
+
+        add_eval_arguments(evaluate)
     evaluate.set_defaults(func=_eval)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The subcommand is the first word that is not an option (the top level takes no values).
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     result: int = args.func(args)
     return result
 
