@@ -43,7 +43,15 @@ class CpuRun:
     @property
     def ceiling(self) -> float:
         """Routes/s this run's CPU per route allows on an idle machine of ``cores`` cores."""
-        total = self.router_s + self.simulator_s + self.client_s
+        return self._ceiling(self.simulator_s)
+
+    @property
+    def ceiling_without_simulator(self) -> float:
+        """The ceiling if the LM (the simulator) ran elsewhere, as a real provider does."""
+        return self._ceiling(0.0)
+
+    def _ceiling(self, simulator_s: float) -> float:
+        total = self.router_s + simulator_s + self.client_s
         per_core = self.routes / max(total, 1e-9)
         per_replica = self.routes / max(self.router_s, 1e-9)
         return min(self.cores * per_core, self.replicas * per_replica)

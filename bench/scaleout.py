@@ -5,9 +5,12 @@ Prints, from one run:
   flight (goal <= 32), beside the same load without Redis (each replica its own 32);
 - with an RPM limit: upstream requests in the busiest 60 s window vs the limit (goal <= +5 %);
 - throughput (routes/s) of 3 replicas / 1 replica with the LM limit not binding (goal >= 1.8
-  on 2 cores), with the CPU seconds each process used, which says what bounds it.
+  on 2 cores), with the CPU ms per route of the routers, the simulator and the load generator,
+  the CPU other processes took meanwhile, and the ratio those costs allow at most on this
+  machine's cores (``bench.cpu_bound``), which says what bounds it.
 
 Run: uv run python -m bench.scaleout [--tables 120] [--rpm 1800] [--rpm-seconds 75]
+     [--routes 600] [--phases limits,throughput]
 """
 
 from __future__ import annotations
@@ -215,9 +218,11 @@ async def _scaling(
     print(f"throughput, LM limit not binding ({args.routes} routes, 60 concurrent, {one.cores} cores):")
     print(f"  {one.report()}")
     print(f"  {three.report()}")
+    print(f"  3 replicas / 1 replica: {three.per_second / one.per_second:.2f} measured (goal >= 1.8)")
     print(
-        f"  3 replicas / 1 replica: {three.per_second / one.per_second:.2f} measured (goal >= 1.8); "
-        f"{three.ceiling / one.ceiling:.2f} is the most this CPU per route allows on an idle machine"
+        f"  the most these CPU costs per route allow on {one.cores} idle cores: "
+        f"{three.ceiling / one.ceiling:.2f}; with the simulator on another machine: "
+        f"{three.ceiling_without_simulator / one.ceiling_without_simulator:.2f}"
     )
     print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
 
