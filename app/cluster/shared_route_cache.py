@@ -20,11 +20,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from redis.exceptions import RedisError
+
 from app.cluster.redis_link import UNREACHABLE, RedisLink
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A cache must never fail a route: an error reply (out of memory, a read-only replica) counts as
+# an outage too.
+FAILED: tuple[type[BaseException], ...] = (*UNREACHABLE, RedisError)
 
 # Store the answer (if any), then drop the lock only if it is still ours, and wake the waiters.
 _PUBLISH = """
@@ -83,7 +88,7 @@ class SharedRouteCache:
         if self.link.up:
             try:
                 shared, token = await self._find_or_claim(digest, min(wait_limit, self.wait_seconds), decode)
-            except UNREACHABLE as exc:
+            except FAILED as exc:
                 self.link.mark_down(exc)
             else:
                 if shared is not None:
@@ -145,7 +150,7 @@ class SharedRouteCache:
             await asyncio.sleep(self.lock_ms / 3000)
             try:
                 await self._renew(keys=[lock_key], args=[token, self.lock_ms])
-            except UNREACHABLE as exc:
+            except FAILED as exc:
                 self.link.mark_down(exc)
                 return
 
@@ -155,7 +160,7 @@ class SharedRouteCache:
             await self._publish(
                 keys=[value_key, lock_key, self.channel], args=[token, blob or b"", self.ttl_ms, digest]
             )
-        except UNREACHABLE as exc:
+        except FAILED as exc:
             self.link.mark_down(exc)  # the lock expires by itself
 
     def _listen(self) -> None:
@@ -174,7 +179,7 @@ class SharedRouteCache:
                         event = self._woken.get(message["data"].decode())
                         if event is not None:
                             event.set()
-            except UNREACHABLE:
+            except FAILED:
                 await asyncio.sleep(1.0)  # the waiters' poll covers the gap
             finally:
                 with contextlib.suppress(*UNREACHABLE):
