@@ -163,17 +163,19 @@ async def test_when_the_computing_replica_dies_another_computes_after_its_lock_e
         await asyncio.sleep(0.2)  # the survivors are waiting for the victim's answer
         assert not any(task.done() for task in waiting)
         victim.kill()
-        await asyncio.sleep(0.1)  # calls the victim sent are counted; its lock lives on
-        before = await _sim_calls(client, setup)
         bodies = await asyncio.gather(*waiting)
-        calls = await _sim_calls(client, setup) - before
         with pytest.raises(httpx.TransportError):
             await doomed
     await redis.aclose()
     # Nothing renews a dead replica's lock: one survivor computes, the other waits for it.
-    assert sorted(b["stats"]["cache"] for b in bodies) == ["hit", "miss"], [b["stats"] for b in bodies]
-    assert calls == max(b["stats"]["lm_calls"] for b in bodies) > 0
-    assert bodies[0]["tables"] == bodies[1]["tables"]
+    # (The LM's call count is not compared here: the victim's last calls may still be
+    # arriving at the simulator when the survivors start.)
+    computed, served = sorted(bodies, key=lambda b: str(b["stats"]["cache"]), reverse=True)
+    assert computed["stats"]["cache"] == "miss"
+    assert computed["stats"]["lm_calls"] > 0
+    assert served["stats"]["cache"] == "hit"
+    assert served["stats"]["lm_calls"] == 0
+    assert served["tables"] == computed["tables"]
 
 
 async def test_redis_down_mid_load_routes_go_on_with_the_local_cache(setup: Setup) -> None:
