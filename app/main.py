@@ -23,6 +23,7 @@ from app.api.state import AppState
 from app.catalog.registry import CatalogRegistry
 from app.cluster.failover_limiter import shared_limits
 from app.cluster.redis_link import RedisLink
+from app.cluster.shared_route_cache import SharedRouteCache, shared_route_cache
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import build_backend
 from app.llm.limits import ObservedLimiter
@@ -45,6 +46,26 @@ async def _sources(settings: Settings) -> dict[str, SourceConfig]:
     return {DEMO_SOURCE: SourceConfig.model_validate({"url": url})}
 
 
+async def _shared_in_redis(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[ObservedLimiter | None, SharedRouteCache | None]:
+    """The LM limits and the route cache shared with the other replicas, when there is a Redis."""
+    if settings.redis_url is None:
+        return None, None
+    link = RedisLink(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
+    await link.start()
+    stack.push_async_callback(link.aclose)
+    limiter = shared_routes = None
+    if settings.llm_model:
+        shared, semaphore = shared_limits(settings, link)
+        stack.push_async_callback(semaphore.aclose)
+        limiter = ObservedLimiter(shared, settings.llm_max_concurrency)
+    if settings.route_cache_size > 0:
+        shared_routes = shared_route_cache(settings, link)
+        stack.push_async_callback(shared_routes.aclose)
+    return limiter, shared_routes
+
+
 def create_app(settings: Settings) -> FastAPI:
     """A new application for ``settings``."""
 
@@ -59,14 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(store.aclose)
             registry = CatalogRegistry(settings, await _sources(settings), store.snapshots, redactor)
             stack.push_async_callback(registry.aclose)
-            limiter = None
-            if settings.redis_url is not None and settings.llm_model:
-                link = RedisLink(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
-                await link.start()
-                stack.push_async_callback(link.aclose)
-                shared, semaphore = shared_limits(settings, link)
-                stack.push_async_callback(semaphore.aclose)
-                limiter = ObservedLimiter(shared, settings.llm_max_concurrency)
+            limiter, shared_routes = await _shared_in_redis(settings, stack)
             backend = build_backend(settings, limiter)
             if backend is None:
                 log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
@@ -85,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
                 embeddings,
                 settings.prior_weight,
                 deadline_s=settings.route_deadline_ms / 1000,
+                shared=shared_routes,
             )
             app.state.tablerouter = AppState(settings, registry, backend, router, store)
             await registry.start()

@@ -126,11 +126,24 @@ class Settings(BaseSettings, ReliabilitySettings):
     verdict_cache_size: Annotated[int, Field(ge=0)] = 65536
     llm_rpm_limit: Annotated[int, Field(ge=0)] = 0
     llm_tpm_limit: Annotated[int, Field(ge=0)] = 0
-    # Scale-out: with a Redis URL the LM limits above hold for all replicas together.
+    # Scale-out: with a Redis URL the LM limits above hold for all replicas together, and the
+    # route cache is shared by them (app.cluster).
     redis_url: SecretStr | None = None
     redis_key_prefix: str = "tablerouter"
     redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = 10.0
     replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    redis_route_ttl_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0, description="how long a route answer stays in the shared cache"
+    )
+    redis_route_lock_seconds: Annotated[float, Field(ge=0.5, le=60)] = Field(
+        default=3.0, description="a route computation's lock; a dead replica's lock expires after it"
+    )
+    redis_route_wait_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=10.0, description="longest wait for another replica's identical route (and half the deadline)"
+    )
+    redis_route_max_bytes: Annotated[int, Field(ge=256)] = Field(
+        default=64 * 1024, description="compressed answers larger than this are not shared"
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="JSON list of origins whose browser pages may call the API; empty: CORS off",

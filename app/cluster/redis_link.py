@@ -1,7 +1,7 @@
 """The one Redis connection pool a replica uses for everything it shares with the others.
 
-The LM limits use it now; a shared route cache can use the same ``client`` and ``key``
-scheme. The link tracks whether Redis answers: a component that sees a connection error calls
+The LM limits and the shared route cache use its ``client`` and ``key`` scheme. The link
+tracks whether Redis answers: a component that sees a connection error calls
 ``mark_down``, which logs once, tells the listeners (the metrics gauge, the limits) and probes
 Redis in the background until it answers again, then marks it up and logs that too.
 """
@@ -64,14 +64,15 @@ class RedisLink:
         except UNREACHABLE as exc:
             self.mark_down(exc)
         else:
-            log.info("shared limits in Redis (replica %s)", self.replica_id)
+            log.info("limits and route cache shared in Redis (replica %s)", self.replica_id)
 
     def mark_down(self, exc: BaseException) -> None:
         """Redis failed: switch to local behaviour (once) and probe until it answers."""
         if not self.up:
             return
         self.up = False
-        log.warning("Redis unavailable (%s): falling back to local limits", type(exc).__name__)
+        name = type(exc).__name__
+        log.warning("Redis unavailable (%s): falling back to local limits and the local route cache", name)
         self._notify()
         if self._probe is None or self._probe.done():
             self._probe = asyncio.create_task(self._probe_until_up(), name="redis-probe")
@@ -84,7 +85,7 @@ class RedisLink:
             except UNREACHABLE:
                 continue
             self.up = True
-            log.warning("Redis is back: LM limits shared across replicas again")
+            log.warning("Redis is back: LM limits and the route cache shared across replicas again")
             self._notify()
 
     def _notify(self) -> None:

@@ -13,7 +13,8 @@ with dashboards; add, never rename.
 - ``tablerouter_lm_hedges_total{outcome}``: hedged (duplicate) LM calls sent (``sent``).
 - ``tablerouter_lm_tokens_total{kind}``: tokens the LM reported; ``prompt``, ``completion``.
 - ``tablerouter_route_cache_total{result}``: route cache look-ups; ``hit``, ``miss``, ``shared``
-  (joined a computation already running: single-flight).
+  (joined a computation already running: single-flight), ``remote_hit`` (answered by the
+  shared cache in Redis: another replica computed it).
 - ``tablerouter_limiter_wait_seconds``: histogram of the time an LM call waited for its slot
   and rate permits.
 - ``tablerouter_limiter_waiting`` / ``tablerouter_lm_in_flight``: gauges of LM calls waiting

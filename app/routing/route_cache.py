@@ -1,32 +1,39 @@
 """The route cache: an identical route is answered from memory, and identical routes in flight share one.
 
-A route is identical when its normalised question, source, catalog version, judge program
-version and request options (``top_k``, ``min_score``, ``schemas``) are. A new catalog
-version is a new key, so a refresh never serves stale tables. Partial answers (some chunk
-failed) are not kept. Concurrent identical routes wait on one computation (single-flight);
-it runs as its own task, so a client that goes away does not cancel it for the others.
+What makes routes identical is ``app.routing.route_key``. Partial answers (some chunk failed)
+are not kept. Concurrent identical routes wait on one computation (single-flight); it runs as
+its own task, so a client that goes away does not cancel it for the others. With a shared
+cache (Redis, ``app.cluster.shared_route_cache``) a route missing here is looked up there, and
+computed once across replicas; the local cache still answers first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from app.cluster.shared_route_cache import SharedRouteCache
 from app.observability.logs import ROUTE_ID
 from app.observability.metrics import ROUTE_CACHE
 from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome
 from app.routing.judge_signature import PROGRAM_VERSION
-from app.routing.lru import CacheCounters, LRUCache, normalize_question
+from app.routing.lru import CacheCounters, LRUCache
 from app.routing.prepared import PreparedCatalog
+from app.routing.route_codec import decode_route, encode_route
+from app.routing.route_key import RouteKey, route_key
 from app.routing.service import DEFAULT_SHORTLIST_SIZE, RouteResult, RouteService
 from app.routing.verdict_cache import CachingJudge
 
 __all__ = ["CachedRouteService"]
+
+# A computation's answer, and whether another replica computed it (the shared cache).
+_Landed = tuple[RouteResult, bool]
 
 
 class CachedRouteService(RouteService):
@@ -41,10 +48,12 @@ class CachedRouteService(RouteService):
         prior_weight: float = 0.0,
         *,
         deadline_s: float = 30.0,
+        shared: SharedRouteCache | None = None,
     ) -> None:
         super().__init__(judge, shortlist_size, embeddings, prior_weight, deadline_s=deadline_s)
-        self.routes: LRUCache[Hashable, RouteResult] = LRUCache(capacity)
-        self._in_flight: dict[Hashable, _Flight] = {}
+        self.routes: LRUCache[RouteKey, RouteResult] = LRUCache(capacity)
+        self.shared = shared
+        self._in_flight: dict[RouteKey, _Flight] = {}
         self.program_version = judge.program_version if judge is not None else f"{PROGRAM_VERSION}:lexical"
 
     def counters(self) -> dict[str, CacheCounters]:
@@ -54,7 +63,7 @@ class CachedRouteService(RouteService):
             counters["verdicts"] = self.judge.counters()
         return counters
 
-    def _landed(self, key: Hashable, task: asyncio.Task[RouteResult]) -> None:
+    def _landed(self, key: RouteKey, task: asyncio.Task[_Landed]) -> None:
         self._in_flight.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have gone away
@@ -79,37 +88,65 @@ class CachedRouteService(RouteService):
                 prepared, question, top_k, min_score, schemas, on_chunk=on_chunk, deadline=deadline
             )
         started = time.perf_counter()
-        key = (
-            normalize_question(question),
-            prepared.catalog.source,
-            prepared.version,
-            self.program_version,
-            top_k,
-            min_score,
-            tuple(sorted(set(schemas))) if schemas else None,
+        key = route_key(
+            question,
+            source=prepared.catalog.source,
+            catalog_version=prepared.version,
+            program_version=self.program_version,
+            top_k=top_k,
+            min_score=min_score,
+            schemas=schemas,
         )
         cached = self.routes.get(key)
         if cached is not None:
             ROUTE_CACHE.labels("hit").inc()
             return _served(cached, "hit", started)
         flight = self._in_flight.get(key)
+        joined = flight is not None
         if flight is None:
             # The first asker's deadline bounds the shared computation.
-            work = super().route(prepared, question, top_k, min_score, schemas, deadline=deadline)
+            deadline = deadline or Deadline.after(self.deadline_s)
+            compute = functools.partial(
+                super().route, prepared, question, top_k, min_score, schemas, deadline=deadline
+            )
+            work = self._computed(key, compute, deadline)
             task = asyncio.create_task(work)
             flight = self._in_flight[key] = _Flight(task)
             task.add_done_callback(lambda done: self._landed(key, done))
-            outcome = "miss"
-            ROUTE_CACHE.labels("miss").inc()
         else:
             self.routes.coalesced += 1
-            outcome = "hit"
             ROUTE_CACHE.labels("shared").inc()
-        result = await flight.wait()
-        complete = result.stats.failed_chunks == 0 and not result.partial and not result.degraded
-        if outcome == "miss" and complete:
+        result, from_shared = await flight.wait()
+        if joined:
+            return _served(result, "hit", started)
+        ROUTE_CACHE.labels("remote_hit" if from_shared else "miss").inc()
+        if from_shared:
+            self.routes.hits += 1  # the local look-up counted a miss; the deployment's cache hit
+            self.routes.misses -= 1
+        if _complete(result):
             self.routes.put(key, result)
-        return _served(result, outcome, started)
+        return _served(result, "hit" if from_shared else "miss", started)
+
+    async def _computed(
+        self, key: RouteKey, compute: Callable[[], Awaitable[RouteResult]], deadline: Deadline
+    ) -> _Landed:
+        """The route computed here, or another replica's answer from the shared cache (True)."""
+        if self.shared is None:
+            return await compute(), False
+        # Waiting for another replica may take at most half the time left: the rest is enough
+        # to compute the route here if that replica never answers.
+        return await self.shared.get_or_compute(
+            key.digest(),
+            compute,
+            lambda result: encode_route(result) if _complete(result) else None,
+            decode_route,
+            deadline.remaining() / 2,
+        )
+
+
+def _complete(result: RouteResult) -> bool:
+    """Whether an answer may be kept: every chunk answered, none from the lexical fallback."""
+    return result.stats.failed_chunks == 0 and not result.partial and not result.degraded
 
 
 class _Flight:
@@ -119,11 +156,11 @@ class _Flight:
     fail the rest), but a computation nobody waits for any more stops, freeing its LM calls.
     """
 
-    def __init__(self, task: asyncio.Task[RouteResult]) -> None:
+    def __init__(self, task: asyncio.Task[_Landed]) -> None:
         self.task = task
         self.waiters = 0
 
-    async def wait(self) -> RouteResult:
+    async def wait(self) -> _Landed:
         self.waiters += 1
         try:
             return await asyncio.shield(self.task)

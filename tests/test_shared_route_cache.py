@@ -1,0 +1,207 @@
+"""The route cache and single-flight shared through Redis: three ``tablerouter serve`` processes.
+
+The LM simulator counts the calls, so "computed once across replicas" is measured at the LM.
+The verdict cache is off (a route computed again would otherwise cost no call); the route
+cache is on. Each test asks its own question, so no test is answered by another's route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from redis import Redis as SyncRedis
+from redis import asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
+from app.llm.simulator import SimulatorConfig, running_simulator
+from tests.replica_harness import RedisServer, Replica, ReplicaForker, free_port, running_replicas
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+REDIS_URL = "redis://127.0.0.1:6379/0"
+LOCK_SECONDS = 1.0
+
+
+@dataclass
+class Setup:
+    env: dict[str, str]
+    questions: list[str]
+    sim_url: str
+    workdir: Path
+    spawn: ReplicaForker
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup]:
+    forker = ReplicaForker()  # imports the service while the warehouse is built
+    schema = f"tr_shcache_{uuid.uuid4().hex[:8]}"
+    tables = synthetic_tables(40, schema=schema, seed=12)
+    engine = create_async_engine(pg_url)
+    await create_synthetic_warehouse(engine, tables, schema=schema)
+    questions = synthetic_questions(tables, 8, seed=3)
+    workdir = tmp_path_factory.mktemp("shared-cache")
+    oracle = workdir / "oracle.jsonl"
+    oracle.write_text("\n".join(json.dumps(q) for q in questions))
+    # Slow calls and a global limit of 2: a route takes long enough to kill its replica mid-way.
+    config = SimulatorConfig(port=0, latency_ms="uniform:200:300", oracle=oracle, policy="oracle")
+    try:
+        async with running_simulator(config) as sim_url:
+            env = {
+                "TABLEROUTER_SOURCES": json.dumps({"wh": {"url": pg_url, "schemas": [schema]}}),
+                "TABLEROUTER_LLM_MODEL": "openai/tablerouter-sim",
+                "TABLEROUTER_LLM_API_BASE": f"{sim_url}/v1",
+                "TABLEROUTER_LLM_MAX_CONCURRENCY": "2",
+                "TABLEROUTER_CHUNK_TOKENS": "400",
+                "TABLEROUTER_VOTES": "1",
+                "TABLEROUTER_REPLICAS": "3",
+                "TABLEROUTER_REDIS_ROUTE_LOCK_SECONDS": str(LOCK_SECONDS),
+                # A killed replica's LM slots come back as soon as its route lock does.
+                "TABLEROUTER_REDIS_LEASE_SECONDS": str(LOCK_SECONDS),
+                # A computed route costs LM calls every time: only the route cache can save them.
+                "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
+            }
+            yield Setup(env, [q["question"] for q in questions], sim_url, workdir, forker)
+    finally:
+        forker.close()
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def prefix() -> Iterator[str]:
+    """A Redis key prefix of this module alone; its keys are deleted afterwards."""
+    name = f"tr-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    with SyncRedis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{name}:*"))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def trio(setup: Setup, prefix: str) -> Iterator[list[Replica]]:
+    """Three replicas sharing the local Redis; the kill test kills the one that computes."""
+    env = {**setup.env, "TABLEROUTER_REDIS_URL": REDIS_URL, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
+    with running_replicas(3, env, setup.workdir / prefix, setup.spawn) as replicas:
+        yield replicas
+
+
+async def _sim_calls(client: httpx.AsyncClient, setup: Setup) -> int:
+    calls: int = (await client.get(f"{setup.sim_url}/stats")).json()["calls"]
+    return calls
+
+
+async def _route(client: httpx.AsyncClient, replica: Replica, question: str) -> dict[str, Any]:
+    response = await client.post(f"{replica.url}/route", json={"question": question, "top_k": 5})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_route_computed_by_one_replica_is_served_by_the_others(
+    setup: Setup, trio: list[Replica]
+) -> None:
+    question = setup.questions[0]
+    async with httpx.AsyncClient(timeout=60) as client:
+        first = await _route(client, trio[0], question)
+        calls = await _sim_calls(client, setup)
+        others = [await _route(client, replica, question) for replica in trio[1:]]
+        after = await _sim_calls(client, setup)
+        counters = (await client.get(f"{trio[1].url}/cache")).json()["routes"]
+    assert first["stats"]["cache"] == "miss"
+    assert first["stats"]["lm_calls"] > 0
+    assert after == calls
+    for other in others:
+        assert other["stats"]["cache"] == "hit"
+        assert other["stats"]["lm_calls"] == 0
+        assert other["tables"] == first["tables"]
+        assert other["catalog_version"] == first["catalog_version"]
+    assert len({first["route_id"], *(o["route_id"] for o in others)}) == 3
+    assert counters["hits"] == 1
+    assert counters["misses"] == 0
+
+
+async def test_identical_routes_across_replicas_are_computed_once(setup: Setup, trio: list[Replica]) -> None:
+    question = setup.questions[1]
+    async with httpx.AsyncClient(timeout=60) as client:
+        before = await _sim_calls(client, setup)
+        bodies = await asyncio.gather(*(_route(client, trio[i % 3], question) for i in range(9)))
+        calls = await _sim_calls(client, setup) - before
+    computed = [b for b in bodies if b["stats"]["cache"] == "miss"]
+    assert len(computed) == 1
+    assert calls == computed[0]["stats"]["lm_calls"] > 0
+    assert len({json.dumps(b["tables"]) for b in bodies}) == 1
+
+
+async def test_when_the_computing_replica_dies_another_computes_after_its_lock_expires(
+    setup: Setup, trio: list[Replica], prefix: str
+) -> None:
+    question = setup.questions[2]
+    victim, survivors = trio[2], trio[:2]
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    async with httpx.AsyncClient(timeout=60) as client:
+        doomed = asyncio.create_task(client.post(f"{victim.url}/route", json={"question": question}))
+        locks: list[bytes] = []
+        for _ in range(2000):
+            locks = [k async for k in redis.scan_iter(match=f"{prefix}:route:*:lock")]
+            if locks:
+                break
+            await asyncio.sleep(0.005)
+        assert locks, "the victim never took the route's lock"
+        waiting = [asyncio.create_task(_route(client, r, question)) for r in survivors]
+        await asyncio.sleep(0.2)  # the survivors are waiting for the victim's answer
+        assert not any(task.done() for task in waiting)
+        victim.kill()
+        bodies = await asyncio.gather(*waiting)
+        with pytest.raises(httpx.TransportError):
+            await doomed
+    await redis.aclose()
+    # Nothing renews a dead replica's lock: one survivor computes, the other waits for it.
+    # (The LM's call count is not compared here: the victim's last calls may still be
+    # arriving at the simulator when the survivors start.)
+    computed, served = sorted(bodies, key=lambda b: str(b["stats"]["cache"]), reverse=True)
+    assert computed["stats"]["cache"] == "miss"
+    assert computed["stats"]["lm_calls"] > 0
+    assert served["stats"]["cache"] == "hit"
+    assert served["stats"]["lm_calls"] == 0
+    assert served["tables"] == computed["tables"]
+
+
+async def test_redis_down_mid_load_routes_go_on_with_the_local_cache(setup: Setup) -> None:
+    prefix = f"tr-test-{uuid.uuid4().hex[:10]}"  # a private Redis: nothing to clean up
+    redis_server = RedisServer(free_port(), setup.workdir)
+    redis_server.start()
+    env = {**setup.env, "TABLEROUTER_REDIS_URL": redis_server.url, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
+    env["TABLEROUTER_LLM_MAX_CONCURRENCY"] = "12"
+    questions = setup.questions[3:]
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            with running_replicas(2, env, setup.workdir / prefix, setup.spawn) as replicas:
+
+                async def one(i: int) -> int:
+                    body = {"question": questions[i % len(questions)], "top_k": 5}
+                    response = await client.post(f"{replicas[i % 2].url}/route", json=body)
+                    return response.status_code
+
+                load = asyncio.gather(*(one(i) for i in range(12)))
+                await asyncio.sleep(0.3)
+                redis_server.kill()
+                statuses = await load
+                after = await asyncio.gather(*(one(i) for i in range(6)))
+                log = replicas[0].log.read_text() + replicas[1].log.read_text()
+    finally:
+        redis_server.kill()
+    assert statuses == [200] * 12
+    assert after == [200] * 6
+    assert "falling back to local limits and the local route cache" in log
