@@ -60,7 +60,30 @@ class ReliabilitySettings(BaseModel):
     )
 
 
-class Settings(BaseSettings, ReliabilitySettings):
+class AuthSettings(BaseModel):
+    """API keys, what they may see, and how much they may spend (app.auth)."""
+
+    auth: bool = Field(
+        default=True,
+        description="require an API key (Authorization: Bearer) on every endpoint but the probes; "
+        "off only for local development",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="a static admin key for bootstrap (create the stored keys with it)"
+    )
+    metrics_auth: bool = Field(default=False, description="GET /metrics needs an admin key too")
+    key_cache_s: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=10.0, description="seconds a looked-up key is trusted before the store is asked again"
+    )
+    key_rate_limit: Annotated[int, Field(ge=0)] = Field(
+        default=120, description="routes per minute per key (a batch counts each route); 0: unlimited"
+    )
+    key_daily_tokens: Annotated[int, Field(ge=0)] = Field(
+        default=5_000_000, description="LM tokens (prompt + completion) per key per UTC day; 0: unlimited"
+    )
+
+
+class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     """Everything the service reads from its environment."""
 
     model_config = SettingsConfigDict(

@@ -1,7 +1,9 @@
 """The route cache: an identical route is answered from memory, and identical routes in flight share one.
 
 A route is identical when its normalised question, source, catalog version, judge program
-version and request options (``top_k``, ``min_score``, ``schemas``) are. A new catalog
+version, request options (``top_k``, ``min_score``, ``schemas``) and the tables the asking key
+may see (its grant's fingerprint) are: a key never gets an answer computed over tables it may
+not see. A new catalog
 version is a new key, so a refresh never serves stale tables. Partial answers (some chunk
 failed) are not kept. Concurrent identical routes wait on one computation (single-flight);
 it runs as its own task, so a client that goes away does not cancel it for the others.
@@ -69,6 +71,7 @@ class CachedRouteService(RouteService):
         *,
         on_chunk: Callable[[ChunkOutcome], None] | None = None,
         deadline: Deadline | None = None,
+        patterns: Sequence[str] | None = None,
     ) -> RouteResult:
         """The cached answer, the answer of an identical route in flight, or a new one.
 
@@ -76,7 +79,14 @@ class CachedRouteService(RouteService):
         """
         if self.routes.capacity <= 0 or on_chunk is not None:
             return await super().route(
-                prepared, question, top_k, min_score, schemas, on_chunk=on_chunk, deadline=deadline
+                prepared,
+                question,
+                top_k,
+                min_score,
+                schemas,
+                on_chunk=on_chunk,
+                deadline=deadline,
+                patterns=patterns,
             )
         started = time.perf_counter()
         key = (
@@ -87,6 +97,7 @@ class CachedRouteService(RouteService):
             top_k,
             min_score,
             tuple(sorted(set(schemas))) if schemas else None,
+            _visible(prepared, patterns),
         )
         cached = self.routes.get(key)
         if cached is not None:
@@ -95,7 +106,9 @@ class CachedRouteService(RouteService):
         flight = self._in_flight.get(key)
         if flight is None:
             # The first asker's deadline bounds the shared computation.
-            work = super().route(prepared, question, top_k, min_score, schemas, deadline=deadline)
+            work = super().route(
+                prepared, question, top_k, min_score, schemas, deadline=deadline, patterns=patterns
+            )
             task = asyncio.create_task(work)
             flight = self._in_flight[key] = _Flight(task)
             task.add_done_callback(lambda done: self._landed(key, done))
@@ -131,6 +144,12 @@ class _Flight:
             self.waiters -= 1
             if self.waiters == 0 and not self.task.done():
                 self.task.cancel()
+
+
+def _visible(prepared: PreparedCatalog, patterns: Sequence[str] | None) -> str | None:
+    """The fingerprint of the tables ``patterns`` let a route see; None: every table."""
+    grant = prepared.grant(patterns)
+    return None if grant is None else grant.fingerprint
 
 
 def _served(result: RouteResult, cache: str, started: float) -> RouteResult:
