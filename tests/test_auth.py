@@ -158,9 +158,9 @@ async def test_unknown_key_id_to_revoke_is_404(world: GrantWorld) -> None:
 
 async def test_auth_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TABLEROUTER_AUTH", raising=False)
-    assert Settings(_env_file=None).auth is True  # type: ignore[call-arg]
+    assert Settings(_env_file=None).auth is True
     monkeypatch.setenv("TABLEROUTER_AUTH", "off")
-    assert Settings(_env_file=None).auth is False  # type: ignore[call-arg]
+    assert Settings(_env_file=None).auth is False
 
 
 async def test_auth_off_serves_without_a_key_and_says_so_loudly(
