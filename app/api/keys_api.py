@@ -25,7 +25,8 @@ TablePattern = Annotated[str, Field(min_length=1, max_length=400)]
 class KeyCreateRequest(BaseModel):
     """A key to create."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict, as RouteRequest: JSON false is not the number 0, nor "60" the integer 60.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(
         min_length=1, max_length=200, description="who or what the key is for", examples=["bi-frontend"]
