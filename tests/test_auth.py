@@ -214,3 +214,9 @@ async def test_no_key_is_needed_for_probes_when_auth_is_on(world: GrantWorld) ->
     # An unknown path is 404 for everyone: the router answers before any dependency runs.
     assert unknown.status_code == 404
     assert isinstance(unknown, httpx.Response)
+
+
+async def test_a_short_admin_key_is_refused_and_an_empty_one_is_none() -> None:
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        Settings(admin_key="change-me")
+    assert Settings(admin_key="").admin_key is None

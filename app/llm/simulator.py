@@ -8,8 +8,8 @@ concurrency at ``/stats``.
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (``app.llm.sim_embeddings``),
 ``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``, ``GET /prompts`` (the latest prompts
-received), ``GET``/``POST /faults`` (read or
-replace the fault rates while running), ``GET /healthz``.
+received), ``GET``/``POST /faults`` (read or replace the fault rates while running),
+``GET /healthz``.
 """
 
 from __future__ import annotations
