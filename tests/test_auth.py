@@ -210,6 +210,9 @@ async def test_no_key_is_needed_for_probes_when_auth_is_on(world: GrantWorld) ->
     for path in ("/healthz", "/readyz"):
         response = await world.client.get(path)
         assert response.status_code == 200, path
+        # Open to anyone, so it names no source.
+        assert "sales" not in response.text
+        assert "hr" not in response.text
     unknown = await world.client.get("/no-such-endpoint")
     # An unknown path is 404 for everyone: the router answers before any dependency runs.
     assert unknown.status_code == 404
