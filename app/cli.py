@@ -1,4 +1,4 @@
-"""The ``tablerouter`` command: serve, migrate, feedback, openapi, lmsim, eval."""
+"""The ``tablerouter`` command: serve, migrate, keys, feedback, openapi, lmsim, eval."""
 
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ def _feedback(args: argparse.Namespace) -> int:
     from app.store.commands import export_feedback
 
     return export_feedback(args)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from app.auth.commands import run
+
+    return run(args)
 
 
 def _lmsim(args: argparse.Namespace) -> int:
@@ -96,6 +102,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
     migrate.add_argument("--downgrade", action="store_true", help="migrate down to --revision (e.g. base)")
     migrate.set_defaults(func=_migrate)
+
+    from app.auth.commands import add_arguments as add_keys_arguments
+
+    keys = sub.add_parser("keys", help="API keys: create (prints the secret once), list, revoke")
+    add_keys_arguments(keys)
+    keys.set_defaults(func=_keys)
 
     feedback = sub.add_parser("feedback", help="the feedback dataset")
     actions = feedback.add_subparsers(dest="feedback_action", required=True)

@@ -11,15 +11,27 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from app.api import batch_api, cache_api, health_api, metrics_api, route_api, route_log_api, sources_api
+from app.api import (
+    batch_api,
+    cache_api,
+    health_api,
+    keys_api,
+    metrics_api,
+    route_api,
+    route_log_api,
+    sources_api,
+)
+from app.api.auth import admin_only
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.offline_docs import install_offline_docs
 from app.api.openapi_doc import install_openapi
 from app.api.problems import install_problem_handlers
 from app.api.security_headers import SecurityHeadersMiddleware, install_cors
 from app.api.state import AppState
+from app.auth.authenticator import Authenticator
+from app.auth.key_limits import KeyLimits
 from app.catalog.registry import CatalogRegistry
 from app.cluster.failover_limiter import shared_limits
 from app.cluster.redis_link import RedisLink
@@ -33,7 +45,7 @@ from app.routing.dense import build_table_embeddings
 from app.routing.route_cache import CachedRouteService
 from app.routing.verdict_cache import CachingJudge
 from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
-from app.store.runtime import open_store
+from app.store.runtime import StoreRuntime, open_store
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +78,34 @@ async def _shared_in_redis(
     return limiter, shared_routes
 
 
+def _warn_about_auth(settings: Settings) -> None:
+    if not settings.auth:
+        log.warning(
+            "!!! TABLEROUTER_AUTH is off: every request is served WITHOUT an API key and sees every "
+            "source and table. For local development only; never expose this service. !!!"
+        )
+    elif settings.admin_key is None:
+        log.info(
+            "API keys required; create one with `tablerouter keys create` (or set TABLEROUTER_ADMIN_KEY)"
+        )
+
+
+def _authenticator(settings: Settings, store: StoreRuntime) -> Authenticator:
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    return Authenticator(store.keys.by_secret, admin_key, settings.key_cache_s)
+
+
+def _limits(settings: Settings) -> KeyLimits:
+    return KeyLimits(settings.key_rate_limit, settings.key_daily_tokens)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """A new application for ``settings``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            _warn_about_auth(settings)
             # First, so every record of this app's life (a failing store or source included) is masked.
             redactor = Redactor(secrets_of(settings))
             stack.enter_context(redacting_logs(redactor))
@@ -101,7 +135,9 @@ def create_app(settings: Settings) -> FastAPI:
                 deadline_s=settings.route_deadline_ms / 1000,
                 shared=shared_routes,
             )
-            app.state.tablerouter = AppState(settings, registry, backend, router, store)
+            app.state.tablerouter = AppState(
+                settings, registry, backend, router, store, _authenticator(settings, store), _limits(settings)
+            )
             await registry.start()
             # Start-up leaves ~500,000 long-lived objects (DSPy, pydantic, the catalogs); a full
             # collection scanning them held the event loop 0.4 s (measured). Frozen, they are
@@ -130,10 +166,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(route_log_api.router)
     app.include_router(health_api.router)
     app.include_router(cache_api.router)
+    app.include_router(keys_api.router)
     install_openapi(app)
     install_offline_docs(app)
     if settings.metrics_enabled:
-        app.include_router(metrics_api.router)
+        protected = [Depends(admin_only)] if settings.metrics_auth else []
+        app.include_router(metrics_api.router, dependencies=protected)
     if settings.otel_enabled:
         instrument(app)
     return app

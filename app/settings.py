@@ -9,10 +9,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SOURCE = "demo"
+MIN_ADMIN_KEY_CHARS = 32
 
 
 class SourceConfig(BaseModel):
@@ -60,7 +61,41 @@ class ReliabilitySettings(BaseModel):
     )
 
 
-class Settings(BaseSettings, ReliabilitySettings):
+class AuthSettings(BaseModel):
+    """API keys, what they may see, and how much they may spend (app.auth)."""
+
+    auth: bool = Field(
+        default=True,
+        description="require an API key (Authorization: Bearer) on every endpoint but the probes; "
+        "off only for local development",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="a static admin key for bootstrap (create the stored keys with it)"
+    )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        # A short or empty admin key would be guessable; an empty one is "no admin key".
+        if key is not None and not key.get_secret_value():
+            return None
+        if key is not None and len(key.get_secret_value()) < MIN_ADMIN_KEY_CHARS:
+            raise ValueError(f"TABLEROUTER_ADMIN_KEY needs at least {MIN_ADMIN_KEY_CHARS} characters")
+        return key
+
+    metrics_auth: bool = Field(default=False, description="GET /metrics needs an admin key too")
+    key_cache_s: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=10.0, description="seconds a looked-up key is trusted before the store is asked again"
+    )
+    key_rate_limit: Annotated[int, Field(ge=0)] = Field(
+        default=120, description="routes per minute per key (a batch counts each route); 0: unlimited"
+    )
+    key_daily_tokens: Annotated[int, Field(ge=0)] = Field(
+        default=5_000_000, description="LM tokens (prompt + completion) per key per UTC day; 0: unlimited"
+    )
+
+
+class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     """Everything the service reads from its environment."""
 
     model_config = SettingsConfigDict(

@@ -10,6 +10,10 @@ import os
 
 import pytest
 
+# Most tests are about routing, not keys: their services run with auth off unless a test turns
+# it on (Settings(auth=True), as tests/test_auth.py and its neighbours do). Subprocesses inherit it.
+os.environ.setdefault("TABLEROUTER_AUTH", "off")
+
 PG_URL = os.environ.get("TABLEROUTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TABLEROUTER_TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
 

@@ -2,7 +2,8 @@
 
 The service runs under a real uvicorn server in a thread of its own (the fuzzing is
 synchronous), over the bundled demo warehouse, judging with the LM simulator, which injects
-faults, so degraded and partial answers are fuzzed too.
+faults, so degraded and partial answers are fuzzed too. Auth is on: every operation is fuzzed
+with the admin key (everything reachable) and without any key (401 everywhere but the probes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.service_harness import running_service
 
+FUZZ_KEY = "fuzz-admin-key-" + "x" * 24
 FAULTS = FaultRates(
     rate_limit=0.1, server_error=0.05, reset=0.05, truncated=0.05, invented=0.1, retry_after_s=0.05
 )
@@ -30,6 +32,8 @@ FAULTS = FaultRates(
 
 def _settings(tmp: Path, sim_url: str = "http://127.0.0.1:1") -> Settings:
     return Settings(
+        auth=True,
+        admin_key=FUZZ_KEY,
         database_url=f"sqlite+aiosqlite:///{tmp / 'store.db'}",
         demo_warehouse_path=str(tmp / "demo.db"),
         llm_model="openai/tablerouter-sim",
@@ -85,4 +89,22 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case[Any], service_url: str) -> None:
     # A schema-valid body can still name a warehouse schema the source lacks: a correct 422
     # that no OpenAPI document can foresee, so valid-data acceptance is not checked.
-    case.call_and_validate(base_url=service_url, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(
+        base_url=service_url,
+        headers={"Authorization": f"Bearer {FUZZ_KEY}"},
+        excluded_checks=[positive_data_acceptance],
+    )
+
+
+@schema.parametrize()
+@settings(
+    max_examples=10,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_api_without_a_key_conforms_and_never_fails(case: schemathesis.Case[Any], service_url: str) -> None:
+    response = case.call_and_validate(base_url=service_url, excluded_checks=[positive_data_acceptance])
+    if case.operation.path not in ("/healthz", "/readyz"):
+        # 405 (a method no route serves) and a body refused before any key is read are the other answers.
+        assert response.status_code in (400, 401, 405, 413, 415), (case.operation.path, response.status_code)

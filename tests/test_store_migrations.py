@@ -21,7 +21,7 @@ from app.store.models import Base
 from tests.store_harness import STORE_BACKENDS, fresh_store_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-STORE_TABLES = {"catalog_snapshot", "route_log", "route_feedback"}
+STORE_TABLES = {"catalog_snapshot", "route_log", "route_feedback", "api_key"}
 
 
 async def _tables(url: str) -> set[str]:

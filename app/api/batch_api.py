@@ -8,12 +8,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.problems import BODY_ERRORS, AppError, Problem, UnprocessableError, error_body, problem_responses
+from app.api.auth import KEY_RESPONSES, admit, authenticated
+from app.api.problems import (
+    BODY_ERRORS,
+    AppError,
+    Problem,
+    RateLimitedError,
+    TokenBudgetError,
+    UnprocessableError,
+    error_body,
+    problem_responses,
+)
 from app.api.route_api import answer, ready_catalog
 from app.api.schemas import EXAMPLE_QUESTION, RouteRequest, RouteResponse
 from app.api.state import AppState, get_state
+from app.auth.principal import Principal
 
-router = APIRouter(tags=["routing"])
+router = APIRouter(tags=["routing"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
 # The schema's bound; the service's own, usually lower, is TABLEROUTER_MAX_BATCH.
 HARD_MAX_BATCH = 1000
 
@@ -51,9 +62,9 @@ class RouteBatchResponse(BaseModel):
     results: list[RouteBatchItem] = Field(description="one item per request, in request order")
 
 
-async def _one(state: AppState, body: RouteRequest, instance: str) -> RouteBatchItem:
+async def _one(state: AppState, body: RouteRequest, principal: Principal, instance: str) -> RouteBatchItem:
     try:
-        result = await answer(state, ready_catalog(state, body), body)
+        result = await answer(state, ready_catalog(state, body, principal), body, principal)
     except AppError as exc:
         return RouteBatchItem(result=None, error=Problem.model_validate(error_body(exc, instance)))
     return RouteBatchItem(result=result, error=None)
@@ -64,19 +75,24 @@ async def _one(state: AppState, body: RouteRequest, instance: str) -> RouteBatch
     operation_id="routeBatch",
     summary="Route many questions at once",
     response_model=RouteBatchResponse,
-    responses=problem_responses(UnprocessableError, *BODY_ERRORS),
+    responses=problem_responses(UnprocessableError, RateLimitedError, TokenBudgetError, *BODY_ERRORS),
 )
 async def route_batch(
-    body: RouteBatchRequest, request: Request, state: Annotated[AppState, Depends(get_state)]
+    body: RouteBatchRequest,
+    request: Request,
+    state: Annotated[AppState, Depends(get_state)],
+    principal: Annotated[Principal, Depends(authenticated)],
 ) -> RouteBatchResponse:
     """Route every request concurrently, under the same shared LM limiter as single routes.
 
     A route that fails (unknown source, no snapshot, LM down ...) gets its own problem in
-    `error`; the batch as a whole fails only when the body is invalid or too long.
+    `error`; the batch as a whole fails only when the body is invalid or too long, or when
+    the key's limits do not cover it (each request counts as one route).
     """
     limit = state.settings.max_batch
     if len(body.requests) > limit:
         raise UnprocessableError(f"requests: at most {limit} per batch, got {len(body.requests)}")
+    admit(request, principal, len(body.requests))
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(_one(state, r, request.url.path)) for r in body.requests]
+        tasks = [group.create_task(_one(state, r, principal, request.url.path)) for r in body.requests]
     return RouteBatchResponse(results=[t.result() for t in tasks])

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from app.api.auth import ADMIN_RESPONSES, admin_only
 from app.api.state import AppState, get_state
 from app.routing.route_cache import CachedRouteService
 
-router = APIRouter(tags=["cache"])
+router = APIRouter(tags=["cache"], dependencies=[Depends(admin_only)], responses=ADMIN_RESPONSES)
 
 
 class CacheStats(BaseModel):

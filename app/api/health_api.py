@@ -30,5 +30,7 @@ async def readyz(state: Annotated[AppState, Depends(get_state)]) -> JSONResponse
     """Ready when every source can be routed over."""
     loaded = {name: s.prepared is not None for name, s in state.registry.sources.items()}
     ready = all(loaded.values())
-    body = Health(status=HealthStatus.READY if ready else HealthStatus.NOT_READY, sources=loaded)
+    # Open to anyone: with keys required it does not name the sources (a key may not see them all).
+    shown = {} if state.settings.auth else loaded
+    body = Health(status=HealthStatus.READY if ready else HealthStatus.NOT_READY, sources=shown)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

@@ -4,11 +4,15 @@ Exception tree::
 
     AppError                    status and title travel with the class
     ├── BadRequestError         400  the body is not what the API takes
-    ├── NotFoundError           404  unknown source (or other resource)
+    ├── UnauthorizedError       401  no API key, or not a valid one (with WWW-Authenticate)
+    ├── ForbiddenError          403  the key is valid but not an admin key
+    ├── NotFoundError           404  unknown source (or other resource), or one the key may not see
     ├── PayloadTooLargeError    413  body over the configured limit
     ├── UnsupportedMediaError   415  a body that is not application/json
     ├── UnprocessableError      422  well-formed but invalid values
     ├── TooManyRoutesError      429  too many routes wait for the LM (with Retry-After)
+    ├── RateLimitedError        429  the key's routes per minute are used up (with Retry-After)
+    ├── TokenBudgetError        429  the key's LM tokens of the day are spent (with Retry-After)
     ├── NotReadyError           503  no catalog snapshot yet for the source
     └── StoreUnavailableError   503  the service's own store cannot be read or written
 
@@ -27,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.api.security_headers import secure_headers
 
@@ -40,12 +45,16 @@ class ProblemType(StrEnum):
     """The closed set of problem types this API returns."""
 
     BAD_REQUEST = "bad-request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     VALIDATION = "validation-error"
     NOT_FOUND = "not-found"
     METHOD_NOT_ALLOWED = "method-not-allowed"
     PAYLOAD_TOO_LARGE = "payload-too-large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
     TOO_MANY_ROUTES = "too-many-routes"
+    RATE_LIMITED = "rate-limited"
+    TOKEN_BUDGET_SPENT = "token-budget-spent"  # noqa: S105 (a problem type, not a secret)
     NOT_READY = "not-ready"
     STORE_UNAVAILABLE = "store-unavailable"
     INTERNAL = "internal-error"
@@ -95,9 +104,10 @@ class AppError(Exception):
     problem: ClassVar[ProblemType] = ProblemType.INTERNAL
     sends_retry_after: ClassVar[bool] = False
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -106,6 +116,20 @@ class BadRequestError(AppError):
 
     status = HTTPStatus.BAD_REQUEST
     problem = ProblemType.BAD_REQUEST
+
+
+class UnauthorizedError(AppError):
+    """No API key, or one that is unknown or revoked: send `Authorization: Bearer <key>`."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    problem = ProblemType.UNAUTHORIZED
+
+
+class ForbiddenError(AppError):
+    """The API key is valid but may not do this (an admin key is needed)."""
+
+    status = HTTPStatus.FORBIDDEN
+    problem = ProblemType.FORBIDDEN
 
 
 class NotFoundError(AppError):
@@ -141,6 +165,22 @@ class TooManyRoutesError(AppError):
 
     status = HTTPStatus.TOO_MANY_REQUESTS
     problem = ProblemType.TOO_MANY_ROUTES
+    sends_retry_after = True
+
+
+class RateLimitedError(AppError):
+    """The API key's routes per minute are used up; retry after the Retry-After header."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    problem = ProblemType.RATE_LIMITED
+    sends_retry_after = True
+
+
+class TokenBudgetError(AppError):
+    """The API key's LM tokens for the day are spent; retry after the Retry-After header."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    problem = ProblemType.TOKEN_BUDGET_SPENT
     sends_retry_after = True
 
 
@@ -192,21 +232,25 @@ def problem_response(
     return JSONResponse(body, status_code=status.value, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` entry declaring these errors (and 422) for a route's OpenAPI.
+def problem_responses(*errors: type[AppError], validation: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry declaring these errors (and 422, unless not ``validation``).
 
     Only ``application/problem+json`` is declared, with the ``Problem`` schema, so generated
-    clients parse each error into a typed object.
+    clients parse each error into a typed object. Errors sharing a status share one entry.
     """
     content = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
-    declared: dict[int | str, dict[str, Any]] = {
-        HTTPStatus.UNPROCESSABLE_ENTITY.value: {"description": UnprocessableError.__doc__, "content": content}
-    }
-    for error in errors:
-        declared[error.status.value] = {
-            "description": error.__doc__ or error.status.phrase,
+    declared: dict[int | str, dict[str, Any]] = {}
+    if validation:
+        declared[HTTPStatus.UNPROCESSABLE_ENTITY.value] = {
+            "description": UnprocessableError.__doc__,
             "content": content,
         }
+    for error in errors:
+        description = error.__doc__ or error.status.phrase
+        previous = declared.get(error.status.value)
+        if previous is not None and error is not UnprocessableError:
+            description = f"{previous['description']} Or: {description}"
+        declared[error.status.value] = {**(previous or {}), "description": description, "content": content}
         if error.sends_retry_after:
             declared[error.status.value]["headers"] = {
                 "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
@@ -222,12 +266,26 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    allowed = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return ", ".join(sorted(allowed))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render every error the app can raise as problem+json."""
 
     async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
-        return problem_response(exc.status, exc.problem, exc.detail, request.url.path, **exc.extra)
+        response = problem_response(exc.status, exc.problem, exc.detail, request.url.path, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -271,6 +329,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         response = problem_response(status, kind, str(exc.detail), request.url.path)
         # Starlette's own headers matter: a 405 must say which methods are allowed (Allow).
         response.headers.update(exc.headers or {})
+        if status == HTTPStatus.METHOD_NOT_ALLOWED:
+            response.headers["Allow"] = _allowed_methods(request)
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

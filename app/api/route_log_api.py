@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.api.auth import ADMIN_RESPONSES, KEY_RESPONSES, admin_only, authenticated
 from app.api.problems import (
     BODY_ERRORS,
     NotFoundError,
@@ -30,20 +31,24 @@ from app.api.route_log_schemas import (
 )
 from app.api.schemas import RouteRequest
 from app.api.state import AppState, get_state
+from app.auth.principal import Principal
 from app.catalog.model import Catalog
 from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
+from app.routing.grants import sees_table
 from app.routing.judge_signature import PROGRAM_VERSION
 from app.routing.service import LEXICAL_JUDGE, RouteResult
 from app.store.records import FeedbackRecord, RouteRecord
 
-router = APIRouter(tags=["route log"])
+router = APIRouter(tags=["route log"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
 log = logging.getLogger(__name__)
 
 # A route waits in the writer's queue for one batch; past this the store is in trouble.
 PENDING_WAIT_S = 10.0
 
 
-def route_record(result: RouteResult, request: RouteRequest, min_score: float) -> RouteRecord:
+def route_record(
+    result: RouteResult, request: RouteRequest, min_score: float, key_id: str | None = None
+) -> RouteRecord:
     """What the route log keeps of one answered route."""
     return RouteRecord(
         route_id=result.route_id,
@@ -58,6 +63,7 @@ def route_record(result: RouteResult, request: RouteRequest, min_score: float) -
         schemas=request.schemas,
         tables=[asdict(t) for t in result.tables],
         stats=asdict(result.stats),
+        key_id=key_id,
     )
 
 
@@ -71,16 +77,33 @@ def _store_call() -> Iterator[None]:
         raise StoreUnavailableError("the service's store is unavailable; try again", retry_after=5) from exc
 
 
-async def _logged(state: AppState, route_id: str) -> RouteRecord:
-    """The route from the store, waiting for its write if it is still queued; 404 if unknown."""
-    writer = state.store.writer
-    with _store_call():
-        if writer.pending(route_id) is not None:
-            await asyncio.wait_for(writer.wait_written(route_id), PENDING_WAIT_S)
-        record = await state.store.routes.get(route_id) if len(route_id) <= 64 else None
-    if record is None:
+def _owned(record: RouteRecord | None, route_id: str, principal: Principal) -> RouteRecord:
+    """``record`` if ``principal`` may read it; another key's route is as unknown as a missing one."""
+    if record is None or not principal.owns(record.key_id):
         raise NotFoundError(f"unknown route {route_id!r}")
     return record
+
+
+async def _logged(state: AppState, route_id: str, principal: Principal) -> RouteRecord:
+    """The route from the store, waiting for its write if it is still queued; 404 if unknown."""
+    writer = state.store.writer
+    pending = writer.pending(route_id)
+    if pending is not None:
+        _owned(pending, route_id, principal)  # another key's route is not waited for either
+    with _store_call():
+        if pending is not None:
+            await asyncio.wait_for(writer.wait_written(route_id), PENDING_WAIT_S)
+        record = await state.store.routes.get(route_id) if len(route_id) <= 64 else None
+    return _owned(record, route_id, principal)
+
+
+def _visible(catalog: Catalog, principal: Principal) -> Catalog:
+    """The part of ``catalog`` the key sees: feedback naming a hidden table is told it is unknown."""
+    patterns = principal.patterns(catalog.source)
+    if patterns is None:
+        return catalog
+    tables = tuple(t for t in catalog.tables if sees_table(patterns, t.qualified_name))
+    return Catalog(catalog.source, tables, catalog.version)
 
 
 async def _snapshot(state: AppState, route: RouteRecord) -> Catalog:
@@ -105,10 +128,17 @@ async def _snapshot(state: AppState, route: RouteRecord) -> Catalog:
     response_model=LoggedRoute,
     responses=problem_responses(NotFoundError, StoreUnavailableError),
 )
-async def get_route(route_id: str, state: Annotated[AppState, Depends(get_state)]) -> LoggedRoute:
-    """The question, the snapshot it was routed over, the ranked answer, and any feedback."""
+async def get_route(
+    route_id: str,
+    state: Annotated[AppState, Depends(get_state)],
+    principal: Annotated[Principal, Depends(authenticated)],
+) -> LoggedRoute:
+    """The question, the snapshot it was routed over, the ranked answer, and any feedback.
+
+    A key reads its own routes only (an admin key reads every route).
+    """
     pending = state.store.writer.pending(route_id)
-    record = pending or await _logged(state, route_id)
+    record = _owned(pending, route_id, principal) if pending else await _logged(state, route_id, principal)
     with _store_call():
         feedback = None if pending else await state.store.feedback.get(route_id)
     return LoggedRoute.model_validate({**asdict(record), "feedback": asdict(feedback) if feedback else None})
@@ -123,11 +153,17 @@ async def get_route(route_id: str, state: Annotated[AppState, Depends(get_state)
     responses=problem_responses(NotFoundError, UnprocessableError, StoreUnavailableError, *BODY_ERRORS),
 )
 async def submit_feedback(
-    route_id: str, body: FeedbackRequest, state: Annotated[AppState, Depends(get_state)]
+    route_id: str,
+    body: FeedbackRequest,
+    state: Annotated[AppState, Depends(get_state)],
+    principal: Annotated[Principal, Depends(authenticated)],
 ) -> FeedbackBody:
-    """Store which tables were used (named, or read from the SQL); sent again, it replaces the last."""
-    route = await _logged(state, route_id)
-    catalog = await _snapshot(state, route)
+    """Store which tables were used (named, or read from the SQL); sent again, it replaces the last.
+
+    A key gives feedback on its own routes only, naming tables it may see.
+    """
+    route = await _logged(state, route_id, principal)
+    catalog = _visible(await _snapshot(state, route), principal)
     source = state.registry.get(route.source)
     names: list[TableName] = [split_name(n.strip()) for n in body.used_tables if n.strip()]
     if body.sql is not None:
@@ -155,6 +191,8 @@ async def submit_feedback(
     operation_id="getStats",
     summary="Counters of the service's own store",
     response_model=StoreStats,
+    dependencies=[Depends(admin_only)],
+    responses=ADMIN_RESPONSES,
 )
 async def get_stats(state: Annotated[AppState, Depends(get_state)]) -> StoreStats:
     """The route-log writer's counters: queued, written, failed, dropped."""

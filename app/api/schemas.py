@@ -266,6 +266,7 @@ class Health(BaseModel):
     status: HealthStatus = Field(description="the probe's answer", examples=["ok"])
     sources: dict[str, bool] = Field(
         default_factory=dict,
-        description="per source: whether a snapshot is loaded",
+        description="per source: whether a snapshot is loaded; empty when API keys are required "
+        "(the probe is open to all, source names are not: GET /sources lists them)",
         examples=[{"demo": True}],
     )

@@ -30,7 +30,7 @@ _ALWAYS = {
     "X-Frame-Options": "DENY",
 }
 # What a browser page on an allowed origin may send and read (auth headers included).
-CORS_HEADERS = ["accept", "content-type", "authorization", "x-api-key", "last-event-id"]
+CORS_HEADERS = ["accept", "content-type", "authorization", "last-event-id"]
 CORS_EXPOSED = ["retry-after", "www-authenticate"]
 CORS_MAX_AGE_S = 600
 

@@ -1,4 +1,9 @@
-"""Browsing and refreshing the configured warehouses."""
+"""Browsing and refreshing the configured warehouses.
+
+A key sees only the sources it is granted, and of each only the tables its patterns match:
+the others are not listed, not counted and not named (a foreign key to a hidden table is left
+out). Refreshing is for admin keys.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from app.api.auth import ADMIN_RESPONSES, KEY_RESPONSES, admin_only, authenticated
 from app.api.problems import NotFoundError, NotReadyError, problem_responses
 from app.api.schemas import (
     ColumnInfo,
@@ -17,36 +23,58 @@ from app.api.schemas import (
     TableList,
 )
 from app.api.state import AppState, get_state
+from app.auth.principal import Principal
 from app.catalog.model import Table
 from app.catalog.registry import SourceState
 from app.routing.cards import TableCard
+from app.routing.grants import sees_table
 
-router = APIRouter(prefix="/sources", tags=["sources"])
+router = APIRouter(
+    prefix="/sources", tags=["sources"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES
+)
+# What a key that does not see every table is told instead of the refresh error (which may name any).
+REFRESH_FAILED = "the last refresh failed"
 
 
-def _summary(source: SourceState) -> SourceSummary:
+def _visible_tables(source: SourceState, principal: Principal) -> tuple[Table, ...]:
+    if source.prepared is None:
+        return ()
+    tables = source.prepared.catalog.tables
+    patterns = principal.patterns(source.name)
+    return tables if patterns is None else tuple(t for t in tables if sees_table(patterns, t.qualified_name))
+
+
+def _summary(source: SourceState, principal: Principal) -> SourceSummary:
     prepared = source.prepared
+    tables = _visible_tables(source, principal)
+    schemas = source.config.schemas
+    error = source.last_error
+    if principal.patterns(source.name) is not None:
+        # A restricted key learns nothing of hidden tables: not their schemas, not their errors.
+        if schemas is not None:
+            schemas = sorted({t.schema for t in tables if t.schema is not None})
+        error = REFRESH_FAILED if error is not None else None
     return SourceSummary(
         name=source.name,
         dialect=source.dialect,
-        schemas=source.config.schemas,
+        schemas=schemas,
         catalog_version=prepared.version if prepared else None,
-        tables=len(prepared.catalog.tables) if prepared else 0,
+        tables=len(tables),
         last_refresh=source.last_refresh,
-        last_error=source.last_error,
+        last_error=error,
         catalog_stale=source.stale,
         catalog_age_s=source.age_s(),
     )
 
 
-def _source(state: AppState, name: str) -> SourceState:
+def _source(state: AppState, name: str, principal: Principal) -> SourceState:
     source = state.registry.get(name)
-    if source is None:
+    if source is None or not principal.sees_source(name):
         raise NotFoundError(f"unknown source {name!r}")
     return source
 
 
-def _table_info(table: Table, card: TableCard) -> TableInfo:
+def _table_info(table: Table, card: TableCard, visible: frozenset[str] | None) -> TableInfo:
     return TableInfo(
         name=table.qualified_name,
         kind=TableKind(table.kind),
@@ -59,6 +87,7 @@ def _table_info(table: Table, card: TableCard) -> TableInfo:
         foreign_keys=[
             ForeignKeyInfo(columns=list(fk.columns), ref_table=fk.ref_table, ref_columns=list(fk.ref_columns))
             for fk in table.foreign_keys
+            if visible is None or fk.ref_table in visible
         ],
         untrusted_metadata=[*card.quarantined, *(["name"] if card.distrusted else [])],
     )
@@ -67,9 +96,12 @@ def _table_info(table: Table, card: TableCard) -> TableInfo:
 @router.get(
     "", operation_id="listSources", summary="List the configured warehouses", response_model=SourceList
 )
-async def list_sources(state: Annotated[AppState, Depends(get_state)]) -> SourceList:
-    """Every configured source with its current snapshot."""
-    return SourceList(sources=[_summary(s) for s in state.registry.sources.values()])
+async def list_sources(
+    state: Annotated[AppState, Depends(get_state)], principal: Annotated[Principal, Depends(authenticated)]
+) -> SourceList:
+    """Every source the key may see, with its current snapshot."""
+    sources = [s for s in state.registry.sources.values() if principal.sees_source(s.name)]
+    return SourceList(sources=[_summary(s, principal) for s in sources])
 
 
 @router.get(
@@ -79,9 +111,13 @@ async def list_sources(state: Annotated[AppState, Depends(get_state)]) -> Source
     response_model=SourceSummary,
     responses=problem_responses(NotFoundError),
 )
-async def get_source(name: str, state: Annotated[AppState, Depends(get_state)]) -> SourceSummary:
+async def get_source(
+    name: str,
+    state: Annotated[AppState, Depends(get_state)],
+    principal: Annotated[Principal, Depends(authenticated)],
+) -> SourceSummary:
     """The source's snapshot version, table count, last refresh and last error."""
-    return _summary(_source(state, name))
+    return _summary(_source(state, name, principal), principal)
 
 
 @router.get(
@@ -94,22 +130,26 @@ async def get_source(name: str, state: Annotated[AppState, Depends(get_state)]) 
 async def list_tables(
     name: str,
     state: Annotated[AppState, Depends(get_state)],
+    principal: Annotated[Principal, Depends(authenticated)],
     offset: Annotated[int, Query(ge=0, description="tables to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="tables to return")] = 100,
 ) -> TableList:
-    """A page of the source's tables, in name order."""
-    source = _source(state, name)
+    """A page of the tables the key may see, in name order."""
+    source = _source(state, name, principal)
     if source.prepared is None:
         raise NotReadyError(f"source {name!r} has no catalog snapshot yet")
     catalog = source.prepared.catalog
-    page = zip(
-        catalog.tables[offset : offset + limit], source.prepared.cards[offset : offset + limit], strict=True
-    )
+    restricted = principal.patterns(name) is not None
+    pairs = list(zip(catalog.tables, source.prepared.cards, strict=True))
+    if restricted:
+        shown = {t.qualified_name for t in _visible_tables(source, principal)}
+        pairs = [(t, c) for t, c in pairs if t.qualified_name in shown]
+    visible = frozenset(t.qualified_name for t, _ in pairs) if restricted else None
     return TableList(
         source=name,
-        catalog_version=catalog.version,
-        total=len(catalog.tables),
-        tables=[_table_info(t, c) for t, c in page],
+        catalog_version=source.prepared.version,
+        total=len(pairs),
+        tables=[_table_info(t, c, visible) for t, c in pairs[offset : offset + limit]],
     )
 
 
@@ -118,9 +158,16 @@ async def list_tables(
     operation_id="refreshSource",
     summary="Introspect a warehouse again now",
     response_model=SourceSummary,
-    responses=problem_responses(NotFoundError),
+    responses={**problem_responses(NotFoundError), **ADMIN_RESPONSES},
 )
-async def refresh_source(name: str, state: Annotated[AppState, Depends(get_state)]) -> SourceSummary:
-    """Introspect the source and swap in the new snapshot; on failure the old one keeps serving."""
-    source = await state.registry.refresh(_source(state, name).name)
-    return _summary(source)
+async def refresh_source(
+    name: str,
+    state: Annotated[AppState, Depends(get_state)],
+    principal: Annotated[Principal, Depends(admin_only)],
+) -> SourceSummary:
+    """Introspect the source and swap in the new snapshot; on failure the old one keeps serving.
+
+    Needs an admin key.
+    """
+    source = await state.registry.refresh(_source(state, name, principal).name)
+    return _summary(source, principal)

@@ -7,6 +7,8 @@ from typing import cast
 
 from fastapi import Request
 
+from app.auth.authenticator import Authenticator
+from app.auth.key_limits import KeyLimits
 from app.catalog.registry import CatalogRegistry
 from app.llm.backend import LMBackend
 from app.routing.service import RouteService
@@ -23,6 +25,8 @@ class AppState:
     backend: LMBackend | None
     router: RouteService
     store: StoreRuntime
+    authenticator: Authenticator
+    limits: KeyLimits
 
 
 def get_state(request: Request) -> AppState:

@@ -10,6 +10,7 @@ import socket
 import struct
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -26,6 +27,8 @@ from app.llm.sim_protocol import Verdict, format_reply, message_text, parse_prom
 __all__ = ["TRANSPORT_KEY", "SimulatorEndpoints", "SimulatorStats"]
 
 CHARS_PER_TOKEN = 4
+# Prompts kept for GET /prompts: what the LM was shown (tests check what never reached it).
+PROMPTS_KEPT = 4096
 # Where the simulator's app puts the connection's transport in the ASGI scope (reset faults).
 TRANSPORT_KEY = "tablerouter.sim.transport"
 
@@ -141,6 +144,7 @@ class SimulatorEndpoints:
         self.seed = seed
         self.faults = FaultPicker(faults or FaultRates(), seed)
         self.stats = SimulatorStats()
+        self.prompts: deque[str] = deque(maxlen=PROMPTS_KEPT)
 
     def _completion(self, prompt_text: str, verdicts: list[Verdict], fault: FaultKind) -> dict[str, Any]:
         if fault == "invented":
@@ -205,6 +209,7 @@ class SimulatorEndpoints:
         """The reply to a well-formed request: a fault, or the verdicts after the latency."""
         prompt = parse_prompt(messages)
         prompt_text = "\n".join(message_text(m) for m in messages)
+        self.prompts.append(prompt_text)
         fault = self.faults.pick(prompt_text, tuple(t.name for t in prompt.tables) if prompt else ())
         if fault != "none":
             self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
@@ -246,9 +251,14 @@ class SimulatorEndpoints:
         self.faults = FaultPicker(rates, self.seed)
         return JSONResponse(asdict(rates))
 
+    async def get_prompts(self, request: Request) -> Response:
+        """``GET /prompts``: the text of the latest prompts received (at most PROMPTS_KEPT), oldest first."""
+        return JSONResponse({"prompts": list(self.prompts)})
+
     async def reset_stats(self, request: Request) -> Response:
-        """``POST /stats/reset``: zero the counters."""
+        """``POST /stats/reset``: zero the counters and forget the prompts."""
         self.stats.reset()
+        self.prompts.clear()
         return JSONResponse(asdict(self.stats))
 
     async def healthz(self, request: Request) -> Response:

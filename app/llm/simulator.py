@@ -7,8 +7,9 @@ faults at configured rates (``app.llm.sim_faults``) and counts calls, tokens, fa
 concurrency at ``/stats``.
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (``app.llm.sim_embeddings``),
-``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``, ``GET``/``POST /faults`` (read or
-replace the fault rates while running), ``GET /healthz``.
+``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``, ``GET /prompts`` (the latest prompts
+received), ``GET``/``POST /faults`` (read or replace the fault rates while running),
+``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def create_simulator_app(config: SimulatorConfig) -> Starlette:
         ("/v1/models", sim.models, "GET"),
         ("/stats", sim.get_stats, "GET"),
         ("/stats/reset", sim.reset_stats, "POST"),
+        ("/prompts", sim.get_prompts, "GET"),
         ("/faults", sim.get_faults, "GET"),
         ("/faults", sim.set_faults, "POST"),
         ("/healthz", sim.healthz, "GET"),

@@ -3,9 +3,11 @@
 A ``Redactor`` masks, in any text:
 
 - the password of a URL (``scheme://user:***@host``), whatever the scheme (DSNs, Redis URLs);
-- ``Bearer`` tokens, ``sk-...``-like provider keys, and ``password=`` / ``api_key:`` pairs;
+- ``Bearer`` tokens, ``sk-...``-like provider keys, tablerouter's ``trk_...`` keys, and
+  ``password=`` / ``api_key:`` pairs;
 - the configured secret values themselves (``secrets_of(settings)``: source URLs, the store's
-  URL, the Redis URL, the LM and embedding keys), wherever they appear, however echoed.
+  URL, the Redis URL, the LM and embedding keys, the admin API key), wherever they appear,
+  however echoed.
 
 Error strings that reach clients (a source's ``last_error``, a degraded route's reason, the
 route log) pass through the redactor where they are made; ``RedactingFilter`` does the same for
@@ -36,6 +38,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer\s+)[\w.~+/=-]{6,}"), rf"\1{MASK}"),
     # OpenAI-style keys (sk-..., sk-proj-...) as providers echo them in error bodies.
     (re.compile(r"\bsk-[\w-]{6,}"), f"sk-{MASK}"),
+    # tablerouter's own API keys (app.auth.keys), should one be pasted into a question or a log.
+    (re.compile(r"\btrk_[\w-]{20,}"), f"trk_{MASK}"),
     # password=..., api_key: "...", token=... (libpq DSN pairs, query strings, JSON bodies).
     (
         re.compile(
@@ -86,7 +90,7 @@ def secrets_of(settings: Settings) -> list[str]:
     found += url_secrets(settings.database_url.get_secret_value())
     if settings.redis_url is not None:
         found += url_secrets(settings.redis_url.get_secret_value())
-    for key in (settings.llm_api_key, settings.embedding_api_key):
+    for key in (settings.llm_api_key, settings.embedding_api_key, settings.admin_key):
         if key is not None and key.get_secret_value():
             found.append(key.get_secret_value())
     return found

@@ -3,7 +3,9 @@
 Cards, the chunk plan, the BM25 index and the FK graph depend only on the catalog (and the
 chunk settings), never on the question, so they are built when a snapshot is installed, off
 the event loop, and every route reuses them. A route limited to some schemas gets a scope:
-the subset of cards, re-planned into chunks (cheap: cards are already made).
+the subset of cards, re-planned into chunks (cheap: cards are already made). An API key's
+grant (``app.routing.grants``) narrows the scope the same way, before the schemas do; each
+grant is computed once per catalog version and kept with it.
 
 For the shortlist (``app.routing.shortlist``) it also keeps a BM25 index over whole schemas
 (a schema's cards as one document), each table's schema, and the FK edges as index arrays.
@@ -22,10 +24,13 @@ import numpy as np
 from app.catalog.model import Catalog
 from app.routing.cards import TableCard, make_card
 from app.routing.chunks import Chunk, plan_chunks
+from app.routing.grants import TableGrant, visible_tables
 from app.routing.lexical import NAME_BOOST, LexicalIndex, name_words, words
 from app.routing.merge import fk_graph
 
 log = logging.getLogger(__name__)
+# Distinct grants kept per catalog version; past it they are computed again (many keys, few grants).
+MAX_GRANTS = 256
 
 
 class UnknownSchemaError(ValueError):
@@ -40,6 +45,11 @@ class RouteScope:
     cards: tuple[TableCard, ...]
     chunks: tuple[Chunk, ...]
     mask: np.ndarray | None = None  # per catalog table: inside the scope (None: every table)
+    grant: TableGrant | None = None  # the key's view: its cards and FK graph
+
+    def card(self, card: TableCard) -> TableCard:
+        """A catalog card as this scope shows it (a grant hides FKs to tables it does not see)."""
+        return card if self.grant is None else self.grant.card(card)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,10 @@ class PreparedCatalog:
     votes: int
     seed: int
     full: RouteScope = field(init=False)
+    # Grants by pattern set, and their whole-grant scopes: computed on first use, bounded.
+    _grants: dict[tuple[str, ...], tuple[TableGrant, RouteScope] | None] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         chunks = plan_chunks(self.cards, self.chunk_tokens, self.votes, self.seed) if self.cards else []
@@ -70,20 +84,50 @@ class PreparedCatalog:
     def chunks(self) -> tuple[Chunk, ...]:
         return self.full.chunks
 
-    def scope(self, schemas: Sequence[str] | None) -> RouteScope:
-        """The scope of a route over ``schemas`` (None or empty: every table)."""
+    def grant(self, patterns: Sequence[str] | None) -> TableGrant | None:
+        """The grant of ``patterns`` over this catalog (None: no patterns, or every table visible)."""
+        found = self._granted(patterns)
+        return None if found is None else found[0]
+
+    def _granted(self, patterns: Sequence[str] | None) -> tuple[TableGrant, RouteScope] | None:
+        if patterns is None:
+            return None
+        key = tuple(sorted(set(patterns)))
+        if key not in self._grants:
+            if len(self._grants) >= MAX_GRANTS:
+                self._grants.clear()
+            grant = visible_tables(self.catalog.tables, key, self.chunk_tokens)
+            self._grants[key] = None if grant is None else (grant, self._narrowed(None, grant))
+        return self._grants[key]
+
+    def scope(self, schemas: Sequence[str] | None, patterns: Sequence[str] | None = None) -> RouteScope:
+        """The scope of a route over ``schemas`` (None or empty: every table) seen through ``patterns``.
+
+        ``patterns`` are an API key's grant on this source (None: every table). A schema only
+        hidden tables live in is as unknown as one that does not exist.
+        """
+        granted = self._granted(patterns)
         if not schemas:
-            return self.full
-        wanted = set(schemas)
-        present = {t.schema for t in self.catalog.tables}
-        missing = sorted(wanted - present, key=str)
+            return self.full if granted is None else granted[1]
+        grant = None if granted is None else granted[0]
+        present = {t.schema for t in self.catalog.tables if grant is None or t.qualified_name in grant.names}
+        missing = sorted(set(schemas) - present, key=str)
         if missing:
             raise UnknownSchemaError(f"unknown schemas: {', '.join(missing)}")
-        cards = tuple(c for c, t in zip(self.cards, self.catalog.tables, strict=True) if t.schema in wanted)
+        return self._narrowed(set(schemas), grant)
+
+    def _narrowed(self, schemas: set[str] | None, grant: TableGrant | None) -> RouteScope:
+        tables = self.catalog.tables
+        keep = [
+            i
+            for i, t in enumerate(tables)
+            if (schemas is None or t.schema in schemas) and (grant is None or t.qualified_name in grant.names)
+        ]
+        cards = tuple(self.cards[i] if grant is None else grant.card(self.cards[i]) for i in keep)
+        mask = np.zeros(len(tables), dtype=bool)
+        mask[keep] = True
         chunks = plan_chunks(cards, self.chunk_tokens, self.votes, self.seed)
-        wanted_ids = [i for i, name in enumerate(self.schema_lexical.names) if name in wanted]
-        mask = np.isin(self.table_schema, wanted_ids)
-        return RouteScope(frozenset(c.name for c in cards), cards, tuple(chunks), mask)
+        return RouteScope(frozenset(c.name for c in cards), cards, tuple(chunks), mask, grant)
 
     def plan(self, cards: Sequence[TableCard]) -> tuple[Chunk, ...]:
         """Chunks over some of the cards (a shortlist), with this catalog's chunk settings."""

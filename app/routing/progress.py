@@ -30,10 +30,11 @@ class RouteProgress:
         judged: bool,
         prior_weight: float,
         shortlist_size: int,
+        patterns: Sequence[str] | None = None,
     ) -> None:
         """Raises UnknownSchemaError for a schema the catalog lacks (as the route would)."""
         self.prepared = prepared
-        self.scope = prepared.scope(schemas)
+        self.scope = prepared.scope(schemas, patterns)
         self.top_k = top_k
         self.min_score = min_score
         self.prior_weight = prior_weight

@@ -1,10 +1,11 @@
 """The route cache: an identical route is answered from memory, and identical routes in flight share one.
 
-What makes routes identical is ``app.routing.route_key``. Partial answers (some chunk failed)
-are not kept. Concurrent identical routes wait on one computation (single-flight); it runs as
-its own task, so a client that goes away does not cancel it for the others. With a shared
-cache (Redis, ``app.cluster.shared_route_cache``) a route missing here is looked up there, and
-computed once across replicas; the local cache still answers first.
+What makes routes identical is ``app.routing.route_key`` (the asking key's grant included: a
+key never gets an answer computed over tables it may not see). Partial answers (some chunk
+failed) are not kept. Concurrent identical routes wait on one computation (single-flight); it
+runs as its own task, so a client that goes away does not cancel it for the others. With a
+shared cache (Redis, ``app.cluster.shared_route_cache``) a route missing here is looked up
+there, and computed once across replicas; the local cache still answers first.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class CachedRouteService(RouteService):
         *,
         on_chunk: Callable[[ChunkOutcome], None] | None = None,
         deadline: Deadline | None = None,
+        patterns: Sequence[str] | None = None,
     ) -> RouteResult:
         """The cached answer, the answer of an identical route in flight, or a new one.
 
@@ -85,7 +87,14 @@ class CachedRouteService(RouteService):
         """
         if self.routes.capacity <= 0 or on_chunk is not None:
             return await super().route(
-                prepared, question, top_k, min_score, schemas, on_chunk=on_chunk, deadline=deadline
+                prepared,
+                question,
+                top_k,
+                min_score,
+                schemas,
+                on_chunk=on_chunk,
+                deadline=deadline,
+                patterns=patterns,
             )
         started = time.perf_counter()
         key = route_key(
@@ -96,6 +105,7 @@ class CachedRouteService(RouteService):
             top_k=top_k,
             min_score=min_score,
             schemas=schemas,
+            visible=_visible(prepared, patterns),
         )
         cached = self.routes.get(key)
         if cached is not None:
@@ -107,7 +117,14 @@ class CachedRouteService(RouteService):
             # The first asker's deadline bounds the shared computation.
             deadline = deadline or Deadline.after(self.deadline_s)
             compute = functools.partial(
-                super().route, prepared, question, top_k, min_score, schemas, deadline=deadline
+                super().route,
+                prepared,
+                question,
+                top_k,
+                min_score,
+                schemas,
+                deadline=deadline,
+                patterns=patterns,
             )
             work = self._computed(key, compute, deadline)
             task = asyncio.create_task(work)
@@ -168,6 +185,12 @@ class _Flight:
             self.waiters -= 1
             if self.waiters == 0 and not self.task.done():
                 self.task.cancel()
+
+
+def _visible(prepared: PreparedCatalog, patterns: Sequence[str] | None) -> str | None:
+    """The fingerprint of the tables ``patterns`` let a route see; None: every table."""
+    grant = prepared.grant(patterns)
+    return None if grant is None else grant.fingerprint
 
 
 def _served(result: RouteResult, cache: str, started: float) -> RouteResult:

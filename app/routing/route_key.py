@@ -1,9 +1,10 @@
 """What makes two routes the same route: the one place the route cache's key is composed.
 
 A route is identical when its normalised question, source, catalog version, judge program
-version and request options (``top_k``, ``min_score``, ``schemas``) are. A new catalog or
-program version is a new key, so a refresh never serves stale tables. Anything that must
-split the cache later (a caller's grants, say) is one more field here.
+version, request options (``top_k``, ``min_score``, ``schemas``) and the tables the asking
+key may see (its grant's fingerprint) are: a key never gets an answer computed over tables it
+may not see. A new catalog or program version is a new key, so a refresh never serves stale
+tables.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class RouteKey:
     top_k: int
     min_score: float
     schemas: tuple[str, ...] | None
+    visible: str | None  # fingerprint of the tables the key's grant shows; None: every table
 
     def digest(self) -> str:
         """A stable hex digest of every field (the shared cache's key; never the question itself)."""
@@ -45,6 +47,7 @@ def route_key(
     top_k: int,
     min_score: float,
     schemas: Sequence[str] | None,
+    visible: str | None = None,
 ) -> RouteKey:
     """The cache key of a route request."""
     return RouteKey(
@@ -55,4 +58,5 @@ def route_key(
         top_k,
         min_score,
         tuple(sorted(set(schemas))) if schemas else None,
+        visible,
     )

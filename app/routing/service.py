@@ -74,7 +74,9 @@ def finish_ranking(
     selected = [t for t in ranked if t.score >= min_score][:top_k]
     by_name = {t.name: t for t in ranked}
     joined = []
-    for path_table in complete_join_paths(selected, prepared.graph):
+    # A grant's own graph: a join path never runs through a table the key may not see.
+    graph = prepared.graph if scope.grant is None else scope.grant.graph
+    for path_table in complete_join_paths(selected, graph):
         if scope.names is not None and path_table.name not in scope.names:
             continue
         known = by_name.get(path_table.name)
@@ -211,8 +213,12 @@ class RouteService:
         *,
         on_chunk: Callable[[ChunkOutcome], None] | None = None,
         deadline: Deadline | None = None,
+        patterns: Sequence[str] | None = None,
     ) -> RouteResult:
         """Route ``question`` over the tables of ``schemas`` (default: all) before ``deadline``.
+
+        ``patterns`` are the asking key's grant on the source (None: every table): the tables
+        they do not match are out of the route from the start.
 
         ``on_chunk`` is told each chunk's outcome as soon as it is judged (progress streaming).
         Raises UnknownSchemaError for a schema the catalog lacks, and RouteQueueFullError when
@@ -220,7 +226,7 @@ class RouteService:
         """
         started = time.perf_counter()
         deadline = deadline or Deadline.after(self.deadline_s)
-        scope = prepared.scope(schemas)
+        scope = prepared.scope(schemas, patterns)
         dense = None
         # Dense similarity matters where it decides: the cut, or the lexical judge's ranking.
         if self.embeddings is not None and (self.judge is None or len(scope.cards) > self.shortlist_size):

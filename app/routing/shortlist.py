@@ -96,5 +96,5 @@ def shortlist(
         return Shortlist(ordered, scope.chunks, prior, cut=False)
     # A stable sort: ties keep catalog order, so the same question shortlists the same tables.
     top = np.argsort(-scores, kind="stable")[:size]
-    cards = [prepared.cards[i] for i in top]
+    cards = [scope.card(prepared.cards[i]) for i in top]
     return Shortlist(tuple(c.name for c in cards), prepared.plan(cards), prior, cut=True)

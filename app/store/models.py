@@ -1,8 +1,9 @@
 """Tables of the service's own store. Alembic migrations (``migrations/``) create them.
 
-Three tables: ``catalog_snapshot`` (one immutable catalog per source and content hash),
-``route_log`` (one row per route answered) and ``route_feedback`` (the tables a route's final
-SQL really used, at most one row per route). Constraint names follow a naming convention so
+Four tables: ``catalog_snapshot`` (one immutable catalog per source and content hash),
+``route_log`` (one row per route answered, with the API key that asked), ``route_feedback``
+(the tables a route's final SQL really used, at most one row per route) and ``api_key`` (the
+keys, stored as SHA-256 digests, with their grants and limits). Constraint names follow a naming convention so
 migrations can name what they drop; datetimes are timezone-aware (UTC) on every backend.
 """
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "CatalogSnapshot", "RouteFeedback", "RouteLog", "UTCDateTime"]
+__all__ = ["ApiKey", "Base", "CatalogSnapshot", "RouteFeedback", "RouteLog", "UTCDateTime"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -91,6 +92,8 @@ class RouteLog(Base):
     schemas: Mapped[list[str] | None] = mapped_column(JSONDocument)
     tables: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
     stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    # The API key that asked (null: auth off, or a route logged before keys existed).
+    key_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
 
     feedback: Mapped[RouteFeedback | None] = relationship(back_populates="route", lazy="raise")
 
@@ -108,3 +111,21 @@ class RouteFeedback(Base):
     sql: Mapped[str | None] = mapped_column(sa.Text)
 
     route: Mapped[RouteLog] = relationship(back_populates="feedback", lazy="raise")
+
+
+class ApiKey(Base):
+    """An API key: only the SHA-256 digest of its secret is kept, and a prefix to recognise it."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    secret_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # {source: [fnmatch pattern over schema.table, ...]}
+    grants: Mapped[dict[str, list[str]]] = mapped_column(JSONDocument)
+    admin: Mapped[bool]
+    rate_limit: Mapped[int | None]
+    daily_tokens: Mapped[int | None]
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

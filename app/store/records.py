@@ -25,6 +25,7 @@ class RouteRecord:
     schemas: list[str] | None
     tables: list[dict[str, Any]]
     stats: dict[str, Any]
+    key_id: str | None = None  # the API key that asked
 
     def row(self) -> dict[str, Any]:
         """The values of its ``route_log`` row."""

@@ -31,6 +31,7 @@ def _record(row: RouteLog) -> RouteRecord:
         schemas=row.schemas,
         tables=row.tables,
         stats=row.stats,
+        key_id=row.key_id,
     )
 
 

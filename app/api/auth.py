@@ -1,0 +1,93 @@
+"""Who asks: the bearer-token dependencies every protected router declares.
+
+``authenticated`` turns ``Authorization: Bearer <key>`` into a ``Principal`` (401 otherwise);
+``admin_only`` also requires an admin key (403 otherwise). With TABLEROUTER_AUTH off every
+request is the anonymous principal, which sees everything. The probes and the documentation
+declare neither and stay open.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.problems import (
+    ForbiddenError,
+    RateLimitedError,
+    StoreUnavailableError,
+    TokenBudgetError,
+    UnauthorizedError,
+    problem_responses,
+)
+from app.api.state import get_state
+from app.auth.key_limits import KeyLimitError
+from app.auth.principal import ANONYMOUS, Principal
+
+__all__ = [
+    "ADMIN_RESPONSES",
+    "KEY_RESPONSES",
+    "admin_only",
+    "admit",
+    "authenticated",
+    "bearer",
+]
+
+log = logging.getLogger(__name__)
+REALM = 'Bearer realm="tablerouter"'
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    bearerFormat="trk_...",
+    description="An API key (`tablerouter keys create`), as `Authorization: Bearer trk_...`.",
+)
+
+# What every protected operation may answer, and admin-only ones on top (no 422: not a body's).
+KEY_RESPONSES: dict[int | str, dict[str, Any]] = problem_responses(UnauthorizedError, validation=False)
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = problem_responses(
+    UnauthorizedError, ForbiddenError, validation=False
+)
+
+
+async def authenticated(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> Principal:
+    """The principal of the request's API key; 401 without a valid one."""
+    state = get_state(request)
+    if not state.settings.auth:
+        return ANONYMOUS
+    if credentials is None:
+        raise UnauthorizedError(
+            "an API key is required: send Authorization: Bearer <key>", headers={"WWW-Authenticate": REALM}
+        )
+    try:
+        principal = await state.authenticator.principal(credentials.credentials)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("store unavailable while checking an API key: %r", exc)
+        raise StoreUnavailableError("the service's store is unavailable; try again", retry_after=5) from exc
+    if principal is None:
+        raise UnauthorizedError(
+            "the API key is not valid (unknown or revoked)",
+            headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+        )
+    return principal
+
+
+async def admin_only(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    """The principal of an admin key; 403 for any other key."""
+    if not principal.admin:
+        raise ForbiddenError("this needs an admin key")
+    return principal
+
+
+def admit(request: Request, principal: Principal, routes: int = 1) -> None:
+    """Count ``routes`` starting for ``principal``; 429 with Retry-After when over a limit."""
+    try:
+        get_state(request).limits.admit(principal, routes)
+    except KeyLimitError as exc:
+        error = RateLimitedError if exc.kind == "rate" else TokenBudgetError
+        raise error(str(exc), retry_after=exc.retry_after_s) from exc
