@@ -123,10 +123,11 @@ class LMJudge:
         """The program's predictor (signature, instructions, demos) through the adapter, minus Predict's
         per-call bookkeeping (callbacks, traces, settings scopes): the same prompt, the same parse."""
         predict = self.program.predict
+        signature = predict.signature
         inputs = {"question": question, "tables": chunk.text}
-        messages = self.adapter.format(predict.signature, predict.demos, inputs)
+        messages = self.adapter.messages(signature, predict.demos, inputs)
         text, usage = await lm.complete(messages, **predict.config)
-        verdicts: list[TableVerdict] = self.adapter.parse(predict.signature, text)["verdicts"]
+        verdicts: list[TableVerdict] = self.adapter.parse(signature, text)["verdicts"]
         return verdicts, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
 
     def _fresh(self, parse_retry: int) -> dict[str, Any]:
