@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 PARSE_RETRIES = 1
 # A table the LM did not mention is most likely one it found irrelevant.
 OMITTED_CONFIDENCE = 0.9
+# The metric children every answered call updates, looked up once (labels() takes a lock).
+_CALLS_OK = LM_CALLS.labels("ok")
+_PROMPT_TOKENS = LM_TOKENS.labels("prompt")
+_COMPLETION_TOKENS = LM_TOKENS.labels("completion")
 
 
 class TableJudge(dspy.Module):
@@ -183,7 +187,7 @@ class LMJudge:
                     LM_CALLS.labels("unparseable" if verdict.parse else "error").inc()
                     raise
                 reliability.latency.add(time.monotonic() - begun)
-                LM_CALLS.labels("ok").inc()
+                _CALLS_OK.inc()
                 answered = True
                 return answer
         finally:
@@ -237,8 +241,8 @@ class LMJudge:
             else:
                 outcome.prompt_tokens += prompt
                 outcome.completion_tokens += completion
-                LM_TOKENS.labels("prompt").inc(prompt)
-                LM_TOKENS.labels("completion").inc(completion)
+                _PROMPT_TOKENS.inc(prompt)
+                _COMPLETION_TOKENS.inc(completion)
                 outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
                 outcome.answered, outcome.error = True, None
                 return
