@@ -35,8 +35,8 @@ class RankedTable:
     via_fk: bool = False
 
 
-def merge_votes(votes: Iterable[Vote]) -> dict[str, RankedTable]:
-    """Score per table: the mean probability of relevance over its votes, in [0, 1]."""
+def _tallies(votes: Iterable[Vote]) -> dict[str, tuple[float, int, int, str]]:
+    """Per table: the mean probability of relevance (rounded), votes for, votes, best reason."""
     # A 1,000-table route merges thousands of votes after its last LM call, on the critical
     # path of the route's latency: one pass per table, no helper call per vote.
     by_table: dict[str, list[Vote]] = {}
@@ -46,7 +46,7 @@ def merge_votes(votes: Iterable[Vote]) -> dict[str, RankedTable]:
             by_table[vote.table] = [vote]
         else:
             group.append(vote)
-    merged: dict[str, RankedTable] = {}
+    tallies: dict[str, tuple[float, int, int, str]] = {}
     for name, table_votes in by_table.items():
         probabilities = []
         for_: list[Vote] = []
@@ -59,12 +59,17 @@ def merge_votes(votes: Iterable[Vote]) -> dict[str, RankedTable]:
                 probabilities.append(1.0 - confidence)
         score = sum(probabilities) / len(table_votes)
         best = max(for_ or table_votes, key=_confidence)
-        merged[name] = RankedTable(name, round(score, 4), len(for_), len(table_votes), best.reason)
-    return merged
+        tallies[name] = (round(score, 4), len(for_), len(table_votes), best.reason)
+    return tallies
 
 
 def _confidence(vote: Vote) -> float:
     return vote.confidence
+
+
+def merge_votes(votes: Iterable[Vote]) -> dict[str, RankedTable]:
+    """Score per table: the mean probability of relevance over its votes, in [0, 1]."""
+    return {name: RankedTable(name, *tally) for name, tally in _tallies(votes).items()}
 
 
 def blend_prior(
@@ -87,6 +92,15 @@ def blend_prior(
             t.via_fk,
         )
         for t in merged.values()
+    ]
+
+
+def blended_votes(votes: Iterable[Vote], prior: Mapping[str, float], weight: float) -> list[RankedTable]:
+    """``blend_prior(merge_votes(votes), prior, weight)`` without the intermediate tables."""
+    keep = 1 - weight
+    return [
+        RankedTable(name, round(keep * score + weight * prior.get(name, 0.0), 4), for_, total, reason)
+        for name, (score, for_, total, reason) in _tallies(votes).items()
     ]
 
 
