@@ -122,6 +122,32 @@ def synthetic_catalog(n_tables: int, schema: str = "wh", seed: int = 0) -> Catal
     return Catalog("wh", tuple(tables))
 
 
+def _stat_fields(pid: int) -> list[str]:
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live descendants."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = _stat_fields(int(entry.name))
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent and child not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
 def listener_cpu_seconds(port: int) -> float:
     """CPU seconds (user + system) used so far by the process started with ``--port PORT``."""
     wanted = ["--port", str(port)]

@@ -5,7 +5,9 @@ service as ``tablerouter serve`` (uvloop, httptools) in its own process(es) with
 on (``TABLEROUTER_SHORTLIST_SIZE``, default here 100). Routes arrive open-loop at each rate for
 ``--seconds``, every question distinct (no route-cache hits). Prints per service layout and
 rate: routes/s achieved, p50 and p99 latency, and p99 ÷ the simulator's latency (goal: 25
-routes/s at p99 <= 3 x 200 ms).
+routes/s at p99 <= 3 x 200 ms); and the CPU each process spent per route (the service's
+workers, the simulator, this load generator), the simulator's most calls in flight, and the
+load average, since the machine's 2 cores are shared by all three and by whatever else runs.
 
 Run: uv run python -m bench.throughput [--rates 15,25,35] [--workers 1,2] [--seconds 20]
 """
@@ -20,17 +22,27 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
-from bench.common import PG_URL, build_warehouse, drop_schema, free_port, simulator_process
+from bench.common import (
+    PG_URL,
+    build_warehouse,
+    drop_schema,
+    free_port,
+    listener_cpu_seconds,
+    simulator_process,
+    tree_cpu_seconds,
+)
 
 SCHEMA = "bench_throughput"
 
 
 @contextmanager
-def service_process(sim: str, workers: int, shortlist: int, concurrency: int) -> Iterator[str]:
-    """``tablerouter serve`` over the bench warehouse; yields its base URL once it is ready."""
+def service_process(sim: str, workers: int, shortlist: int, concurrency: int) -> Iterator[tuple[str, int]]:
+    """``tablerouter serve`` over the bench warehouse; yields its base URL and pid once it is ready."""
     port = free_port()
     env = {
         **os.environ,
@@ -56,7 +68,7 @@ def service_process(sim: str, workers: int, shortlist: int, concurrency: int) ->
             time.sleep(0.2)
         else:
             raise RuntimeError("the service did not become ready")
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -102,6 +114,32 @@ async def _run_rate(
     return len(latencies) / wall, latencies, failures
 
 
+@dataclass(frozen=True, slots=True)
+class CPU:
+    """CPU seconds used so far by the service (all workers), the simulator and this process."""
+
+    service: float
+    simulator: float
+    load_generator: float
+
+    @classmethod
+    def now(cls, service_pid: int, sim: str) -> CPU:
+        return cls(
+            tree_cpu_seconds(service_pid),
+            listener_cpu_seconds(urlsplit(sim).port or 0),
+            time.process_time(),
+        )
+
+    def per_route_ms(self, before: CPU, routes: int) -> str:
+        n = max(1, routes)
+        spent = [
+            ("service", self.service - before.service),
+            ("simulator", self.simulator - before.simulator),
+            ("load generator", self.load_generator - before.load_generator),
+        ]
+        return ", ".join(f"{name} {seconds / n * 1000:.1f}" for name, seconds in spent)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tables", type=int, default=1000)
@@ -122,13 +160,20 @@ async def main() -> None:
     try:
         with simulator_process("--latency-ms", str(args.latency_ms)) as sim:
             for workers in layouts:
-                with service_process(sim, workers, args.shortlist, args.concurrency) as url:
+                with service_process(sim, workers, args.shortlist, args.concurrency) as (url, pid):
                     await _run_rate(url, questions[-50:], 5, 4)  # warm up every worker
                     for rate in rates:
                         batch = questions[offset:]
+                        async with httpx.AsyncClient(base_url=sim) as simc:
+                            await simc.post("/stats/reset")
+                        before = CPU.now(pid, sim)
                         achieved, latencies, failures = await _run_rate(url, batch, rate, args.seconds)
+                        cpu = CPU.now(pid, sim).per_route_ms(before, len(latencies) + failures)
+                        async with httpx.AsyncClient(base_url=sim) as simc:
+                            in_flight = (await simc.get("/stats")).json()["max_in_flight"]
                         offset += int(rate * args.seconds)
-                        rows.append((workers, rate, achieved, latencies, failures))
+                        load = os.getloadavg()[0]
+                        rows.append((workers, rate, achieved, latencies, failures, cpu, in_flight, load))
     finally:
         await drop_schema(SCHEMA)
     print(
@@ -136,13 +181,17 @@ async def main() -> None:
         f"{args.seconds:.0f} s per rate, distinct questions"
     )
     budget = 3 * args.latency_ms / 1000
-    for workers, rate, achieved, latencies, failures in rows:
+    for workers, rate, achieved, latencies, failures, cpu, in_flight, load in rows:
         p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
         print(
             f"  workers {workers}  offered {rate:5.1f}/s  achieved {achieved:5.1f} routes/s  "
             f"p50 {p50 * 1000:5.0f} ms  p99 {p99 * 1000:5.0f} ms  failures {failures}  "
             f"RATIO p99 / latency = {p99 / (args.latency_ms / 1000):.2f}  "
             f"{'OK' if p99 <= budget and failures == 0 else 'over'} (goal 25/s at <= 3.0)"
+        )
+        print(
+            f"      CPU ms per route: {cpu}; simulator max in flight {in_flight} "
+            f"(limit {args.concurrency} per worker); load average {load:.1f}"
         )
 
 

@@ -22,6 +22,22 @@ def test_prompt_is_chat_adapters_prompt() -> None:
     assert ours == theirs == again
 
 
+def test_messages_are_chat_adapters_format_with_and_without_demos() -> None:
+    inputs = {"question": "Who ordered most?", "tables": CARDS}
+    verdict = TableVerdict(table="s.orders", relevant=True, confidence=0.9, reason="orders")
+    demos = [
+        dspy.Example(question="Orders per day", tables=CARDS, verdicts=[verdict]),
+        dspy.Example(question="Only an input and an output", verdicts=[verdict]),
+    ]
+    chat = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    adapter = JudgeAdapter()
+    for shown in ([], demos):
+        assert adapter.messages(JudgeTables, shown, inputs) == chat.format(JudgeTables, shown, inputs)
+    # The cached field lookups follow a changed signature (new instructions make a new class).
+    changed = JudgeTables.with_instructions("Answer tersely.")
+    assert adapter.messages(changed, [], inputs) == chat.format(changed, [], inputs)
+
+
 def test_parse_matches_chat_adapter_on_json_and_lenient_replies() -> None:
     verdicts = [{"table": "s.orders", "relevant": True, "confidence": 0.9, "reason": "orders"}]
     strict = f"[[ ## verdicts ## ]]\n{json.dumps(verdicts)}\n\n[[ ## completed ## ]]"

@@ -4,9 +4,10 @@ Profiling the judge at 64 calls in flight showed most of the router's CPU per LM
 ``dspy.LM``'s call machinery, not in the judge: two thread-pool hops per call (request
 preparation and price lookup), the request rebuilt through three representations, and an
 HTTP/1.1 client written in Python. For the endpoints the judge meets most (OpenAI, vLLM,
-llama.cpp, Ollama's OpenAI door, the simulator) this LM posts the adapter's messages with one
-aiohttp session (C HTTP parser, keep-alive pool sized to the limiter) and hands DSPy the reply
-text. Everything above the LM is DSPy's: the program, its Predict, the adapter, loaded demos.
+llama.cpp, Ollama's OpenAI door, the simulator) this LM posts the adapter's messages over
+keep-alive connections (``app.llm.http1``: httptools' C parser, a third of aiohttp's CPU per
+call; through a proxy, aiohttp) and hands DSPy the reply text. Everything above the LM is
+DSPy's: the program, its Predict, the adapter, loaded demos.
 
 LM output is untrusted: a reply that is not a chat completion raises ``LMReplyError``; HTTP
 errors raise ``LMHTTPError`` with the status and a short, single-line excerpt of the body.
@@ -22,6 +23,8 @@ import dspy
 import orjson
 from dspy.clients._http import retry_after_seconds
 from dspy.dsp.utils.settings import settings as dspy_settings
+
+from app.llm.http1 import OriginPool
 
 __all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError"]
 
@@ -90,6 +93,8 @@ class ChatCompletionsLM(dspy.BaseLM):
         self.max_connections = max_connections
         self.proxy = proxy
         self._session: aiohttp.ClientSession | None = None
+        self._pool: OriginPool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Built on first use, inside the running loop the session belongs to.
@@ -101,6 +106,14 @@ class ChatCompletionsLM(dspy.BaseLM):
                 trust_env=False,
             )
         return self._session
+
+    def _origin(self) -> OriginPool:
+        # Connections belong to the loop that made them: a new loop gets a new pool.
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool_loop is not loop:
+            self._pool = OriginPool(self.url, self.headers, self.max_connections)
+            self._pool_loop = loop
+        return self._pool
 
     def _payload(self, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> bytes:
         options = {**self.kwargs, **kwargs}
@@ -114,6 +127,12 @@ class ChatCompletionsLM(dspy.BaseLM):
     async def complete(self, messages: list[dict[str, Any]], **kwargs: Any) -> tuple[str, dict[str, int]]:
         """One completion: the reply text and its usage counters (prompt_tokens, completion_tokens)."""
         data = self._payload(messages, kwargs)
+        if self.proxy is None:
+            async with asyncio.timeout(self.timeout):
+                reply = await self._origin().post(data)
+            if reply.status >= 400:
+                raise LMHTTPError(reply.status, reply.body, reply.retry_after)
+            return _reply_text(reply.body)
         post = self._client().post(self.url, data=data, headers=self.headers, proxy=self.proxy)
         async with post as response:
             body = await response.read()
@@ -134,7 +153,10 @@ class ChatCompletionsLM(dspy.BaseLM):
         return [text]
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connections."""
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             # aiohttp closes transports on the next loop turn; let it, so no socket leaks a warning.

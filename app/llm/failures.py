@@ -33,6 +33,7 @@ from dspy.utils.exceptions import (
 
 from app.llm.breaker import BreakerOpenError
 from app.llm.chat_lm import LMHTTPError, LMReplyError
+from app.llm.http1 import HTTPConnectionError
 
 __all__ = ["Failure", "backoff_s", "classify"]
 
@@ -65,7 +66,7 @@ def classify(exc: BaseException, timeout_s: float) -> Failure:
         return Failure(str(exc), retryable=False, backend_fault=False)
     if isinstance(exc, TimeoutError):
         return Failure(f"timed out after {timeout_s:.3g} s", retryable=True, backend_fault=True)
-    if isinstance(exc, (LMHTTPError, LMReplyError, aiohttp.ClientError)):
+    if isinstance(exc, (LMHTTPError, LMReplyError, aiohttp.ClientError, HTTPConnectionError)):
         return _chat_failure(exc)
     rate_limited = isinstance(exc, LMRateLimitError)
     return Failure(
@@ -78,12 +79,12 @@ def classify(exc: BaseException, timeout_s: float) -> Failure:
     )
 
 
-def _chat_failure(exc: LMHTTPError | LMReplyError | aiohttp.ClientError) -> Failure:
+def _chat_failure(exc: LMHTTPError | LMReplyError | aiohttp.ClientError | HTTPConnectionError) -> Failure:
     """What the lean chat-completions LM's errors mean, as DSPy's equivalents would."""
     if isinstance(exc, LMReplyError):
         # A body that is not a chat completion is an unparseable reply, like a bad verdict list.
         return Failure("unparseable reply", retryable=True, backend_fault=False, parse=True)
-    if isinstance(exc, aiohttp.ClientError):
+    if isinstance(exc, aiohttp.ClientError | HTTPConnectionError):
         return Failure(f"{type(exc).__name__}: {str(exc)[:200]}", retryable=True, backend_fault=True)
     status = exc.status
     if status == HTTPStatus.TOO_MANY_REQUESTS:

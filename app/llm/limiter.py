@@ -9,8 +9,8 @@ the Redis-backed one shared by replicas (``app.cluster``) are interchangeable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Protocol
 
 
@@ -42,21 +42,36 @@ class Limiter:
         self.max_in_flight = 0
         self.waiting = 0
 
-    @asynccontextmanager
-    async def slot(self, tokens: int = 0) -> AsyncIterator[None]:
+    def slot(self, tokens: int = 0) -> AbstractAsyncContextManager[None]:
         """Hold one slot for the body; cancellation while waiting or running frees it.
 
         ``tokens`` is for rate limits layered on top (``app.llm.limits``); a slot is a slot.
         """
-        self.waiting += 1
+        return _Slot(self)
+
+
+class _Slot:
+    """One hold of a ``Limiter`` slot: a plain context manager, since every LM call of every
+    route takes one (a generator-based one costs several times more per call)."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: Limiter) -> None:
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        limiter.waiting += 1
         try:
-            await self._slots.acquire()
+            await limiter._slots.acquire()
         finally:
-            self.waiting -= 1
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
+            limiter.waiting -= 1
+        limiter.in_flight += 1
+        limiter.max_in_flight = max(limiter.max_in_flight, limiter.in_flight)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        limiter = self._limiter
+        limiter.in_flight -= 1
+        limiter._slots.release()

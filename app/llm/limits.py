@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 
 from app.llm.limiter import Limiter, SlotLimiter
 from app.llm.rate_limit import LocalRateLimit, RateLimit
@@ -31,8 +32,13 @@ class RatedLimiter:
         self.rpm = rpm
         self.tpm = tpm
 
+    def slot(self, tokens: int = 0) -> AbstractAsyncContextManager[None]:
+        if self.rpm is None and self.tpm is None:
+            return self.concurrency.slot(tokens)  # no rates: one layer less on every call
+        return self._rated_slot(tokens)
+
     @asynccontextmanager
-    async def slot(self, tokens: int = 0) -> AsyncIterator[None]:
+    async def _rated_slot(self, tokens: int) -> AsyncIterator[None]:
         async with self.concurrency.slot(tokens):
             if self.rpm is not None:
                 await self.rpm.take(1)
@@ -53,26 +59,41 @@ class ObservedLimiter:
         self.max_in_flight = 0
         self.waiting = 0
 
-    @asynccontextmanager
-    async def slot(self, tokens: int = 0) -> AsyncIterator[None]:
+    def slot(self, tokens: int = 0) -> AbstractAsyncContextManager[None]:
+        return _ObservedSlot(self, self.inner.slot(tokens))
+
+
+class _ObservedSlot:
+    """One hold of an ``ObservedLimiter`` slot, counted while waiting and while held."""
+
+    __slots__ = ("_inner", "_owner")
+
+    def __init__(self, owner: ObservedLimiter, inner: AbstractAsyncContextManager[None]) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    async def __aenter__(self) -> None:
+        owner = self._owner
         started = time.perf_counter()
-        async with AsyncExitStack() as stack:
-            LIMITER_WAITING.inc()
-            self.waiting += 1
-            try:
-                await stack.enter_async_context(self.inner.slot(tokens))
-            finally:
-                LIMITER_WAITING.dec()
-                self.waiting -= 1
-            LIMITER_WAIT.observe(time.perf_counter() - started)
-            LM_IN_FLIGHT.inc()
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            try:
-                yield
-            finally:
-                LM_IN_FLIGHT.dec()
-                self.in_flight -= 1
+        LIMITER_WAITING.inc()
+        owner.waiting += 1
+        try:
+            await self._inner.__aenter__()
+        finally:
+            LIMITER_WAITING.dec()
+            owner.waiting -= 1
+        LIMITER_WAIT.observe(time.perf_counter() - started)
+        LM_IN_FLIGHT.inc()
+        owner.in_flight += 1
+        owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> bool | None:
+        owner = self._owner
+        LM_IN_FLIGHT.dec()
+        owner.in_flight -= 1
+        return await self._inner.__aexit__(kind, error, trace)
 
 
 def backend_key(settings: Settings) -> str:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -154,8 +155,6 @@ class SimulatorEndpoints:
             content = _spoiled(content, fault)
         prompt_tokens = _tokens(prompt_text)
         completion_tokens = _tokens(content)
-        self.stats.prompt_tokens += prompt_tokens
-        self.stats.completion_tokens += completion_tokens
         return {
             "id": f"chatcmpl-sim-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -176,21 +175,25 @@ class SimulatorEndpoints:
         }
 
     async def chat_completions(self, request: Request) -> Response:
-        """``POST /v1/chat/completions``: the judge's verdicts after a simulated delay."""
+        """``POST /v1/chat/completions``: the judge's verdicts, a simulated delay after arrival."""
+        arrived = time.monotonic()
         self.stats.arrive()
         try:
+            # Requests that arrived together are all stamped before any is worked on, so the
+            # simulator's own CPU does not push a burst's later calls past their latency.
+            await asyncio.sleep(0)
             refused = self._refused(request)
             if refused is not None:
                 return refused
             try:
-                body = json.loads(await request.body())
+                body = orjson.loads(await request.body())
             except ValueError:
                 return _error(HTTPStatus.BAD_REQUEST, "the request body is not valid JSON")
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 return _error(HTTPStatus.BAD_REQUEST, "the request needs a 'messages' list")
             if body.get("stream"):
                 return _error(HTTPStatus.BAD_REQUEST, "the simulator does not stream; send stream=false")
-            return await self._answer(request, body["messages"])
+            return await self._answer(request, body["messages"], arrived)
         finally:
             self.stats.in_flight -= 1
 
@@ -205,8 +208,13 @@ class SimulatorEndpoints:
         message = f"Incorrect API key provided: {sent}. You can find your API key in your account."
         return _error(HTTPStatus.UNAUTHORIZED, message, "invalid_api_key")
 
-    async def _answer(self, request: Request, messages: Sequence[Any]) -> Response:
-        """The reply to a well-formed request: a fault, or the verdicts after the latency."""
+    async def _answer(self, request: Request, messages: Sequence[Any], arrived: float) -> Response:
+        """The reply to a well-formed request: a fault, or the verdicts ``latency`` after ``arrived``.
+
+        The reply is built before the wait: the latency is the model's, from the request's
+        arrival to its answer, and the simulator's own work happens inside it (a real endpoint's
+        CPU is not on its client's machine; this one's is, so it must not add to every call).
+        """
         prompt = parse_prompt(messages)
         prompt_text = "\n".join(message_text(m) for m in messages)
         self.prompts.append(prompt_text)
@@ -221,10 +229,15 @@ class SimulatorEndpoints:
         if fault == "reset":
             return await _reset_connection(request)
         delay = self.faults.rates.hang_s if fault == "hang" else self.latency.draw_seconds(self.rng)
-        if delay > 0 and await _sleep_unless_disconnected(request, delay):
-            return Response(status_code=HTTPStatus.NO_CONTENT)  # nobody is listening
         verdicts = self.policy.judge(prompt) if prompt is not None else []
-        return JSONResponse(self._completion(prompt_text, verdicts, fault))
+        completion = self._completion(prompt_text, verdicts, fault)
+        body = orjson.dumps(completion)
+        wait = arrived + delay - time.monotonic()
+        if wait > 0 and await _sleep_unless_disconnected(request, wait):
+            return Response(status_code=HTTPStatus.NO_CONTENT)  # nobody is listening
+        self.stats.prompt_tokens += completion["usage"]["prompt_tokens"]
+        self.stats.completion_tokens += completion["usage"]["completion_tokens"]
+        return Response(body, media_type="application/json")
 
     async def models(self, request: Request) -> Response:
         """``GET /v1/models``: the one simulated model."""

@@ -40,6 +40,10 @@ PARSE_RETRIES = 1
 # A table the LM did not mention is most likely one it found irrelevant.
 OMITTED_CONFIDENCE = 0.9
 DISTRUSTED_REASON = "its name reads as instructions to the LM: the LM's verdict is not trusted"
+# The metric children every answered call updates, looked up once (labels() takes a lock).
+_CALLS_OK = LM_CALLS.labels("ok")
+_PROMPT_TOKENS = LM_TOKENS.labels("prompt")
+_COMPLETION_TOKENS = LM_TOKENS.labels("completion")
 
 
 class TableJudge(dspy.Module):
@@ -132,10 +136,11 @@ class LMJudge:
         """The program's predictor (signature, instructions, demos) through the adapter, minus Predict's
         per-call bookkeeping (callbacks, traces, settings scopes): the same prompt, the same parse."""
         predict = self.program.predict
+        signature = predict.signature
         inputs = {"question": question, "tables": chunk.text}
-        messages = self.adapter.format(predict.signature, predict.demos, inputs)
+        messages = self.adapter.messages(signature, predict.demos, inputs)
         text, usage = await lm.complete(messages, **predict.config)
-        verdicts: list[TableVerdict] = self.adapter.parse(predict.signature, text)["verdicts"]
+        verdicts: list[TableVerdict] = self.adapter.parse(signature, text)["verdicts"]
         return verdicts, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
 
     def _fresh(self, parse_retry: int) -> dict[str, Any]:
@@ -191,7 +196,7 @@ class LMJudge:
                     LM_CALLS.labels("unparseable" if verdict.parse else "error").inc()
                     raise
                 reliability.latency.add(time.monotonic() - begun)
-                LM_CALLS.labels("ok").inc()
+                _CALLS_OK.inc()
                 answered = True
                 return answer
         finally:
@@ -250,8 +255,8 @@ class LMJudge:
             else:
                 outcome.prompt_tokens += prompt
                 outcome.completion_tokens += completion
-                LM_TOKENS.labels("prompt").inc(prompt)
-                LM_TOKENS.labels("completion").inc(completion)
+                _PROMPT_TOKENS.inc(prompt)
+                _COMPLETION_TOKENS.inc(completion)
                 outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
                 outcome.answered, outcome.error = True, None
                 return

@@ -5,19 +5,37 @@ adapter: the system message (a JSON schema of the output type) rebuilt on every 
 pydantic ``TypeAdapter`` objects built per value to format plain strings, and a lenient
 parser tried first on every reply. The prompt and the parsed result are the same as
 ChatAdapter's (a test holds them equal); only the avoidable per-call work is gone.
+
+``messages`` is ``format`` without what a fan-out of a hundred calls pays a hundred times for
+nothing: DSPy's callback wrapper (the judge runs no callbacks; ``LMJudge._direct`` already
+skips Predict's), and the signature's fields looked up again on every call (``input_fields``
+and ``output_fields`` build a new dict per access).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
 import pydantic
+from dspy.adapters._legacy_type_markers import _expand_legacy_custom_type_markers_in_chat_message
+from dspy.adapters.types.history import History
 from dspy.utils.exceptions import AdapterParseError
 
 _HEADER = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
 _COMPLETED = "[[ ## completed ## ]]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """What formatting and parsing need of a signature, read once."""
+
+    inputs: tuple[str, ...]
+    plain_inputs: frozenset[str]  # the str-annotated input fields, formatted as they are
+    outputs: tuple[str, ...]
+    history: bool  # a History input field: DSPy's own format handles conversation turns
 
 
 class JudgeAdapter(dspy.ChatAdapter):
@@ -29,6 +47,33 @@ class JudgeAdapter(dspy.ChatAdapter):
         self._system: dict[Any, str] = {}
         self._requirements: dict[Any, str | None] = {}
         self._validators: dict[Any, pydantic.TypeAdapter[Any]] = {}
+        self._fields: dict[Any, _Fields] = {}
+
+    def fields_of(self, signature: Any) -> _Fields:
+        """The signature's field names, cached (signatures are classes, replaced, never changed)."""
+        cached = self._fields.get(signature)
+        if cached is None:
+            inputs = signature.input_fields
+            cached = self._fields[signature] = _Fields(
+                inputs=tuple(inputs),
+                plain_inputs=frozenset(k for k, f in inputs.items() if f.annotation is str),
+                outputs=tuple(signature.output_fields),
+                history=any(f.annotation == History for f in inputs.values()),
+            )
+        return cached
+
+    def messages(self, signature: Any, demos: list[Any], inputs: dict[str, Any]) -> list[dict[str, Any]]:
+        """``format``'s messages: the cached system message, the demos, the user message."""
+        if self.fields_of(signature).history:
+            formatted: list[dict[str, Any]] = self.format(signature, demos, inputs)
+            return formatted
+        messages = [{"role": "system", "content": self.format_system_message(signature)}]
+        if demos:
+            messages.extend(self.format_demos(signature, demos))
+        content = self.format_user_message_content(signature, inputs, main_request=True)
+        if content:
+            messages.append({"role": "user", "content": content})
+        return [_expand_legacy_custom_type_markers_in_chat_message(m) for m in messages]
 
     def format_system_message(self, signature: Any) -> str:
         cached = self._system.get(signature)
@@ -49,10 +94,9 @@ class JudgeAdapter(dspy.ChatAdapter):
         suffix: str = "",
         main_request: bool = False,
     ) -> str:
-        fields = [k for k in signature.input_fields if k in inputs]
-        if not all(
-            isinstance(inputs[k], str) and signature.input_fields[k].annotation is str for k in fields
-        ):
+        known = self.fields_of(signature)
+        fields = [k for k in known.inputs if k in inputs]
+        if not all(isinstance(inputs[k], str) and k in known.plain_inputs for k in fields):
             text: str = super().format_user_message_content(signature, inputs, prefix, suffix, main_request)
             return text
         # A str field's value is its own formatted form in ChatAdapter; skip the pydantic round trip.
@@ -80,7 +124,7 @@ class JudgeAdapter(dspy.ChatAdapter):
         try:
             return {
                 name: self._validator(signature, name).validate_json(sections[name])
-                for name in signature.output_fields
+                for name in self.fields_of(signature).outputs
             }
         except (KeyError, pydantic.ValidationError):
             if _COMPLETED not in completion:

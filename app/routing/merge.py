@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from app.catalog.model import Table
 
@@ -35,29 +35,41 @@ class RankedTable:
     via_fk: bool = False
 
 
-def _p_relevant(vote: Vote) -> float:
-    confidence = min(1.0, max(0.0, vote.confidence))
-    return confidence if vote.relevant else 1.0 - confidence
+def _tallies(votes: Iterable[Vote]) -> dict[str, tuple[float, int, int, str]]:
+    """Per table: the mean probability of relevance (rounded), votes for, votes, best reason."""
+    # A 1,000-table route merges thousands of votes after its last LM call, on the critical
+    # path of the route's latency: one pass per table, no helper call per vote.
+    by_table: dict[str, list[Vote]] = {}
+    for vote in votes:
+        group = by_table.get(vote.table)
+        if group is None:
+            by_table[vote.table] = [vote]
+        else:
+            group.append(vote)
+    tallies: dict[str, tuple[float, int, int, str]] = {}
+    for name, table_votes in by_table.items():
+        probabilities = []
+        for_: list[Vote] = []
+        for v in table_votes:
+            confidence = min(1.0, max(0.0, v.confidence))
+            if v.relevant:
+                probabilities.append(confidence)
+                for_.append(v)
+            else:
+                probabilities.append(1.0 - confidence)
+        score = sum(probabilities) / len(table_votes)
+        best = max(for_ or table_votes, key=_confidence)
+        tallies[name] = (round(score, 4), len(for_), len(table_votes), best.reason)
+    return tallies
+
+
+def _confidence(vote: Vote) -> float:
+    return vote.confidence
 
 
 def merge_votes(votes: Iterable[Vote]) -> dict[str, RankedTable]:
     """Score per table: the mean probability of relevance over its votes, in [0, 1]."""
-    by_table: dict[str, list[Vote]] = defaultdict(list)
-    for vote in votes:
-        by_table[vote.table].append(vote)
-    merged: dict[str, RankedTable] = {}
-    for name, table_votes in by_table.items():
-        score = sum(_p_relevant(v) for v in table_votes) / len(table_votes)
-        for_ = [v for v in table_votes if v.relevant]
-        best = max(for_ or table_votes, key=lambda v: v.confidence)
-        merged[name] = RankedTable(
-            name=name,
-            score=round(score, 4),
-            votes_for=len(for_),
-            votes_total=len(table_votes),
-            reason=best.reason,
-        )
-    return merged
+    return {name: RankedTable(name, *tally) for name, tally in _tallies(votes).items()}
 
 
 def blend_prior(
@@ -68,9 +80,27 @@ def blend_prior(
     One noisy verdict against a table leaves it at about 0.5, among every table that drew one
     false positive; the prior lifts the ones whose words the question uses.
     """
+    keep = 1 - weight
+    # Built directly rather than by dataclasses.replace, which costs several times more.
     return [
-        replace(t, score=round((1 - weight) * t.score + weight * prior.get(t.name, 0.0), 4))
+        RankedTable(
+            t.name,
+            round(keep * t.score + weight * prior.get(t.name, 0.0), 4),
+            t.votes_for,
+            t.votes_total,
+            t.reason,
+            t.via_fk,
+        )
         for t in merged.values()
+    ]
+
+
+def blended_votes(votes: Iterable[Vote], prior: Mapping[str, float], weight: float) -> list[RankedTable]:
+    """``blend_prior(merge_votes(votes), prior, weight)`` without the intermediate tables."""
+    keep = 1 - weight
+    return [
+        RankedTable(name, round(keep * score + weight * prior.get(name, 0.0), 4), for_, total, reason)
+        for name, (score, for_, total, reason) in _tallies(votes).items()
     ]
 
 

@@ -21,7 +21,7 @@ from app.routing.chunks import Chunk
 from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome, LMJudge
-from app.routing.merge import RankedTable, Vote, blend_prior, complete_join_paths, merge_votes, rank
+from app.routing.merge import RankedTable, Vote, blended_votes, complete_join_paths, rank
 from app.routing.prepared import PreparedCatalog, RouteScope
 from app.routing.shortlist import Shortlist, shortlist
 
@@ -112,7 +112,7 @@ def rank_votes(
 
     ``left_out`` are tables the shortlist did not send to the LM; with no votes they score 0.
     """
-    return rank([*blend_prior(merge_votes(votes), prior, prior_weight), *left_out], prior)
+    return rank([*blended_votes(votes, prior, prior_weight), *left_out], prior)
 
 
 def unjudged_tables(

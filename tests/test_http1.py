@@ -1,0 +1,137 @@
+"""The judge's HTTP/1.1 client over real sockets: the simulator, and a bare server for framings
+and connection endings the simulator does not produce."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import orjson
+import pytest
+
+from app.llm.failures import classify
+from app.llm.http1 import HTTPConnectionError, OriginPool
+from app.llm.simulator import SimulatorConfig, running_simulator
+from bench.common import free_port
+
+HEADERS = {"content-type": "application/json"}
+PROMPT = orjson.dumps({"messages": [{"role": "user", "content": "hello"}]})
+
+Responder = Callable[[bytes], bytes]
+
+
+@asynccontextmanager
+async def bare_server(respond: Responder, *, close_after: bool) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server that answers each request's bytes with ``respond(request)``, closing the
+    connection after each answer if ``close_after``; yields its URL and the connections it took."""
+    accepted: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                writer.write(respond(body))
+                await writer.drain()
+                if close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1/chat/completions", accepted
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_calls_reuse_one_keep_alive_connection() -> None:
+    async with running_simulator(SimulatorConfig(port=0)) as url:
+        pool = OriginPool(f"{url}/v1/chat/completions", HEADERS, max_idle=4)
+        try:
+            replies = [await pool.post(PROMPT) for _ in range(5)]
+        finally:
+            await pool.aclose()
+    assert [r.status for r in replies] == [200] * 5
+    assert all(orjson.loads(r.body)["object"] == "chat.completion" for r in replies)
+    assert pool.connections_made == 1
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    # Content-Length framing, no "Connection: close": the client only learns at the next send.
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with bare_server(lambda _: reply, close_after=True) as (url, accepted):
+        pool = OriginPool(url, HEADERS, max_idle=4)
+        try:
+            first = await pool.post(PROMPT)
+            await asyncio.sleep(0.05)  # the server's close reaches the idle connection
+            second = await pool.post(PROMPT)
+        finally:
+            await pool.aclose()
+    assert (first.body, second.body) == (b"ok", b"ok")
+    assert len(accepted) == 2
+
+
+async def test_chunked_and_until_close_bodies_with_retry_after() -> None:
+    chunked = (
+        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1.5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nslow \r\n5\r\ndown!\r\n0\r\n\r\n"
+    )
+    until_close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it"
+    async with bare_server(lambda _: chunked, close_after=False) as (url, _):
+        pool = OriginPool(url, HEADERS, max_idle=4)
+        try:
+            limited = await pool.post(PROMPT)
+            again = await pool.post(PROMPT)
+        finally:
+            await pool.aclose()
+    assert (limited.status, limited.retry_after, limited.body) == (429, "1.5", b"slow down!")
+    assert again.body == b"slow down!"
+    assert pool.connections_made == 1
+    async with bare_server(lambda _: until_close, close_after=True) as (url, _):
+        pool = OriginPool(url, HEADERS, max_idle=4)
+        try:
+            whole = await pool.post(PROMPT)
+        finally:
+            await pool.aclose()
+    assert (whole.status, whole.body) == (200, b"all of it")
+
+
+async def test_a_cancelled_call_closes_its_connection() -> None:
+    async with running_simulator(SimulatorConfig(port=0, latency_ms=10_000)) as url:
+        pool = OriginPool(f"{url}/v1/chat/completions", HEADERS, max_idle=4)
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await pool.post(PROMPT)
+            assert not pool._idle  # never handed to the next call
+        finally:
+            await pool.aclose()
+
+
+async def test_garbage_and_refused_connections_fail_as_retryable_transport_errors() -> None:
+    async with bare_server(lambda _: b"SMTP ready\r\n\r\n", close_after=True) as (url, _):
+        pool = OriginPool(url, HEADERS, max_idle=4)
+        try:
+            with pytest.raises(HTTPConnectionError) as garbage:
+                await pool.post(PROMPT)
+        finally:
+            await pool.aclose()
+    pool = OriginPool(f"http://127.0.0.1:{free_port()}/v1", HEADERS, max_idle=4)
+    with pytest.raises(HTTPConnectionError) as refused:
+        await pool.post(PROMPT)
+    for error in (garbage.value, refused.value):
+        failure = classify(error, 5.0)
+        assert failure.retryable
+        assert failure.backend_fault
