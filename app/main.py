@@ -10,8 +10,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, time
 
 from fastapi import Depends, FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api import (
     batch_api,
@@ -31,10 +33,11 @@ from app.api.problems import install_problem_handlers
 from app.api.security_headers import SecurityHeadersMiddleware, install_cors
 from app.api.state import AppState
 from app.auth.authenticator import Authenticator
-from app.auth.key_limits import KeyLimits
+from app.auth.key_limits import KeyLimiter, KeyLimits, utc_day
 from app.catalog.registry import CatalogRegistry
 from app.cluster.failover_limiter import shared_limits
 from app.cluster.redis_link import RedisLink
+from app.cluster.shared_key_limits import SharedKeyLimits
 from app.cluster.shared_route_cache import SharedRouteCache, shared_route_cache
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import build_backend
@@ -60,10 +63,10 @@ async def _sources(settings: Settings) -> dict[str, SourceConfig]:
 
 async def _shared_in_redis(
     settings: Settings, stack: AsyncExitStack
-) -> tuple[ObservedLimiter | None, SharedRouteCache | None]:
-    """The LM limits and the route cache shared with the other replicas, when there is a Redis."""
+) -> tuple[RedisLink | None, ObservedLimiter | None, SharedRouteCache | None]:
+    """The link, LM limits and route cache shared with the other replicas, when there is a Redis."""
     if settings.redis_url is None:
-        return None, None
+        return None, None, None
     link = RedisLink(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
     await link.start()
     stack.push_async_callback(link.aclose)
@@ -75,7 +78,7 @@ async def _shared_in_redis(
     if settings.route_cache_size > 0:
         shared_routes = shared_route_cache(settings, link)
         stack.push_async_callback(shared_routes.aclose)
-    return limiter, shared_routes
+    return link, limiter, shared_routes
 
 
 def _warn_about_auth(settings: Settings) -> None:
@@ -95,8 +98,22 @@ def _authenticator(settings: Settings, store: StoreRuntime) -> Authenticator:
     return Authenticator(store.keys.by_secret, admin_key, settings.key_cache_s)
 
 
-def _limits(settings: Settings) -> KeyLimits:
-    return KeyLimits(settings.key_rate_limit, settings.key_daily_tokens)
+async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink | None) -> KeyLimiter:
+    """The per-key limits: in Redis with a link, else in process; today's tokens from the route log."""
+    local = KeyLimits(settings.key_rate_limit, settings.key_daily_tokens)
+    now = datetime.now(UTC)
+    try:
+        spent = await store.routes.tokens_by_key_since(datetime.combine(now.date(), time.min, UTC))
+    except (SQLAlchemyError, OSError) as exc:
+        # Serving with fresh budgets beats not serving; the store's own errors show elsewhere.
+        log.warning("today's token counts per key not read from the route log (%r): starting at 0", exc)
+        spent = {}
+    local.seed(utc_day(now), spent)
+    if link is None:
+        return local
+    shared = SharedKeyLimits(link, local)
+    await shared.seed(utc_day(now), spent)  # Redis stays the authority: only counters it lacks
+    return shared
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -114,7 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(store.aclose)
             registry = CatalogRegistry(settings, await _sources(settings), store.snapshots, redactor)
             stack.push_async_callback(registry.aclose)
-            limiter, shared_routes = await _shared_in_redis(settings, stack)
+            link, limiter, shared_routes = await _shared_in_redis(settings, stack)
             backend = build_backend(settings, limiter)
             if backend is None:
                 log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
@@ -136,7 +153,13 @@ def create_app(settings: Settings) -> FastAPI:
                 shared=shared_routes,
             )
             app.state.tablerouter = AppState(
-                settings, registry, backend, router, store, _authenticator(settings, store), _limits(settings)
+                settings,
+                registry,
+                backend,
+                router,
+                store,
+                _authenticator(settings, store),
+                await _key_limits(settings, store, link),
             )
             await registry.start()
             # Start-up leaves ~500,000 long-lived objects (DSPy, pydantic, the catalogs); a full

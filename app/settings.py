@@ -161,8 +161,8 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     verdict_cache_size: Annotated[int, Field(ge=0)] = 65536
     llm_rpm_limit: Annotated[int, Field(ge=0)] = 0
     llm_tpm_limit: Annotated[int, Field(ge=0)] = 0
-    # Scale-out: with a Redis URL the LM limits above hold for all replicas together, and the
-    # route cache is shared by them (app.cluster).
+    # Scale-out: with a Redis URL the LM limits above and the per-key limits hold for all
+    # replicas together, and the route cache is shared by them (app.cluster).
     redis_url: SecretStr | None = None
     redis_key_prefix: str = "tablerouter"
     redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = 10.0

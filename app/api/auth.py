@@ -84,10 +84,10 @@ async def admin_only(principal: Annotated[Principal, Depends(authenticated)]) ->
     return principal
 
 
-def admit(request: Request, principal: Principal, routes: int = 1) -> None:
+async def admit(request: Request, principal: Principal, routes: int = 1) -> None:
     """Count ``routes`` starting for ``principal``; 429 with Retry-After when over a limit."""
     try:
-        get_state(request).limits.admit(principal, routes)
+        await get_state(request).limits.admit(principal, routes)
     except KeyLimitError as exc:
         error = RateLimitedError if exc.kind == "rate" else TokenBudgetError
         raise error(str(exc), retry_after=exc.retry_after_s) from exc

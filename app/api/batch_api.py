@@ -92,7 +92,7 @@ async def route_batch(
     limit = state.settings.max_batch
     if len(body.requests) > limit:
         raise UnprocessableError(f"requests: at most {limit} per batch, got {len(body.requests)}")
-    admit(request, principal, len(body.requests))
+    await admit(request, principal, len(body.requests))
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(_one(state, r, principal, request.url.path)) for r in body.requests]
     return RouteBatchResponse(results=[t.result() for t in tasks])

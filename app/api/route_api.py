@@ -110,7 +110,7 @@ async def answer(
             observed.outcome = "queue_full"
             raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
         observed.outcome = "degraded" if result.degraded else "partial" if result.partial else "ok"
-    state.limits.spend(principal, result.stats.prompt_tokens + result.stats.completion_tokens)
+    await state.limits.spend(principal, result.stats.prompt_tokens + result.stats.completion_tokens)
     state.store.writer.record(route_record(result, body, min_score, principal.key_id))
     source = state.registry.sources[prepared.catalog.source]
     return RouteResponse(
@@ -179,7 +179,7 @@ async def route(
     finished by then (`partial`); if the LM cannot judge, the lexical judge answers
     (`degraded`). A client that disconnects cancels its route's LM calls.
     """
-    admit(request, principal)
+    await admit(request, principal)
     prepared = ready_catalog(state, body, principal)
     if wants_event_stream(request):
         return _streamed(request, state, prepared, body, principal)

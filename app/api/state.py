@@ -8,7 +8,7 @@ from typing import cast
 from fastapi import Request
 
 from app.auth.authenticator import Authenticator
-from app.auth.key_limits import KeyLimits
+from app.auth.key_limits import KeyLimiter
 from app.catalog.registry import CatalogRegistry
 from app.llm.backend import LMBackend
 from app.routing.service import RouteService
@@ -26,7 +26,7 @@ class AppState:
     router: RouteService
     store: StoreRuntime
     authenticator: Authenticator
-    limits: KeyLimits
+    limits: KeyLimiter
 
 
 def get_state(request: Request) -> AppState:

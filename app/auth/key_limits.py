@@ -1,21 +1,40 @@
 """Per-key limits: routes per minute (a token bucket) and LM tokens per UTC day.
 
-Both are kept in process: with several workers or replicas each holds its own count, so a
-key may get up to that many times its limits (documented; a shared store of counts is the
-next step if it matters). A route is counted when it starts (the rate) and its LM tokens when
-it ends (the budget): routes already running when the budget runs out may overshoot it.
+``KeyLimiter`` is what the API uses: ``admit`` before routes start (the rate, and whether the
+day's budget is spent), ``spend`` when a route ends (its LM tokens). Two implementations:
+
+- ``KeyLimits`` (here) keeps the counts in this process. Alone, each worker or replica holds
+  its own counts, so a key may get up to that many times its rate. The day's budget survives a
+  restart: start-up seeds it from the route log (``seed``).
+- ``app.cluster.shared_key_limits.SharedKeyLimits`` keeps them in Redis for all replicas
+  together and falls back to a ``KeyLimits`` while Redis is unreachable or erring.
+
+A route is counted when it starts (the rate) and its LM tokens when it ends (the budget):
+routes already running when the budget runs out may overshoot it.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from app.auth.principal import Principal
 
-__all__ = ["KeyLimitError", "KeyLimits"]
+__all__ = [
+    "KeyLimitError",
+    "KeyLimiter",
+    "KeyLimits",
+    "budget_of",
+    "budget_spent",
+    "rate_of",
+    "rate_refused",
+    "too_many_at_once",
+    "utc_day",
+]
 
 SECONDS_PER_MINUTE = 60.0
 
@@ -29,6 +48,58 @@ class KeyLimitError(Exception):
         self.kind = kind  # "rate" or "tokens"
 
 
+class KeyLimiter(Protocol):
+    """What the API asks of the per-key limits."""
+
+    async def admit(self, principal: Principal, routes: int = 1) -> None:
+        """Count ``routes`` starting for ``principal``; KeyLimitError if over its rate or budget."""
+
+    async def spend(self, principal: Principal, tokens: int) -> None:
+        """Add the LM tokens a route of ``principal`` used to today's count."""
+
+
+def utc_day(now: datetime | None = None) -> str:
+    """The UTC day of ``now`` (default: now) as YYYY-MM-DD: the budget's period."""
+    return (now or datetime.now(UTC)).date().isoformat()
+
+
+def rate_of(principal: Principal, default: int) -> int:
+    """The key's routes per minute (0: unlimited)."""
+    return default if principal.rate_limit is None else principal.rate_limit
+
+
+def budget_of(principal: Principal, default: int) -> int:
+    """The key's LM tokens per UTC day (0: unlimited)."""
+    return default if principal.daily_tokens is None else principal.daily_tokens
+
+
+def too_many_at_once(routes: int, rate: int) -> KeyLimitError:
+    """More routes at once than the rate allows in a minute: they would never fit."""
+    return KeyLimitError(
+        f"{routes} routes at once are more than this key's limit of {rate} per minute",
+        int(SECONDS_PER_MINUTE),
+        "rate",
+    )
+
+
+def rate_refused(rate: int, wait_s: float) -> KeyLimitError:
+    """The key's rate is reached; ``wait_s`` until the routes asked for fit."""
+    return KeyLimitError(
+        f"this key's limit of {rate} routes per minute is reached", max(1, math.ceil(wait_s)), "rate"
+    )
+
+
+def budget_spent(budget: int) -> KeyLimitError:
+    """The key's tokens for today are spent; it may try again at 00:00 UTC."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    return KeyLimitError(
+        f"this key's budget of {budget} LM tokens per day is spent (resets at 00:00 UTC)",
+        max(1, math.ceil((midnight - now).total_seconds())),
+        "tokens",
+    )
+
+
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
@@ -36,69 +107,49 @@ class _Bucket:
 
 
 class KeyLimits:
-    """The rate and token counts of every key seen since start-up."""
+    """The rate and token counts of every key, in this process."""
 
     def __init__(self, default_rate: int, default_daily_tokens: int) -> None:
-        self._default_rate = default_rate
-        self._default_tokens = default_daily_tokens
+        self.default_rate = default_rate
+        self.default_tokens = default_daily_tokens
         self._buckets: dict[str, _Bucket] = {}
         self._spent: dict[str, tuple[str, int]] = {}  # key id → (UTC day, tokens spent)
 
-    def _rate(self, principal: Principal) -> int:
-        return self._default_rate if principal.rate_limit is None else principal.rate_limit
+    def seed(self, day: str, spent: Mapping[str, int]) -> None:
+        """Start ``day``'s counts at ``spent`` (key id → tokens), as the route log has them."""
+        for key_id, tokens in spent.items():
+            self._spent[key_id] = (day, tokens)
 
-    def _budget(self, principal: Principal) -> int:
-        return self._default_tokens if principal.daily_tokens is None else principal.daily_tokens
+    def spent_today(self, key_id: str) -> int:
+        """The LM tokens ``key_id`` spent today, as far as this process knows."""
+        day, spent = self._spent.get(key_id, ("", 0))
+        return spent if day == utc_day() else 0
 
-    def admit(self, principal: Principal, routes: int = 1) -> None:
+    async def admit(self, principal: Principal, routes: int = 1) -> None:
         """Count ``routes`` starting for ``principal``; KeyLimitError if over its rate or budget."""
         if not principal.limited or principal.key_id is None:
             return
-        self._check_budget(principal)
-        self._take(principal, routes)
+        budget = budget_of(principal, self.default_tokens)
+        if budget > 0 and self.spent_today(principal.key_id) >= budget:
+            raise budget_spent(budget)
+        self._take(principal.key_id, rate_of(principal, self.default_rate), routes)
 
-    def _take(self, principal: Principal, routes: int) -> None:
-        rate = self._rate(principal)
+    def _take(self, key_id: str, rate: int, routes: int) -> None:
         if rate <= 0:
             return
-        assert principal.key_id is not None
+        if routes > rate:
+            raise too_many_at_once(routes, rate)
         now = time.monotonic()
         per_second = rate / SECONDS_PER_MINUTE
-        bucket = self._buckets.setdefault(principal.key_id, _Bucket(float(rate), now))
+        bucket = self._buckets.setdefault(key_id, _Bucket(float(rate), now))
         bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.at) * per_second)
         bucket.at = now
-        if routes > rate:
-            raise KeyLimitError(
-                f"{routes} routes at once are more than this key's limit of {rate} per minute",
-                int(SECONDS_PER_MINUTE),
-                "rate",
-            )
         if bucket.tokens < routes:
-            wait = math.ceil((routes - bucket.tokens) / per_second)
-            raise KeyLimitError(
-                f"this key's limit of {rate} routes per minute is reached", max(1, wait), "rate"
-            )
+            raise rate_refused(rate, (routes - bucket.tokens) / per_second)
         bucket.tokens -= routes
 
-    def _check_budget(self, principal: Principal) -> None:
-        budget = self._budget(principal)
-        if budget <= 0:
-            return
-        assert principal.key_id is not None
-        day, spent = self._spent.get(principal.key_id, ("", 0))
-        now = datetime.now(UTC)
-        if day == now.date().isoformat() and spent >= budget:
-            midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
-            raise KeyLimitError(
-                f"this key's budget of {budget} LM tokens per day is spent (resets at 00:00 UTC)",
-                max(1, math.ceil((midnight - now).total_seconds())),
-                "tokens",
-            )
-
-    def spend(self, principal: Principal, tokens: int) -> None:
+    async def spend(self, principal: Principal, tokens: int) -> None:
         """Add the LM tokens a route of ``principal`` used to today's count."""
         if not principal.limited or principal.key_id is None or tokens <= 0:
             return
-        today = datetime.now(UTC).date().isoformat()
-        day, spent = self._spent.get(principal.key_id, (today, 0))
-        self._spent[principal.key_id] = (today, (spent if day == today else 0) + tokens)
+        self._spent[principal.key_id] = (utc_day(), self.spent_today(principal.key_id) + tokens)

@@ -1,7 +1,7 @@
 """The one Redis connection pool a replica uses for everything it shares with the others.
 
-The LM limits and the shared route cache use its ``client`` and ``key`` scheme. The link
-tracks whether Redis answers: a component that sees a connection error calls
+The LM limits, the per-key limits and the shared route cache use its ``client`` and ``key``
+scheme. The link tracks whether Redis answers: a component that sees a connection error calls
 ``mark_down``, which logs once, tells the listeners (the metrics gauge, the limits) and probes
 Redis in the background until it answers again, then marks it up and logs that too.
 """

@@ -60,6 +60,20 @@ class RouteLogRepository:
         async with self._store.begin() as session:
             return int(await session.scalar(query) or 0)
 
+    async def tokens_by_key_since(self, since: datetime) -> dict[str, int]:
+        """LM tokens (prompt + completion) of the routes logged since ``since``, per key id."""
+        tokens = sa.func.coalesce(RouteLog.stats["prompt_tokens"].as_integer(), 0) + sa.func.coalesce(
+            RouteLog.stats["completion_tokens"].as_integer(), 0
+        )
+        query = (
+            sa.select(RouteLog.key_id, sa.func.sum(tokens))
+            .where(RouteLog.created_at >= since, RouteLog.key_id.is_not(None))
+            .group_by(RouteLog.key_id)
+        )
+        async with self._store.begin() as session:
+            rows = (await session.execute(query)).all()
+        return {key_id: int(total or 0) for key_id, total in rows if key_id is not None}
+
     async def delete_older_than(self, cutoff: datetime) -> int:
         """Delete routes created before ``cutoff`` that have no feedback (feedback is the dataset)."""
         has_feedback = sa.exists().where(RouteFeedback.route_id == RouteLog.route_id)

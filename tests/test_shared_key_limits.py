@@ -1,0 +1,247 @@
+"""Per-key limits across replicas and restarts, on real parts.
+
+Two service instances share the local Redis (a fresh key prefix per test) and one store: a
+key's rate and its day's LM tokens hold for both together. Without Redis the day's tokens
+survive a restart (start-up sums today's route log, on SQLite and PostgreSQL). With Redis
+unreachable, or lost mid-run, each instance still enforces the limits itself: 429s, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from redis import asyncio as aioredis
+
+from app.auth.key_limits import utc_day
+from app.cluster.shared_key_limits import SharedKeyLimits
+from app.llm.simulator import SimulatorConfig, running_simulator
+from app.settings import Settings
+from app.store.database import Store
+from app.store.migrate import upgrade_async
+from app.store.records import RouteRecord
+from app.store.route_log import RouteLogRepository
+from tests.auth_harness import ADMIN_KEY, make_key
+from tests.replica_harness import RedisServer, free_port
+from tests.service_harness import app_state, service_app_client, service_client
+from tests.store_harness import STORE_BACKENDS, closed_port, fresh_store_url
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+REDIS_URL = "redis://127.0.0.1:6379/0"
+QUESTION = "Which customers placed the most orders?"
+ROUTE = {"question": QUESTION}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sim_url() -> AsyncIterator[str]:
+    async with running_simulator(SimulatorConfig(port=0, latency_ms=1)) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the shared Redis; its keys are deleted afterwards."""
+    prefix = f"tr-test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = aioredis.Redis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def _settings(sim_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "auth": True,
+        "admin_key": ADMIN_KEY,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+        "demo_warehouse_path": str(tmp_path / "demo.db"),
+        "llm_model": "openai/tablerouter-sim",
+        "llm_api_base": f"{sim_url}/v1",
+        "key_rate_limit": 0,
+        "key_daily_tokens": 0,
+        # Every route reaches the LM and spends tokens.
+        "route_cache_size": 0,
+        "verdict_cache_size": 0,
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
+
+@asynccontextmanager
+async def _instances(
+    settings: Settings, n: int = 2
+) -> AsyncIterator[list[tuple[FastAPI, httpx.AsyncClient]]]:
+    """``n`` service instances on the same settings: the same store, the same Redis."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(service_app_client(settings)) for _ in range(n)]
+
+
+async def _key(client: httpx.AsyncClient, **limits: Any) -> tuple[dict[str, str], str]:
+    secret, key_id = await make_key(client, "limited", grants={"demo": ["*"]}, **limits)
+    return {"Authorization": f"Bearer {secret}"}, key_id
+
+
+def _is_429(response: httpx.Response, kind: str) -> int:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith(f"/{kind}")
+    retry_after = int(response.headers["retry-after"])
+    assert retry_after >= 1
+    return retry_after
+
+
+def _tokens(response: httpx.Response) -> int:
+    assert response.status_code == 200, response.text
+    stats = response.json()["stats"]
+    return int(stats["prompt_tokens"]) + int(stats["completion_tokens"])
+
+
+async def test_a_keys_rate_holds_for_both_instances(sim_url: str, tmp_path: Path, redis_prefix: str) -> None:
+    settings = _settings(sim_url, tmp_path, redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
+    async with _instances(settings) as [(_, a), (_, b)]:
+        headers, _ = await _key(a, rate_limit=5)
+        for i in range(5):  # 3 on A, 2 on B: each alone would admit more
+            assert (await (a, b)[i % 2].post("/route", json=ROUTE, headers=headers)).status_code == 200
+        for client in (a, b):
+            # One route of 5 a minute is due 12 s after the burst began.
+            assert _is_429(await client.post("/route", json=ROUTE, headers=headers), "rate-limited") <= 12
+
+        # A batch takes all its routes or none: 3 on A leave 2, so 3 on B are refused and take
+        # nothing; the 2 left are still there for single routes.
+        batch_headers, _ = await _key(a, rate_limit=5)
+        batch = {"requests": [ROUTE] * 3}
+        assert (await a.post("/route/batch", json=batch, headers=batch_headers)).status_code == 200
+        _is_429(await b.post("/route/batch", json=batch, headers=batch_headers), "rate-limited")
+        for client in (b, a):
+            assert (await client.post("/route", json=ROUTE, headers=batch_headers)).status_code == 200
+        _is_429(await b.post("/route", json=ROUTE, headers=batch_headers), "rate-limited")
+
+
+async def test_a_budget_spent_on_one_instance_is_refused_on_the_other(
+    sim_url: str, tmp_path: Path, redis_prefix: str
+) -> None:
+    settings = _settings(sim_url, tmp_path, redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
+    async with _instances(settings) as [(_, a), (_, b)]:
+        headers, key_id = await _key(a, daily_tokens=50)
+        spent = _tokens(await a.post("/route", json=ROUTE, headers=headers))
+        assert spent > 50
+        retry_after = _is_429(await b.post("/route", json=ROUTE, headers=headers), "token-budget-spent")
+        assert retry_after <= 24 * 3600
+        _is_429(
+            await b.post("/route/batch", json={"requests": [ROUTE]}, headers=headers), "token-budget-spent"
+        )
+
+        redis = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            counter = f"{redis_prefix}:key-limit:{{{key_id}}}:tokens:{utc_day()}"
+            assert int(await redis.get(counter) or 0) == spent
+            assert 24 * 3600 < await redis.ttl(counter) <= 2 * 24 * 3600
+        finally:
+            await redis.aclose()
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+async def test_the_days_budget_survives_a_restart(
+    backend: str, pg_url: str, sim_url: str, tmp_path: Path
+) -> None:
+    async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
+        settings = _settings(sim_url, tmp_path, database_url=store_url)
+        async with service_client(settings) as client:
+            spent, _ = await _key(client, daily_tokens=50)
+            roomy, _ = await _key(client, daily_tokens=1_000_000)
+            assert _tokens(await client.post("/route", json=ROUTE, headers=spent)) > 50
+            _tokens(await client.post("/route", json=ROUTE, headers=roomy))
+            _is_429(await client.post("/route", json=ROUTE, headers=spent), "token-budget-spent")
+        # A new app on the same store, as after a restart: it reads today's tokens from the route log.
+        async with service_client(settings) as client:
+            _is_429(await client.post("/route", json=ROUTE, headers=spent), "token-budget-spent")
+            _tokens(await client.post("/route", json=ROUTE, headers=roomy))
+
+
+def _record(key_id: str | None, at: datetime, prompt: int, completion: int) -> RouteRecord:
+    return RouteRecord(
+        route_id=uuid.uuid4().hex,
+        created_at=at,
+        source="demo",
+        catalog_version="v1",
+        judge="sim",
+        program_version=None,
+        question="q",
+        top_k=5,
+        min_score=0.0,
+        schemas=None,
+        tables=[],
+        stats={"prompt_tokens": prompt, "completion_tokens": completion, "chunks": 1},
+        key_id=key_id,
+    )
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+async def test_tokens_by_key_since_sums_todays_routes(backend: str, pg_url: str, tmp_path: Path) -> None:
+    async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
+        await upgrade_async(store_url)
+        store = Store(store_url)
+        try:
+            routes = RouteLogRepository(store)
+            now = datetime.now(UTC)
+            midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
+            await routes.insert_many(
+                [
+                    _record("key_a", now, 100, 20),
+                    _record("key_a", midnight, 7, 3),  # the first instant of the day counts
+                    _record("key_a", midnight - timedelta(microseconds=1), 1000, 1000),
+                    _record("key_b", now, 0, 5),
+                    _record(None, now, 500, 500),
+                ]
+            )
+            assert await routes.tokens_by_key_since(midnight) == {"key_a": 130, "key_b": 5}
+        finally:
+            await store.aclose()
+
+
+async def test_unreachable_redis_leaves_the_limits_to_each_instance(sim_url: str, tmp_path: Path) -> None:
+    settings = _settings(sim_url, tmp_path, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    async with service_client(settings) as client:
+        rated, _ = await _key(client, rate_limit=3)
+        for _ in range(3):
+            assert (await client.post("/route", json=ROUTE, headers=rated)).status_code == 200
+        _is_429(await client.post("/route", json=ROUTE, headers=rated), "rate-limited")
+        budget, _ = await _key(client, daily_tokens=50)
+        _tokens(await client.post("/route", json=ROUTE, headers=budget))
+        _is_429(await client.post("/route", json=ROUTE, headers=budget), "token-budget-spent")
+
+
+async def test_redis_lost_mid_run_falls_back_to_what_this_instance_counted(
+    sim_url: str, tmp_path: Path
+) -> None:
+    # A private redis-server, to kill without touching the shared one.
+    redis = RedisServer(free_port(), tmp_path)
+    await asyncio.to_thread(redis.start)
+    try:
+        settings = _settings(sim_url, tmp_path, redis_url=redis.url)
+        async with service_app_client(settings) as (app, client):
+            limits = app_state(app).limits
+            assert isinstance(limits, SharedKeyLimits)
+            limits.link.probe_interval = 60  # stays down for the rest of the test
+            budget, _ = await _key(client, daily_tokens=50)
+            rated, _ = await _key(client, rate_limit=2)
+            _tokens(await client.post("/route", json=ROUTE, headers=budget))
+            await asyncio.to_thread(redis.kill)
+            # The tokens spent while Redis answered were counted here too.
+            _is_429(await client.post("/route", json=ROUTE, headers=budget), "token-budget-spent")
+            assert not limits.link.up
+            for _ in range(2):
+                assert (await client.post("/route", json=ROUTE, headers=rated)).status_code == 200
+            _is_429(await client.post("/route", json=ROUTE, headers=rated), "rate-limited")
+    finally:
+        await asyncio.to_thread(redis.kill)
