@@ -305,7 +305,10 @@ async def test_hedging_rescues_hung_calls(warehouse: Warehouse) -> None:
     assert stats["hedges"] > 0
     # A chunk is left without a verdict only when its hedge hung too (one time in ten, and
     # under load more calls are hedged, so it happens): every such chunk cost two hangs.
-    assert body["partial"] is (stats["unfinished_chunks"] > 0)
+    # Partial means a shortlisted table no finished chunk judged: with every table in two chunks
+    # (VOTES=2) an unfinished chunk's tables may all have been judged by others.
+    assert stats["unfinished_chunks"] > 0 or body["partial"] is False
+    assert not body["partial"] or body["unjudged"]
     assert 2 * stats["unfinished_chunks"] <= hangs
     assert stats["retries"] == 0
     assert stats["lm_calls"] == stats["chunks"] + stats["hedges"]
