@@ -7,92 +7,53 @@ is measured where it matters. Each test's keys live under their own Redis prefix
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
 import pytest_asyncio
-from redis import Redis as SyncRedis
 from redis import asyncio as aioredis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 from app.llm.limits import backend_key
-from app.llm.simulator import SimulatorConfig, running_simulator
 from app.settings import Settings
-from tests.replica_harness import RedisServer, Replica, ReplicaForker, free_port, running_replicas
+from tests.replica_harness import RedisServer, Replica, free_port, running_replicas
+from tests.replica_world import SIM_MODEL, World, redis_prefix, replica_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 GLOBAL_LIMIT = 4
 LEASE_SECONDS = 2.0
-MODEL = "openai/tablerouter-sim"
-
-
-@dataclass
-class Setup:
-    env: dict[str, str]
-    questions: list[str]
-    sim_url: str
-    workdir: Path
-    spawn: ReplicaForker
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup]:
-    forker = ReplicaForker()  # imports the service while the warehouse is built
-    schema = f"tr_scale_{uuid.uuid4().hex[:8]}"
-    tables = synthetic_tables(40, schema=schema, seed=11)
-    engine = create_async_engine(pg_url)
-    await create_synthetic_warehouse(engine, tables, schema=schema)
-    questions = synthetic_questions(tables, 8, seed=2)
+async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    env = {
+        "TABLEROUTER_LLM_MAX_CONCURRENCY": str(GLOBAL_LIMIT),
+        "TABLEROUTER_LLM_TIMEOUT": "30",
+        "TABLEROUTER_REDIS_LEASE_SECONDS": str(LEASE_SECONDS),
+        "TABLEROUTER_LOG_FORMAT": "json",
+        # Every route must reach the LM (and its limiter): no answers from a cache.
+        "TABLEROUTER_ROUTE_CACHE_SIZE": "0",
+        "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
+    }
     workdir = tmp_path_factory.mktemp("replicas")
-    oracle = workdir / "oracle.jsonl"
-    oracle.write_text("\n".join(json.dumps(q) for q in questions))
-    config = SimulatorConfig(port=0, latency_ms="uniform:40:80", oracle=oracle, policy="oracle")
-    try:
-        async with running_simulator(config) as sim_url:
-            env = {
-                "TABLEROUTER_SOURCES": json.dumps({"wh": {"url": pg_url, "schemas": [schema]}}),
-                "TABLEROUTER_LLM_MODEL": MODEL,
-                "TABLEROUTER_LLM_API_BASE": f"{sim_url}/v1",
-                "TABLEROUTER_LLM_MAX_CONCURRENCY": str(GLOBAL_LIMIT),
-                "TABLEROUTER_LLM_TIMEOUT": "30",
-                "TABLEROUTER_CHUNK_TOKENS": "400",
-                "TABLEROUTER_VOTES": "1",
-                "TABLEROUTER_REDIS_LEASE_SECONDS": str(LEASE_SECONDS),
-                "TABLEROUTER_LOG_FORMAT": "json",
-                # Every route must reach the LM (and its limiter): no answers from a cache.
-                "TABLEROUTER_ROUTE_CACHE_SIZE": "0",
-                "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
-            }
-            yield Setup(env, [q["question"] for q in questions], sim_url, workdir, forker)
-    finally:
-        forker.close()
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+    async with replica_world(
+        pg_url, workdir, name="tr_scale", seeds=(11, 2), latency_ms="uniform:40:80", env=env
+    ) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
 def prefix() -> Iterator[str]:
     """A Redis key prefix of this module alone; its keys are deleted afterwards."""
-    name = f"tr-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    with SyncRedis.from_url(REDIS_URL) as client:
-        keys = list(client.scan_iter(match=f"{name}:*"))
-        if keys:
-            client.delete(*keys)
+    with redis_prefix(REDIS_URL) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
-def trio(setup: Setup, prefix: str) -> Iterator[list[Replica]]:
+def trio(setup: World, prefix: str) -> Iterator[list[Replica]]:
     """Three replicas sharing the local Redis; the last test of the module kills one."""
     env = {**setup.env, "TABLEROUTER_REDIS_URL": REDIS_URL, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
     env["TABLEROUTER_REPLICAS"] = "3"
@@ -100,14 +61,14 @@ def trio(setup: Setup, prefix: str) -> Iterator[list[Replica]]:
         yield replicas
 
 
-def _lease_key(setup: Setup, prefix: str) -> str:
+def _lease_key(setup: World, prefix: str) -> str:
     settings = Settings.model_validate(
-        {"llm_model": MODEL, "llm_api_base": setup.env["TABLEROUTER_LLM_API_BASE"]}
+        {"llm_model": SIM_MODEL, "llm_api_base": setup.env["TABLEROUTER_LLM_API_BASE"]}
     )
     return f"{prefix}:sem:{backend_key(settings)}"
 
 
-async def _sim_stats(client: httpx.AsyncClient, setup: Setup, reset: bool = False) -> dict[str, Any]:
+async def _sim_stats(client: httpx.AsyncClient, setup: World, reset: bool = False) -> dict[str, Any]:
     response = await client.request("POST" if reset else "GET", f"{setup.sim_url}/stats{'/reset' * reset}")
     stats: dict[str, Any] = response.json()
     return stats
@@ -133,7 +94,7 @@ def _metric(client_text: str, name: str) -> float | None:
     return None
 
 
-async def test_three_replicas_hold_one_global_limit(setup: Setup, trio: list[Replica]) -> None:
+async def test_three_replicas_hold_one_global_limit(setup: World, trio: list[Replica]) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
         await _sim_stats(client, setup, reset=True)
         # Each replica alone would allow GLOBAL_LIMIT calls: 3x the limit without Redis.
@@ -148,7 +109,7 @@ async def test_three_replicas_hold_one_global_limit(setup: Setup, trio: list[Rep
 
 
 async def test_killed_replica_leases_expire_within_the_lease_time(
-    setup: Setup, trio: list[Replica], prefix: str
+    setup: World, trio: list[Replica], prefix: str
 ) -> None:
     redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     key = _lease_key(setup, prefix)
@@ -180,7 +141,7 @@ async def test_killed_replica_leases_expire_within_the_lease_time(
     assert more == [200] * 4
 
 
-async def test_redis_down_mid_load_routes_go_on_under_local_limits(setup: Setup) -> None:
+async def test_redis_down_mid_load_routes_go_on_under_local_limits(setup: World) -> None:
     prefix = f"tr-test-{uuid.uuid4().hex[:10]}"  # a private Redis: nothing to clean up
     redis_server = RedisServer(free_port(), setup.workdir)
     redis_server.start()

@@ -11,93 +11,56 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from redis import Redis as SyncRedis
 from redis import asyncio as aioredis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
-from app.llm.simulator import SimulatorConfig, running_simulator
-from tests.replica_harness import RedisServer, Replica, ReplicaForker, free_port, running_replicas
+from tests.replica_harness import RedisServer, Replica, free_port, running_replicas
+from tests.replica_world import World, redis_prefix, replica_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LOCK_SECONDS = 1.0
 
 
-@dataclass
-class Setup:
-    env: dict[str, str]
-    questions: list[str]
-    sim_url: str
-    workdir: Path
-    spawn: ReplicaForker
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup]:
-    forker = ReplicaForker()  # imports the service while the warehouse is built
-    schema = f"tr_shcache_{uuid.uuid4().hex[:8]}"
-    tables = synthetic_tables(40, schema=schema, seed=12)
-    engine = create_async_engine(pg_url)
-    await create_synthetic_warehouse(engine, tables, schema=schema)
-    questions = synthetic_questions(tables, 8, seed=3)
-    workdir = tmp_path_factory.mktemp("shared-cache")
-    oracle = workdir / "oracle.jsonl"
-    oracle.write_text("\n".join(json.dumps(q) for q in questions))
+async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     # Slow calls and a global limit of 2: a route takes long enough to kill its replica mid-way.
-    config = SimulatorConfig(port=0, latency_ms="uniform:200:300", oracle=oracle, policy="oracle")
-    try:
-        async with running_simulator(config) as sim_url:
-            env = {
-                "TABLEROUTER_SOURCES": json.dumps({"wh": {"url": pg_url, "schemas": [schema]}}),
-                "TABLEROUTER_LLM_MODEL": "openai/tablerouter-sim",
-                "TABLEROUTER_LLM_API_BASE": f"{sim_url}/v1",
-                "TABLEROUTER_LLM_MAX_CONCURRENCY": "2",
-                "TABLEROUTER_CHUNK_TOKENS": "400",
-                "TABLEROUTER_VOTES": "1",
-                "TABLEROUTER_REPLICAS": "3",
-                "TABLEROUTER_REDIS_ROUTE_LOCK_SECONDS": str(LOCK_SECONDS),
-                # A killed replica's LM slots come back as soon as its route lock does.
-                "TABLEROUTER_REDIS_LEASE_SECONDS": str(LOCK_SECONDS),
-                # A computed route costs LM calls every time: only the route cache can save them.
-                "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
-            }
-            yield Setup(env, [q["question"] for q in questions], sim_url, workdir, forker)
-    finally:
-        forker.close()
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+    env = {
+        "TABLEROUTER_LLM_MAX_CONCURRENCY": "2",
+        "TABLEROUTER_REPLICAS": "3",
+        "TABLEROUTER_REDIS_ROUTE_LOCK_SECONDS": str(LOCK_SECONDS),
+        # A killed replica's LM slots come back as soon as its route lock does.
+        "TABLEROUTER_REDIS_LEASE_SECONDS": str(LOCK_SECONDS),
+        # A computed route costs LM calls every time: only the route cache can save them.
+        "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
+    }
+    workdir = tmp_path_factory.mktemp("shared-cache")
+    async with replica_world(
+        pg_url, workdir, name="tr_shcache", seeds=(12, 3), latency_ms="uniform:200:300", env=env
+    ) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
 def prefix() -> Iterator[str]:
     """A Redis key prefix of this module alone; its keys are deleted afterwards."""
-    name = f"tr-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    with SyncRedis.from_url(REDIS_URL) as client:
-        keys = list(client.scan_iter(match=f"{name}:*"))
-        if keys:
-            client.delete(*keys)
+    with redis_prefix(REDIS_URL) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
-def trio(setup: Setup, prefix: str) -> Iterator[list[Replica]]:
+def trio(setup: World, prefix: str) -> Iterator[list[Replica]]:
     """Three replicas sharing the local Redis; the kill test kills the one that computes."""
     env = {**setup.env, "TABLEROUTER_REDIS_URL": REDIS_URL, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
     with running_replicas(3, env, setup.workdir / prefix, setup.spawn) as replicas:
         yield replicas
 
 
-async def _sim_calls(client: httpx.AsyncClient, setup: Setup) -> int:
+async def _sim_calls(client: httpx.AsyncClient, setup: World) -> int:
     calls: int = (await client.get(f"{setup.sim_url}/stats")).json()["calls"]
     return calls
 
@@ -110,7 +73,7 @@ async def _route(client: httpx.AsyncClient, replica: Replica, question: str) -> 
 
 
 async def test_a_route_computed_by_one_replica_is_served_by_the_others(
-    setup: Setup, trio: list[Replica]
+    setup: World, trio: list[Replica]
 ) -> None:
     question = setup.questions[0]
     async with httpx.AsyncClient(timeout=60) as client:
@@ -132,7 +95,7 @@ async def test_a_route_computed_by_one_replica_is_served_by_the_others(
     assert counters["misses"] == 0
 
 
-async def test_identical_routes_across_replicas_are_computed_once(setup: Setup, trio: list[Replica]) -> None:
+async def test_identical_routes_across_replicas_are_computed_once(setup: World, trio: list[Replica]) -> None:
     question = setup.questions[1]
     async with httpx.AsyncClient(timeout=60) as client:
         before = await _sim_calls(client, setup)
@@ -145,7 +108,7 @@ async def test_identical_routes_across_replicas_are_computed_once(setup: Setup, 
 
 
 async def test_when_the_computing_replica_dies_another_computes_after_its_lock_expires(
-    setup: Setup, trio: list[Replica], prefix: str
+    setup: World, trio: list[Replica], prefix: str
 ) -> None:
     question = setup.questions[2]
     victim, survivors = trio[2], trio[:2]
@@ -178,7 +141,7 @@ async def test_when_the_computing_replica_dies_another_computes_after_its_lock_e
     assert served["tables"] == computed["tables"]
 
 
-async def test_redis_down_mid_load_routes_go_on_with_the_local_cache(setup: Setup) -> None:
+async def test_redis_down_mid_load_routes_go_on_with_the_local_cache(setup: World) -> None:
     prefix = f"tr-test-{uuid.uuid4().hex[:10]}"  # a private Redis: nothing to clean up
     redis_server = RedisServer(free_port(), setup.workdir)
     redis_server.start()
