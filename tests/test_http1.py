@@ -4,8 +4,12 @@ and connection endings the simulator does not produce."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 import pytest
@@ -22,9 +26,12 @@ Responder = Callable[[bytes], bytes]
 
 
 @asynccontextmanager
-async def bare_server(respond: Responder, *, close_after: bool) -> AsyncIterator[tuple[str, list[int]]]:
+async def bare_server(
+    respond: Responder, *, close_after: bool, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[int]]]:
     """A server that answers each request's bytes with ``respond(request)``, closing the
-    connection after each answer if ``close_after``; yields its URL and the connections it took."""
+    connection after each answer if ``close_after`` (over TLS with ``tls``); yields its URL and
+    the connections it took."""
     accepted: list[int] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -47,10 +54,11 @@ async def bare_server(respond: Responder, *, close_after: bool) -> AsyncIterator
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
+    scheme = "https" if tls else "http"
     try:
-        yield f"http://127.0.0.1:{port}/v1/chat/completions", accepted
+        yield f"{scheme}://127.0.0.1:{port}/v1/chat/completions", accepted
     finally:
         server.close()
         await server.wait_closed()
@@ -135,3 +143,45 @@ async def test_garbage_and_refused_connections_fail_as_retryable_transport_error
         failure = classify(error, 5.0)
         assert failure.retryable
         assert failure.backend_fault
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by the openssl command."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for a certificate")
+async def test_https_verifies_the_server_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosted providers speak HTTPS: the pool verifies the certificate against the trust store
+    (SSL_CERT_FILE names an extra one, as behind a company's TLS proxy) and refuses a stranger."""
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    content = orjson.dumps({"choices": [{"message": {"content": "ok"}}]})
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(content), content)
+    async with bare_server(lambda _: reply, close_after=False, tls=server_tls) as (url, _):
+        untrusted = OriginPool(url, HEADERS, max_idle=4)
+        try:
+            with pytest.raises(HTTPConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await untrusted.post(PROMPT)
+        finally:
+            await untrusted.aclose()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusted = OriginPool(url, HEADERS, max_idle=4)
+        try:
+            answers = [await trusted.post(PROMPT) for _ in range(2)]
+        finally:
+            await trusted.aclose()
+    assert [a.status for a in answers] == [200, 200]
+    assert orjson.loads(answers[1].body) == {"choices": [{"message": {"content": "ok"}}]}
+    assert trusted.connections_made == 1  # kept alive over TLS too
