@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import secrets
 import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+from pydantic import SecretStr
 
 from app.eval.metrics import QuestionRow, score_rows
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
@@ -111,6 +113,11 @@ async def _judge_settings(
             )
 
 
+def _with_admin_key(settings: Settings, admin_key: str) -> Settings:
+    """``settings`` with keys required and ``admin_key`` as the admin key (no per-key limits)."""
+    return settings.model_copy(update={"auth": True, "admin_key": SecretStr(admin_key)})
+
+
 async def _check_catalog(client: httpx.AsyncClient, wh: Warehouse) -> int:
     """Every planned table is in the service's snapshot under its planned name; returns the count."""
     listed = (await client.get("/sources")).json()["sources"]
@@ -170,12 +177,15 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
     ]
     await build_warehouse(wh)
     started = datetime.now(UTC)
+    # The run's service requires a key like any deployment; the harness holds the only one.
+    admin_key = secrets.token_urlsafe(32)
     try:
         async with (
             _judge_settings(options, wh, oracle) as (settings, sim_url),
-            serving(settings) as url,
+            serving(_with_admin_key(settings, admin_key)) as url,
             httpx.AsyncClient(
                 base_url=url,
+                headers={"authorization": f"Bearer {admin_key}"},
                 timeout=httpx.Timeout(settings.llm_timeout * 4 + 60),
                 limits=httpx.Limits(max_connections=options.concurrency),
             ) as client,
