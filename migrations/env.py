@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from app.settings import Settings
 from app.store.database import create_store_engine
+from app.store.migration_lock import sqlite_migration_lock
 from app.store.models import Base
 
 config = context.config
@@ -45,7 +46,8 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
     )
 
 
-# Replicas starting at once migrate one after the other: the first upgrades, the rest find head.
+# Replicas starting at once migrate one after the other: the first upgrades, the rest find head
+# (PostgreSQL: this advisory lock; SQLite: a lock file, see app/store/migration_lock.py).
 MIGRATION_LOCK_KEY = 0x7461626C65  # "table"
 
 
@@ -57,8 +59,8 @@ def _run_sync(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_async() -> None:
-    engine = create_store_engine(_url(), poolclass=pool.NullPool)
+async def _run_async(url: str) -> None:
+    engine = create_store_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)
@@ -73,4 +75,5 @@ if context.is_offline_mode():
 elif isinstance(given := config.attributes.get("connection"), Connection):
     _run_sync(given)
 else:
-    asyncio.run(_run_async())
+    with sqlite_migration_lock(_url()):
+        asyncio.run(_run_async(_url()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,9 +34,13 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-async def _upgrade_in_a_process(url: str) -> int:
-    code = "import sys; from app.store.migrate import upgrade; upgrade(sys.argv[1])"
-    process = await asyncio.create_subprocess_exec(sys.executable, "-c", code, url)
+async def _upgrade_in_a_process(url: str, start_at: float) -> int:
+    """A process that imports first and then upgrades at wall-clock ``start_at``, like a replica."""
+    code = (
+        "import sys, time; from app.store.migrate import upgrade; "
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); upgrade(sys.argv[1])"
+    )
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", code, url, str(start_at))
     return await asyncio.wait_for(process.wait(), 120)
 
 
@@ -58,9 +63,11 @@ async def test_upgrade_check_downgrade_upgrade(empty_store: str) -> None:
     await asyncio.to_thread(migrate.check, url)
     await asyncio.to_thread(migrate.downgrade, url)
     assert await _tables(url) - {"alembic_version"} == set()
-    # Replicas (processes) starting together take turns on PostgreSQL (an advisory lock).
-    replicas = 3 if url.startswith("postgresql") else 1
-    results = await asyncio.gather(*(_upgrade_in_a_process(url) for _ in range(replicas)))
+    # Replicas (processes) starting together take turns: an advisory lock on PostgreSQL, a lock
+    # file beside an SQLite store. Without them the later ones fail with "table already exists".
+    replicas = 4
+    start_at = time.time() + 8  # after every process has imported Alembic and the models
+    results = await asyncio.gather(*(_upgrade_in_a_process(url, start_at) for _ in range(replicas)))
     assert results == [0] * replicas
     await asyncio.to_thread(migrate.check, url)
 
