@@ -104,7 +104,7 @@ async def test_faults_can_be_changed_while_running(start: Start) -> None:
     assert (await _complete(client)).status_code == 500
     assert (await client.post("/faults", json={})).status_code == 200
     assert (await _complete(client)).status_code == 200
-    for bad in ({"server_error": 2}, {"nope": 1}, {"hang_on_tables": "x"}, [1]):
+    for bad in ({"server_error": 2}, {"nope": 1}, {"hang_on_tables": "x"}, {"hang_once_on_tables": [1]}, [1]):
         response = await client.post("/faults", json=bad)
         assert response.status_code == 400
         assert response.json()["error"]["message"]
@@ -120,11 +120,24 @@ async def test_hang_on_table_hangs_only_chunks_holding_it(start: Start) -> None:
         await client.post("/v1/chat/completions", json={"messages": judge_prompt("x")}, timeout=0.3)
 
 
+async def test_hang_once_on_table_hangs_only_the_first_call_of_a_prompt(start: Start) -> None:
+    _, client = await start(hang_once_on_tables=("hr.employees",), hang_s=30)
+    with pytest.raises(httpx.ReadTimeout):
+        await client.post("/v1/chat/completions", json={"messages": judge_prompt("x")}, timeout=0.3)
+    again = await client.post("/v1/chat/completions", json={"messages": judge_prompt("x")}, timeout=5)
+    assert again.status_code == 200
+    other = await client.post(
+        "/v1/chat/completions", json={"messages": judge_prompt("orders", "### sales.orders\n- id int")}
+    )
+    assert other.status_code == 200
+
+
 def test_cli_fault_flags_build_the_config() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     flags = "--rate-limit-rate 0.1 --server-error-rate 0.03 --hang-rate 0.02 --retry-after-s 0.5 "
-    flags += "--hang-s 60 --hang-on-table s.a --hang-on-table s.b --latency-ms tail:200:2000"
+    flags += "--hang-s 60 --hang-on-table s.a --hang-on-table s.b --hang-once-on-table s.c "
+    flags += "--latency-ms tail:200:2000"
     args = parser.parse_args(flags.split())
     faults = config_from_args(args).faults
     assert faults == FaultRates(
@@ -134,6 +147,7 @@ def test_cli_fault_flags_build_the_config() -> None:
         retry_after_s=0.5,
         hang_s=60,
         hang_on_tables=("s.a", "s.b"),
+        hang_once_on_tables=("s.c",),
     )
     with pytest.raises(ValueError, match="add up"):
         config_from_args(parser.parse_args(["--reset-rate", "0.6", "--hang-rate", "0.6"]))

@@ -4,7 +4,9 @@ Each call draws one fault from the configured rates, by a hash of (seed, prompt,
 times this prompt was seen before): the same prompts in the same order of repetition get the
 same faults whatever the concurrency, and a retry or hedge of a failed prompt is a fresh draw.
 ``hang_on_tables`` hangs every prompt whose chunk holds one of the named tables (a poisoned
-chunk, for deadline tests), whatever the rates.
+chunk, for deadline tests), whatever the rates; ``hang_once_on_tables`` hangs only the first call of
+each such prompt, so a retry or hedge of it answers (a slow replica, for hedging tests that must
+not depend on a random draw).
 
 The kinds, and how the server answers them (``app.llm.sim_server``):
 
@@ -58,6 +60,7 @@ class FaultRates:
     retry_after_s: float = 1.0
     hang_s: float = 600.0
     hang_on_tables: tuple[str, ...] = ()
+    hang_once_on_tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         rates = [getattr(self, name) for name in RATE_FIELDS]
@@ -75,9 +78,9 @@ class FaultRates:
             raise ValueError(f"unknown fault settings: {', '.join(unknown)}")
         converted: dict[str, object] = {}
         for name, value in values.items():
-            if name == "hang_on_tables":
+            if name in ("hang_on_tables", "hang_once_on_tables"):
                 if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-                    raise ValueError("hang_on_tables must be a list of table names")
+                    raise ValueError(f"{name} must be a list of table names")
                 converted[name] = tuple(value)
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 converted[name] = float(value)
@@ -103,6 +106,7 @@ class FaultPicker:
         self.seed = seed
         self._seen: OrderedDict[bytes, int] = OrderedDict()
         self._hang_on = frozenset(t.casefold() for t in rates.hang_on_tables)
+        self._hang_once_on = frozenset(t.casefold() for t in rates.hang_once_on_tables)
 
     def pick(self, prompt_text: str, table_names: tuple[str, ...]) -> FaultKind:
         """The fault of this call of ``prompt_text`` (whose chunk holds ``table_names``)."""
@@ -113,6 +117,8 @@ class FaultPicker:
         self._seen[key] = occurrence + 1
         if len(self._seen) > MAX_PROMPTS:
             self._seen.popitem(last=False)
+        if occurrence == 0 and any(name.casefold() in self._hang_once_on for name in table_names):
+            return "hang"
         if not any(getattr(self.rates, name) for name in RATE_FIELDS):
             return "none"
         return self.rates.kind_at(unit_draw(self.seed, "fault", key.hex(), str(occurrence)))

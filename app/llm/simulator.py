@@ -174,6 +174,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="hang every call whose chunk holds this table (repeatable)",
     )
+    faults.add_argument(
+        "--hang-once-on-table",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="hang the first call of each prompt whose chunk holds this table; retries answer (repeatable)",
+    )
 
 
 _FAULT_FLAGS = {
@@ -194,6 +201,7 @@ def _faults_from_args(args: argparse.Namespace) -> FaultRates:
         retry_after_s=args.retry_after_s,
         hang_s=args.hang_s,
         hang_on_tables=tuple(args.hang_on_table),
+        hang_once_on_tables=tuple(args.hang_once_on_table),
     )
 
 
