@@ -111,7 +111,7 @@ async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink |
     local.seed(utc_day(now), spent)
     if link is None:
         return local
-    shared = SharedKeyLimits(link, local)
+    shared = SharedKeyLimits(link, local, settings.replicas)
     await shared.seed(utc_day(now), spent)  # Redis stays the authority: only counters it lacks
     return shared
 

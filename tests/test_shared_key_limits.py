@@ -209,13 +209,18 @@ async def test_tokens_by_key_since_sums_todays_routes(backend: str, pg_url: str,
             await store.aclose()
 
 
-async def test_unreachable_redis_leaves_the_limits_to_each_instance(sim_url: str, tmp_path: Path) -> None:
-    settings = _settings(sim_url, tmp_path, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
-    async with service_client(settings) as client:
-        rated, _ = await _key(client, rate_limit=3)
-        for _ in range(3):
+async def test_unreachable_redis_leaves_each_replica_its_part_of_the_limits(
+    sim_url: str, tmp_path: Path
+) -> None:
+    closed = f"redis://127.0.0.1:{closed_port()}/0"
+    # Three replicas that cannot reach their shared counts: each allows a third of a key's rate.
+    async with service_client(_settings(sim_url, tmp_path, redis_url=closed, replicas=3)) as client:
+        rated, _ = await _key(client, rate_limit=6)
+        for _ in range(2):
             assert (await client.post("/route", json=ROUTE, headers=rated)).status_code == 200
-        _is_429(await client.post("/route", json=ROUTE, headers=rated), "rate-limited")
+        refused = await client.post("/route", json=ROUTE, headers=rated)
+        _is_429(refused, "rate-limited")
+        assert "1/3" in refused.json()["detail"]
         budget, _ = await _key(client, daily_tokens=50)
         _tokens(await client.post("/route", json=ROUTE, headers=budget))
         _is_429(await client.post("/route", json=ROUTE, headers=budget), "token-budget-spent")

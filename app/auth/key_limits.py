@@ -30,6 +30,7 @@ __all__ = [
     "KeyLimits",
     "budget_of",
     "budget_spent",
+    "part_of",
     "rate_of",
     "rate_refused",
     "too_many_at_once",
@@ -71,6 +72,11 @@ def rate_of(principal: Principal, default: int) -> int:
 def budget_of(principal: Principal, default: int) -> int:
     """The key's LM tokens per UTC day (0: unlimited)."""
     return default if principal.daily_tokens is None else principal.daily_tokens
+
+
+def part_of(limit: int, share: int) -> int:
+    """One of ``share`` replicas' part of ``limit`` (0: unlimited stays unlimited), at least 1."""
+    return limit if limit <= 0 or share <= 1 else max(1, math.ceil(limit / share))
 
 
 def too_many_at_once(routes: int, rate: int) -> KeyLimitError:
@@ -125,14 +131,18 @@ class KeyLimits:
         day, spent = self._spent.get(key_id, ("", 0))
         return spent if day == utc_day() else 0
 
-    async def admit(self, principal: Principal, routes: int = 1) -> None:
-        """Count ``routes`` starting for ``principal``; KeyLimitError if over its rate or budget."""
+    async def admit(self, principal: Principal, routes: int = 1, share: int = 1) -> None:
+        """Count ``routes`` starting for ``principal``; KeyLimitError if over its rate or budget.
+
+        ``share``: how many replicas split the key's limits, each holding its part (while the
+        counts they share are unreachable).
+        """
         if not principal.limited or principal.key_id is None:
             return
-        budget = budget_of(principal, self.default_tokens)
+        budget = part_of(budget_of(principal, self.default_tokens), share)
         if budget > 0 and self.spent_today(principal.key_id) >= budget:
             raise budget_spent(budget)
-        self._take(principal.key_id, rate_of(principal, self.default_rate), routes)
+        self._take(principal.key_id, part_of(rate_of(principal, self.default_rate), share), routes)
 
     def _take(self, key_id: str, rate: int, routes: int) -> None:
         if rate <= 0:

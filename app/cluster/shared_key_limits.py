@@ -11,7 +11,8 @@ Per key, two Redis keys under the deployment's prefix (one hash slot: the key id
 at once or none, and say how long until they would fit (the 429's Retry-After); it never waits.
 ``spend`` adds to the day's counter. Every count also goes to the local ``KeyLimits``, so while
 Redis is unreachable or answers errors (the link logs that once and probes until it is back)
-the limits still hold, per replica, with what this replica knows of the day's tokens.
+the limits still hold: each replica holds its part of them (the key's limits divided by
+``TABLEROUTER_REPLICAS``, as the LM limits are), with what this replica knows of the day's tokens.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 
 from app.auth.key_limits import (
     SECONDS_PER_MINUTE,
+    KeyLimitError,
     KeyLimits,
     budget_of,
     budget_spent,
@@ -68,9 +70,10 @@ return {0, 0}
 class SharedKeyLimits:
     """The per-key rate and daily tokens of every replica, counted in Redis."""
 
-    def __init__(self, link: RedisLink, local: KeyLimits) -> None:
+    def __init__(self, link: RedisLink, local: KeyLimits, replicas: int = 1) -> None:
         self.link = link
         self.local = local
+        self.replicas = replicas
         self._admit = link.client.register_script(_ADMIT)
 
     def _key(self, key_id: str, *parts: str) -> str:
@@ -100,7 +103,13 @@ class SharedKeyLimits:
                 if int(verdict) == RATE:
                     raise rate_refused(rate, int(wait_ms) / 1000)
                 return
-        await self.local.admit(principal, routes)
+        try:
+            await self.local.admit(principal, routes, share=self.replicas)
+        except KeyLimitError as exc:
+            if self.replicas <= 1:
+                raise
+            note = f" (this replica's part, 1/{self.replicas}, while the shared counts are unreachable)"
+            raise KeyLimitError(f"{exc}{note}", exc.retry_after_s, exc.kind) from None
 
     async def spend(self, principal: Principal, tokens: int) -> None:
         """Add the LM tokens a route of ``principal`` used to today's count, here and in Redis."""
