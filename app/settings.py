@@ -44,7 +44,9 @@ class ReliabilitySettings(BaseModel):
     retry_budget_min: Annotated[int, Field(ge=0)] = Field(
         default=10, description="retries allowed per window whatever the traffic"
     )
-    retry_budget_window_s: Annotated[float, Field(gt=0)] = 10.0
+    retry_budget_window_s: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="the budget's sliding window; at least 2 x LLM_TIMEOUT in use"
+    )
     hedging: bool = Field(default=False, description="send a slow chunk once more after ~p95 latency")
     hedge_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
     hedge_budget_ratio: Annotated[float, Field(ge=0, le=1)] = Field(

@@ -91,6 +91,10 @@ def _settings(sim: str, args: argparse.Namespace, **extra: Any) -> Settings:
             "llm_max_concurrency": args.concurrency,
             "chunk_tokens": args.chunk_tokens,
             "route_queue_limit": max(256, args.routes),
+            # The routes repeat 50 questions: with the caches on, most would never reach the LM,
+            # and the run would measure the caches instead of the retry layer.
+            "route_cache_size": 0,
+            "verdict_cache_size": 0,
             **extra,
         }
     )

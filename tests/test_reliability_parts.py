@@ -53,6 +53,17 @@ def test_retry_budget_allows_a_share_of_calls_in_the_window() -> None:
     assert budget.total_refused == 22
 
 
+def test_a_budget_whose_extra_calls_are_noted_is_a_share_of_the_other_calls() -> None:
+    budget = RatioBudget(0.05, minimum=0, window_s=10, clock=Clock(), extra_calls_noted=True)
+    for _ in range(2000):
+        budget.note_call()
+    spent = 0
+    while budget.try_spend():
+        budget.note_call()  # the hedge is a call too
+        spent += 1
+    assert spent == 100  # 5 % of the 2,000 first calls (of every call made, it would be 105)
+
+
 def test_retry_budget_minimum_lets_a_quiet_service_retry() -> None:
     budget = RatioBudget(0.1, minimum=3, window_s=10, clock=Clock())
     budget.note_call()

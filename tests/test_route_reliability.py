@@ -142,9 +142,48 @@ async def test_each_fault_alone_is_retried(shared: Shared, warehouse: Warehouse,
     assert_every_fault_retried_or_failed(body, sim_stats, exact=fault != "hang")
     if fault in ("truncated", "malformed"):
         return  # a parse failure is retried once only: a chunk may still fail
-    assert body["stats"]["failed_chunks"] == 0
+    # A failed chunk is not asked again when other chunks judged all its tables (each table sits
+    # in two): chunks may fail, but every table has a verdict.
     assert body["partial"] is False
+    assert body["unjudged"] == []
     assert len(body["tables"]) == N_TABLES
+
+
+async def test_a_failed_chunk_is_not_asked_again_when_other_chunks_judged_its_tables(
+    warehouse: Warehouse,
+) -> None:
+    async with simulator() as (url, sim):
+        settings = _settings(warehouse, url, llm_timeout=1.0)
+        async with service_app_client(settings) as (app, client):
+            prepared = app_state(app).registry.sources["wh"].prepared
+            assert prepared is not None
+            table = prepared.chunks[0].names[0]
+            holders = [c for c in prepared.chunks if table in c.names]
+            assert len(holders) == 2  # VOTES=2
+            # Both chunks holding the table hang on their first call and time out after 1 s. One
+            # must be asked again (or the table has no verdict); the other then need not be:
+            # its other tables were judged by the chunks they share.
+            await sim.post("/faults", json={"hang_once_on_tables": [table], "hang_s": 30})
+            q = warehouse.questions[0]["question"]
+            skipped_before = await _retries_skipped(client)
+            body = (await client.post("/route", json={"question": q, "min_score": 0, "top_k": 500})).json()
+            skipped = await _retries_skipped(client) - skipped_before
+    stats = body["stats"]
+    assert stats["retries"] == 1
+    assert stats["failed_chunks"] == 1
+    assert stats["lm_calls"] == stats["chunks"] + 1
+    assert body["partial"] is False
+    assert table in [t["name"] for t in body["tables"]]
+    assert len(body["tables"]) == N_TABLES
+    assert skipped == 1
+
+
+async def _retries_skipped(client: httpx.AsyncClient) -> float:
+    """The process's count of retries given up because other chunks judged the tables."""
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith("tablerouter_lm_retries_skipped_total "):
+            return float(line.split()[1])
+    raise AssertionError("tablerouter_lm_retries_skipped_total is not exposed")
 
 
 async def test_invented_names_are_dropped_and_counted(shared: Shared, warehouse: Warehouse) -> None:

@@ -132,7 +132,7 @@ def build_backend(settings: Settings, limiter: ObservedLimiter | None = None) ->
         "max_tokens": settings.llm_max_tokens,
     }
     limiter = limiter or ObservedLimiter(local_limits(settings), settings.llm_max_concurrency)
-    reliability = BackendReliability(settings, seed=settings.seed)
+    reliability = BackendReliability(settings, seed=settings.seed, call_timeout_s=settings.llm_timeout)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     redactor = Redactor(secrets_of(settings))
     if settings.llm_lean_chat and settings.llm_model.startswith(CHAT_COMPLETIONS_PREFIXES):

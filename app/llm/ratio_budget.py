@@ -27,12 +27,17 @@ class RatioBudget:
         window_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         buckets: int = 10,
+        *,
+        extra_calls_noted: bool = False,
     ) -> None:
         if not 0.0 <= ratio <= 1.0 or minimum < 0 or window_s <= 0 or buckets < 1:
             raise ValueError("ratio in [0, 1], minimum >= 0, window_s > 0, buckets >= 1")
         self.ratio = ratio
         self.minimum = minimum
         self.clock = clock
+        # When the extra calls are noted as calls too, they leave the share's base: the budget is
+        # a share of the other calls ("hedges <= 5 % of the calls", not of the calls and hedges).
+        self._extra_noted = extra_calls_noted
         self._width = window_s / buckets
         self._buckets = buckets
         # (bucket number, calls, spent), oldest first; counts are per bucket of the window.
@@ -59,15 +64,18 @@ class RatioBudget:
         self._calls += 1
         self.total_calls += 1
 
+    def _base(self) -> int:
+        return self._calls - self._spent if self._extra_noted else self._calls
+
     def allowed(self) -> float:
         """Extra calls the window allows in all, spent ones included."""
         self._current()
-        return self.minimum + self.ratio * self._calls
+        return self.minimum + self.ratio * self._base()
 
     def try_spend(self) -> bool:
         """Take one extra call from the budget; False when it is used up."""
         bucket = self._current()
-        if self._spent + 1 > self.minimum + self.ratio * self._calls:
+        if self._spent + 1 > self.minimum + self.ratio * self._base():
             self.total_refused += 1
             return False
         bucket[2] += 1

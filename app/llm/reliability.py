@@ -37,16 +37,25 @@ class RouteQueueFullError(Exception):
 class BackendReliability:
     """Retry policy and budget, hedging, breaker and route queue of one backend."""
 
-    def __init__(self, settings: ReliabilitySettings, seed: int = 0) -> None:
+    def __init__(self, settings: ReliabilitySettings, seed: int = 0, call_timeout_s: float = 0.0) -> None:
         self.max_attempts = settings.retry_max_attempts
         self.backoff_base_s = settings.retry_backoff_ms / 1000
         self.backoff_cap_s = settings.retry_backoff_max_ms / 1000
         self.hedging = settings.hedging
         self.hedge_quantile = settings.hedge_quantile
         self.route_queue_limit = settings.route_queue_limit
-        window = settings.retry_budget_window_s
-        self.retry_budget = RatioBudget(settings.retry_budget_ratio, settings.retry_budget_min, window)
-        self.hedge_budget = RatioBudget(settings.hedge_budget_ratio, 0, window)
+        # A timed-out call asks for its retry LLM_TIMEOUT after it was counted: a shorter window
+        # has forgotten it by then, and at the end of a burst (calls done, timeouts still to come)
+        # would refuse the retries the burst's own calls paid for.
+        window = max(settings.retry_budget_window_s, 2 * call_timeout_s)
+        # Every call is noted in both windows (note_call), retries and hedges included.
+        self.retry_budget = RatioBudget(
+            settings.retry_budget_ratio, settings.retry_budget_min, window, extra_calls_noted=True
+        )
+        # A hedge goes out at about the p95 latency, never after a timeout: the plain window.
+        self.hedge_budget = RatioBudget(
+            settings.hedge_budget_ratio, 0, settings.retry_budget_window_s, extra_calls_noted=True
+        )
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
         self.latency = LatencyWindow()
         self.active_routes = 0

@@ -53,6 +53,9 @@ ROUTE_LATENCY = Histogram(
 )
 LM_CALLS = Counter("tablerouter_lm_calls", "LM calls, by outcome", ["outcome"])
 LM_RETRIES = Counter("tablerouter_lm_retries", "LM calls made again after a failure", ["reason"])
+LM_RETRIES_SKIPPED = Counter(
+    "tablerouter_lm_retries_skipped", "Failed chunks not asked again: other chunks judged all their tables"
+)
 HEDGES = Counter("tablerouter_lm_hedges", "Hedged LM calls", ["outcome"])
 LM_TOKENS = Counter("tablerouter_lm_tokens", "Tokens reported by the LM", ["kind"])
 ROUTE_CACHE = Counter("tablerouter_route_cache", "Route cache look-ups", ["result"])

@@ -27,8 +27,9 @@ from dspy.utils.exceptions import AdapterParseError
 from app.llm.backend import LMBackend
 from app.llm.chat_lm import ChatCompletionsLM
 from app.llm.failures import Failure, classify
-from app.observability.metrics import HEDGES, LM_CALLS, LM_RETRIES, LM_TOKENS
+from app.observability.metrics import HEDGES, LM_CALLS, LM_RETRIES, LM_RETRIES_SKIPPED, LM_TOKENS
 from app.routing.chunks import Chunk
+from app.routing.coverage import Coverage
 from app.routing.deadline import Deadline
 from app.routing.hedging import hedged
 from app.routing.judge_adapter import JudgeAdapter
@@ -229,8 +230,19 @@ class LMJudge:
             return "retry budget spent"
         return ""
 
-    async def judge(self, question: str, chunk: Chunk, deadline: Deadline, outcome: ChunkOutcome) -> None:
-        """Judge one chunk into ``outcome`` (filled as calls go, so a cancelled chunk still counts)."""
+    async def judge(
+        self,
+        question: str,
+        chunk: Chunk,
+        deadline: Deadline,
+        outcome: ChunkOutcome,
+        coverage: Coverage | None = None,
+    ) -> None:
+        """Judge one chunk into ``outcome`` (filled as calls go, so a cancelled chunk still counts).
+
+        With ``coverage`` (the route's other chunks), a failed call is retried only when some of
+        the chunk's tables cannot be judged by another chunk.
+        """
         reliability = self.backend.reliability
         parse_retries = 0
         while True:
@@ -259,6 +271,12 @@ class LMJudge:
                 _COMPLETION_TOKENS.inc(completion)
                 outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
                 outcome.answered, outcome.error = True, None
+                return
+            if failure.retryable and coverage is not None and not await coverage.needed(chunk.index):
+                outcome.failed = True
+                outcome.error = f"{failure.reason} (not retried: other chunks judged all its tables)"
+                LM_RETRIES_SKIPPED.inc()
+                log.debug("chunk %d failed: %s", chunk.index, outcome.error)
                 return
             delay = reliability.retry_delay_s(outcome.retries, failure)
             refusal = self._retry_refusal(failure, delay, outcome.retries, parse_retries, deadline)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from app.observability.logs import ROUTE_ID
 from app.routing.chunks import Chunk
+from app.routing.coverage import Coverage
 from app.routing.deadline import Deadline
 from app.routing.dense import TableEmbeddings
 from app.routing.judge import ChunkOutcome, LMJudge
@@ -137,9 +138,13 @@ async def fan_out(
     route answers; it takes no longer than their cancellation.
     """
     outcomes = [ChunkOutcome(c.index) for c in chunks]
+    coverage = Coverage(chunks)
 
     async def judged(chunk: Chunk, outcome: ChunkOutcome) -> None:
-        await judge.judge(question, chunk, deadline, outcome)
+        try:
+            await judge.judge(question, chunk, deadline, outcome, coverage)
+        finally:
+            coverage.settle(chunk.index, outcome.answered)
         if on_chunk is not None:
             on_chunk(outcome)
 

@@ -12,6 +12,7 @@ import json
 
 from app.llm.backend import LMBackend
 from app.routing.chunks import Chunk
+from app.routing.coverage import Coverage
 from app.routing.deadline import Deadline
 from app.routing.judge import ChunkOutcome, LMJudge
 from app.routing.judge_signature import PROGRAM_VERSION
@@ -42,10 +43,17 @@ class CachingJudge(LMJudge):
         digest = hashlib.blake2b(chunk.text.encode(), digest_size=16).digest()
         return normalize_question(question), digest, self.program_version
 
-    async def judge(self, question: str, chunk: Chunk, deadline: Deadline, outcome: ChunkOutcome) -> None:
+    async def judge(
+        self,
+        question: str,
+        chunk: Chunk,
+        deadline: Deadline,
+        outcome: ChunkOutcome,
+        coverage: Coverage | None = None,
+    ) -> None:
         """The cached verdicts of this chunk for this question, or the LM's, into ``outcome``."""
         if self.verdicts.capacity <= 0:
-            await super().judge(question, chunk, deadline, outcome)
+            await super().judge(question, chunk, deadline, outcome, coverage)
             return
         key = self._key(question, chunk)
         cached = self.verdicts.get(key)
@@ -54,7 +62,7 @@ class CachingJudge(LMJudge):
             outcome.votes, outcome.dropped_names = list(votes), dropped
             outcome.answered = outcome.cached = True
             return
-        await super().judge(question, chunk, deadline, outcome)
+        await super().judge(question, chunk, deadline, outcome, coverage)
         if outcome.answered and not outcome.failed:
             self.verdicts.put(key, (tuple(outcome.votes), outcome.dropped_names))
 
