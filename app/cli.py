@@ -29,6 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
         loop=args.loop,
         http=args.http,
         access_log=args.access_log,
+        timeout_keep_alive=settings.keep_alive_s,
     )
     return 0
 

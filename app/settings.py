@@ -188,6 +188,11 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     metrics_enabled: bool = True
     log_format: Literal["text", "json"] = "text"
     otel_enabled: bool = False
+    # Above the idle timeout of the load balancers in front (AWS ALB and nginx: 60 s): a server
+    # that closes an idle connection first races the balancer reusing it, and the client gets a 502.
+    keep_alive_s: Annotated[int, Field(gt=0, le=3600)] = Field(
+        default=75, description="seconds `tablerouter serve` keeps an idle client connection open"
+    )
 
 
 @lru_cache(maxsize=1)

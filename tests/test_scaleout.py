@@ -108,6 +108,30 @@ async def test_three_replicas_hold_one_global_limit(setup: World, trio: list[Rep
     assert (_metric(metrics, 'tablerouter_routes_total{outcome="ok"}') or 0) >= 4
 
 
+async def test_an_idle_connection_outlives_uvicorns_default_keep_alive(trio: list[Replica]) -> None:
+    # uvicorn closes a connection idle for 5 s by default; a load balancer in front reuses its
+    # idle connections for up to 60 s and answers 502 when the server closed one first.
+    reader, writer = await asyncio.open_connection("127.0.0.1", trio[0].port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: replica\r\n\r\n"
+    try:
+        for pause in (0.0, 6.0):
+            await asyncio.sleep(pause)
+            writer.write(request)
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), 10)
+            assert status.startswith(b"HTTP/1.1 200"), status  # b"" once the server has closed it
+            headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            length = int(
+                next(h for h in headers.split(b"\r\n") if h.lower().startswith(b"content-length")).split(
+                    b":"
+                )[1]
+            )
+            await asyncio.wait_for(reader.readexactly(length), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 async def test_killed_replica_leases_expire_within_the_lease_time(
     setup: World, trio: list[Replica], prefix: str
 ) -> None:
