@@ -76,6 +76,7 @@ class ChunkOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False  # answered from the verdict cache, no LM call
+    covered: bool = False  # failed, not retried: other chunks judged all its tables
 
 
 def votes_from_verdicts(chunk: Chunk, verdicts: list[TableVerdict]) -> tuple[list[Vote], int]:
@@ -273,7 +274,7 @@ class LMJudge:
                 outcome.answered, outcome.error = True, None
                 return
             if failure.retryable and coverage is not None and not await coverage.needed(chunk.index):
-                outcome.failed = True
+                outcome.failed = outcome.covered = True
                 outcome.error = f"{failure.reason} (not retried: other chunks judged all its tables)"
                 LM_RETRIES_SKIPPED.inc()
                 log.debug("chunk %d failed: %s", chunk.index, outcome.error)

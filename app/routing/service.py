@@ -199,7 +199,8 @@ class RouteService:
             outcomes = await fan_out(judge, question, chunks, deadline.for_lm_calls(), on_chunk)
         failed = [o.error for o in outcomes if o.failed and o.error]
         unfinished = sum(not o.answered and not o.failed for o in outcomes)
-        if failed or unfinished:
+        # A failed chunk whose tables other chunks judged cost the answer nothing: no warning.
+        if any(o.failed and not o.covered for o in outcomes) or unfinished:
             # One line per route, not per chunk: an outage would otherwise log every chunk.
             first = f" (first: {failed[0]})" if failed else ""
             log.warning("%d chunks failed%s, %d unfinished at the deadline", len(failed), first, unfinished)
