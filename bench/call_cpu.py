@@ -25,7 +25,8 @@ from app.routing.judge_signature import JudgeTables
 from app.routing.prepared import PreparedCatalog, prepare
 from app.routing.service import RouteService
 from app.settings import Settings
-from bench.common import median, simulator_process, synthetic_catalog
+from bench.common import median, synthetic_catalog
+from tests.sim_process import simulator_process
 
 CONCURRENCY = 64
 

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -21,14 +13,6 @@ from app.catalog.model import Catalog, Column, ForeignKey, Table
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 
 PG_URL = os.environ.get("TABLEROUTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def build_warehouse(n_tables: int, schema: str, seed: int = 0) -> list[dict[str, Any]]:
@@ -66,34 +50,6 @@ async def drop_schema(schema: str, batch: int = 200) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     await engine.dispose()
-
-
-@contextmanager
-def simulator_process(*args: str, oracle: list[dict[str, Any]] | None = None) -> Iterator[str]:
-    """Run ``tablerouter lmsim`` in its own process (its CPU is not ours); yields its base URL."""
-    port = free_port()
-    extra = list(args)
-    oracle_file: Path | None = None
-    if oracle is not None:
-        oracle_file = Path(f"/tmp/tablerouter-bench-oracle-{port}.jsonl")
-        oracle_file.write_text("\n".join(json.dumps(q) for q in oracle))
-        extra += ["--oracle", str(oracle_file)]
-    cmd = [sys.executable, "-m", "app.cli", "lmsim", "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if oracle_file is not None:
-            oracle_file.unlink(missing_ok=True)
 
 
 def median(values: list[float]) -> float:

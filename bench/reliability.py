@@ -40,8 +40,9 @@ import httpx
 
 from app.demo.synthetic import synthetic_questions, synthetic_tables
 from app.settings import Settings
-from bench.common import PG_URL, build_warehouse, drop_schema, simulator_process
+from bench.common import PG_URL, build_warehouse, drop_schema
 from tests.service_harness import service_client
+from tests.sim_process import simulator_process
 
 SCHEMA = "bench_reliability"
 FAULT_FLAGS = (

@@ -22,15 +22,9 @@ from typing import Protocol
 
 import httpx
 
+from tests.sim_process import free_port
+
 READY_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

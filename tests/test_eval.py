@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +20,7 @@ from app.eval.harness import EvalOptions, evaluate
 from app.eval.naming import PG_MAX_IDENTIFIER_BYTES, Namespace, fit_identifier
 from app.eval.spider import gold_tables_from_sql, load_databases
 from app.settings import get_settings
-from tests.replica_harness import free_port
+from tests.sim_process import simulator_process
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 SPIDER = DATASETS / "spider"
@@ -191,31 +188,17 @@ def test_cli_eval_with_the_configured_lm_sends_evidence_hints_when_asked(
     records = json.loads(questions.read_text())
     records[0]["evidence"] = "revenue adjustments live in the contract line items"
     questions.write_text(json.dumps(records))
-    port = free_port()
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "lmsim", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        monkeypatch.setenv("TABLEROUTER_LLM_MODEL", "openai/tablerouter-sim")
-        monkeypatch.setenv("TABLEROUTER_LLM_API_BASE", f"{base}/v1")
-        get_settings.cache_clear()
-        out = tmp_path / "report.json"
-        argv = ["eval", "--tables", str(tables), "--questions", str(questions), "--judge", "lm"]
-        argv += ["--warehouse-url", f"sqlite+aiosqlite:///{tmp_path / 'wh.db'}", "--use-evidence"]
-        assert main([*argv, "--no-progress", "--out", str(out)]) == 0
-        prompts = httpx.get(f"{base}/prompts").json()
+        with simulator_process() as base:
+            monkeypatch.setenv("TABLEROUTER_LLM_MODEL", "openai/tablerouter-sim")
+            monkeypatch.setenv("TABLEROUTER_LLM_API_BASE", f"{base}/v1")
+            get_settings.cache_clear()
+            out = tmp_path / "report.json"
+            argv = ["eval", "--tables", str(tables), "--questions", str(questions), "--judge", "lm"]
+            argv += ["--warehouse-url", f"sqlite+aiosqlite:///{tmp_path / 'wh.db'}", "--use-evidence"]
+            assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+            prompts = httpx.get(f"{base}/prompts").json()
     finally:
-        sim.terminate()
-        sim.wait(timeout=10)
         get_settings.cache_clear()
     report = json.loads(out.read_text())
     assert report["metrics"]["lm_calls_mean"] >= 1

@@ -17,7 +17,7 @@ import pytest
 from app.llm.failures import classify
 from app.llm.http1 import HTTPConnectionError, OriginPool
 from app.llm.simulator import SimulatorConfig, running_simulator
-from bench.common import free_port
+from tests.sim_process import free_port
 
 HEADERS = {"content-type": "application/json"}
 PROMPT = orjson.dumps({"messages": [{"role": "user", "content": "hello"}]})

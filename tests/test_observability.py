@@ -14,8 +14,8 @@ import pytest
 from app.llm.simulator import SimulatorConfig, running_simulator
 from app.observability.logs import JsonFormatter, RouteIdFilter, logging_config
 from app.settings import Settings
-from tests.replica_harness import free_port
 from tests.service_harness import service_client
+from tests.sim_process import free_port
 
 
 def _metric(body: str, name: str) -> float:

@@ -31,8 +31,9 @@ from app.store.migrate import upgrade_async
 from app.store.records import RouteRecord
 from app.store.route_log import RouteLogRepository
 from tests.auth_harness import ADMIN_KEY, make_key
-from tests.replica_harness import RedisServer, free_port
+from tests.replica_harness import RedisServer
 from tests.service_harness import app_state, service_app_client, service_client
+from tests.sim_process import free_port
 from tests.store_harness import STORE_BACKENDS, closed_port, fresh_store_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -15,7 +15,7 @@ from app.cluster.redis_link import RedisLink
 from app.cluster.shared_rate import SharedRateLimit
 from app.llm.limiter import Limiter, SlotLimiter
 from app.llm.rate_limit import gcra_booking, per_minute
-from tests.replica_harness import free_port
+from tests.sim_process import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
