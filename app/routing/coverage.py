@@ -29,32 +29,46 @@ class _State(enum.Enum):
 
 
 class Coverage:
-    """The chunks of one route and where each stands; ``needed`` decides a failed chunk's retry."""
+    """The chunks of one route and where each stands; ``needed`` decides a failed chunk's retry.
+
+    Nothing is built until a chunk fails: a route whose calls all answer pays one dict entry
+    per chunk.
+    """
 
     def __init__(self, chunks: Sequence[Chunk]) -> None:
-        self._names = {c.index: c.names for c in chunks}
-        self._holders: dict[str, list[int]] = {}
-        for chunk in chunks:
-            for name in chunk.names:
-                self._holders.setdefault(name, []).append(chunk.index)
-        self._state = dict.fromkeys(self._names, _State.RUNNING)
-        self._changed = asyncio.Event()
+        self._chunks = chunks
+        self._holders: dict[str, list[int]] | None = None  # table -> the chunks holding it
+        self._names: dict[int, tuple[str, ...]] = {}
+        self._state: dict[int, _State] = {}  # a chunk not in it is running
+        self._changed: asyncio.Event | None = None  # made when a chunk waits
 
     def _set(self, index: int, state: _State) -> None:
         self._state[index] = state
-        # Wake every waiter to look again, and give later waiters a fresh event.
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._changed is not None:
+            # Wake every waiter to look again; the next waiter makes a fresh event.
+            self._changed.set()
+            self._changed = None
 
     def settle(self, index: int, answered: bool) -> None:
         """The chunk is done: judged, or failed for good."""
         self._set(index, _State.ANSWERED if answered else _State.FAILED)
 
+    def _tables(self) -> dict[str, list[int]]:
+        """Which chunks hold each table (built when a chunk first fails)."""
+        if self._holders is None:
+            self._holders = {}
+            for chunk in self._chunks:
+                self._names[chunk.index] = chunk.names
+                for table in chunk.names:
+                    self._holders.setdefault(table, []).append(chunk.index)
+        return self._holders
+
     def _verdict(self, index: int) -> bool | None:
         """True: retry now; False: every table was judged elsewhere; None: wait for others."""
+        holders = self._tables()
         wait = False
         for name in self._names[index]:
-            others = [self._state[i] for i in self._holders[name] if i != index]
+            others = [self._state.get(i, _State.RUNNING) for i in holders[name] if i != index]
             if _State.ANSWERED in others:
                 continue
             if _State.RUNNING in others:
@@ -67,6 +81,8 @@ class Coverage:
         """Whether the failed chunk ``index`` must be asked again for its tables to be judged."""
         self._set(index, _State.WAITING)
         while (verdict := self._verdict(index)) is None:
+            if self._changed is None:
+                self._changed = asyncio.Event()
             await self._changed.wait()
         # Retrying: it may answer again; not retrying: it is done.
         self._set(index, _State.RUNNING if verdict else _State.FAILED)
