@@ -53,7 +53,7 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _lmsim(args: argparse.Namespace) -> int:
-    from app.llm.simulator import run_from_args
+    from app.simulator.service import run_from_args
 
     return run_from_args(args)
 
@@ -127,7 +127,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     lmsim = sub.add_parser("lmsim", help="run the OpenAI-compatible LM simulator")
     if command == "lmsim":
-        from app.llm.simulator import add_arguments
+        from app.simulator.service import add_arguments
 
         add_arguments(lmsim)
     lmsim.set_defaults(func=_lmsim)

@@ -34,20 +34,21 @@ from app.api.security_headers import SecurityHeadersMiddleware, install_cors
 from app.api.state import AppState
 from app.auth.authenticator import Authenticator
 from app.auth.key_limits import KeyLimiter, KeyLimits, utc_day
-from app.catalog.registry import CatalogRegistry
-from app.cluster.failover_limiter import shared_limits
-from app.cluster.redis_link import RedisLink
-from app.cluster.shared_key_limits import SharedKeyLimits
-from app.cluster.shared_route_cache import SharedRouteCache, shared_route_cache
+from app.auth.key_repository import ApiKeyRepository
+from app.auth.shared_key_limits import SharedKeyLimits
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import build_backend
+from app.llm.failover_limiter import shared_limits
 from app.llm.limits import ObservedLimiter
 from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
-from app.routing.dense import build_table_embeddings
-from app.routing.route_cache import CachedRouteService
-from app.routing.verdict_cache import CachingJudge
+from app.redis_link import RedisLink
+from app.routing.caching.route_cache import CachedRouteService
+from app.routing.caching.shared_route_cache import SharedRouteCache, shared_route_cache
+from app.routing.caching.verdict_cache import CachingJudge
+from app.routing.retrieval.dense import build_table_embeddings
 from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
+from app.sources.registry import CatalogRegistry
 from app.store.runtime import StoreRuntime, open_store
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,9 @@ def _warn_about_auth(settings: Settings) -> None:
         )
 
 
-def _authenticator(settings: Settings, store: StoreRuntime) -> Authenticator:
+def _authenticator(settings: Settings, keys: ApiKeyRepository) -> Authenticator:
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
-    return Authenticator(store.keys.by_secret, admin_key, settings.key_cache_s)
+    return Authenticator(keys.by_secret, admin_key, settings.key_cache_s)
 
 
 async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink | None) -> KeyLimiter:
@@ -129,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
             store = await open_store(settings)
             # Closed last, after the server stopped taking requests: every answered route gets logged.
             stack.push_async_callback(store.aclose)
+            keys = ApiKeyRepository(store.store)
             registry = CatalogRegistry(settings, await _sources(settings), store.snapshots, redactor)
             stack.push_async_callback(registry.aclose)
             link, limiter, shared_routes = await _shared_in_redis(settings, stack)
@@ -158,7 +160,8 @@ def create_app(settings: Settings) -> FastAPI:
                 backend,
                 router,
                 store,
-                _authenticator(settings, store),
+                keys,
+                _authenticator(settings, keys),
                 await _key_limits(settings, store, link),
             )
             await registry.start()

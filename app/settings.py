@@ -152,7 +152,7 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     prior_weight: Annotated[float, Field(ge=0, le=1)] = 0.2
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
     max_batch: Annotated[int, Field(ge=1, le=1000)] = 32
-    # Performance at warehouse scale (app.routing.shortlist, app.routing.route_cache).
+    # Performance at warehouse scale (app.routing.retrieval.shortlist, app.routing.caching.route_cache).
     shortlist_size: Annotated[int, Field(ge=1)] = 3000
     embedding_model: str | None = Field(
         default=None, description="DSPy/LiteLLM embedding model, e.g. openai/text-embedding-3-small"

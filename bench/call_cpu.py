@@ -19,14 +19,14 @@ from collections.abc import Awaitable, Callable
 import dspy
 
 from app.llm.backend import build_backend
-from app.routing.chunks import Chunk
-from app.routing.judge import LMJudge
-from app.routing.judge_signature import JudgeTables
-from app.routing.prepared import PreparedCatalog, prepare
+from app.routing.judging.judge import LMJudge
+from app.routing.judging.signature import JudgeTables
+from app.routing.preparation.chunks import Chunk
+from app.routing.preparation.prepared import PreparedCatalog, prepare
 from app.routing.service import RouteService
 from app.settings import Settings
+from app.simulator.launcher import simulator_process
 from bench.common import median, synthetic_catalog
-from tests.sim_process import simulator_process
 
 CONCURRENCY = 64
 

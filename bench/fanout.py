@@ -23,11 +23,11 @@ import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.catalog.introspect import introspect
-from app.routing.prepared import prepare
+from app.harness.service import service_client
+from app.routing.preparation.prepared import prepare
 from app.settings import Settings
+from app.simulator.launcher import simulator_process
 from bench.common import PG_URL, build_warehouse, drop_schema, listener_cpu_seconds, median
-from tests.service_harness import service_client
-from tests.sim_process import simulator_process
 
 SCHEMA = "bench_fanout"
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.main  # noqa: F401  (the RSS child counts the service's imports: DSPy, FastAPI ...)
 from app.catalog.introspect import _read_catalog, introspect
-from app.routing.prepared import prepare
+from app.routing.preparation.prepared import prepare
 from bench.common import PG_URL, build_warehouse, drop_schema, median
 
 SCHEMA = "bench_intro10k"

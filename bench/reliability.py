@@ -39,10 +39,10 @@ from typing import Any
 import httpx
 
 from app.demo.synthetic import synthetic_questions, synthetic_tables
+from app.harness.service import service_client
 from app.settings import Settings
+from app.simulator.launcher import simulator_process
 from bench.common import PG_URL, build_warehouse, drop_schema
-from tests.service_harness import service_client
-from tests.sim_process import simulator_process
 
 SCHEMA = "bench_reliability"
 FAULT_FLAGS = (
@@ -111,7 +111,7 @@ async def _one(client: httpx.AsyncClient, question: str) -> tuple[int, dict[str,
 async def run_routes(settings: Settings, sim: str, questions: list[str], at_once: int) -> Run:
     """Route every question, ``at_once`` in flight at a time, after one warm-up route."""
     tally = FailureTally()
-    judge_log = logging.getLogger("app.routing.judge")
+    judge_log = logging.getLogger("app.routing.judging.judge")
     judge_log.setLevel(logging.DEBUG)
     judge_log.addHandler(tally)
     async with service_client(settings) as client, httpx.AsyncClient(base_url=sim) as simc:

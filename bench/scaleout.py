@@ -30,10 +30,10 @@ import httpx
 import uvloop
 from redis import Redis
 
+from app.harness.replicas import Replica, ReplicaForker, running_replicas
+from app.simulator.launcher import simulator_process
 from bench.common import PG_URL, build_warehouse, drop_schema
 from bench.cpu_bound import CpuRun
-from tests.replica_harness import Replica, ReplicaForker, running_replicas
-from tests.sim_process import simulator_process
 
 SCHEMA = "bench_scaleout"
 REDIS_URL = os.environ.get("TABLEROUTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -22,9 +22,9 @@ import numpy as np
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table
 from app.eval.spider import Database, load_databases, load_questions, resolve_gold
-from app.llm.sim_embeddings import embed_text
-from app.routing.prepared import PreparedCatalog, prepare
-from app.routing.shortlist import fused_scores, lexical_scores
+from app.routing.preparation.prepared import PreparedCatalog, prepare
+from app.routing.retrieval.shortlist import fused_scores, lexical_scores
+from app.simulator.embeddings import embed_text
 
 SIZES = (20, 50, 100)
 SPIDER_TYPES = {"number": "numeric", "text": "text", "time": "timestamp", "boolean": "boolean"}

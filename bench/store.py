@@ -26,12 +26,12 @@ import httpx
 import sqlalchemy as sa
 
 from app.eval.runner import serving
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.harness.stores import fresh_pg_database, unreachable_pg_url
 from app.settings import Settings
+from app.simulator.service import SimulatorConfig, running_simulator
 from app.store.database import Store
 from app.store.models import RouteLog
 from bench.common import PG_URL, build_warehouse, drop_schema, median
-from tests.store_harness import fresh_pg_database, unreachable_pg_url
 
 
 def _settings(source_url: str, schema: str, sim: str) -> Settings:

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.simulator.launcher import free_port, simulator_process
 from bench.common import PG_URL, build_warehouse, drop_schema, listener_cpu_seconds, tree_cpu_seconds
-from tests.sim_process import free_port, simulator_process
 
 SCHEMA = "bench_throughput"
 

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.harness.service import service_app_client
 from app.settings import Settings
-from tests.service_harness import service_app_client
+from app.simulator.service import SimulatorConfig, running_simulator
 
 ADMIN_KEY = "test-admin-" + uuid.uuid4().hex
 SECRET_TABLES = ("salary_ledger", "bonus_payments")

@@ -20,8 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
-from app.llm.simulator import SimulatorConfig, running_simulator
-from tests.replica_harness import ReplicaForker
+from app.harness.replicas import ReplicaForker
+from app.simulator.service import SimulatorConfig, running_simulator
 
 SIM_MODEL = "openai/tablerouter-sim"
 

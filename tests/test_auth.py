@@ -17,10 +17,10 @@ import pytest_asyncio
 from starlette.routing import BaseRoute, Mount, Route
 
 from app.auth.keys import new_secret
+from app.harness.service import service_client
 from app.main import create_app
 from app.settings import Settings
 from tests.auth_harness import ADMIN_KEY, QUESTION, GrantWorld, grant_world, make_key
-from tests.service_harness import service_client
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from app.catalog.model import Column, ForeignKey, Table
-from app.routing.cards import CARD_HEADER, make_card
-from app.routing.chunks import plan_chunks
+from app.routing.preparation.cards import CARD_HEADER, make_card
+from app.routing.preparation.chunks import plan_chunks
 
 
 def _table(name: str, n_cols: int = 6, comment: str | None = None) -> Table:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from app.llm.chat_lm import ChatCompletionsLM, LMHTTPError, LMReplyError, _reply_text
-from app.llm.simulator import SimulatorConfig, running_simulator
-from app.routing.judge import TableJudge
+from app.routing.judging.judge import TableJudge
+from app.simulator.service import SimulatorConfig, running_simulator
 
 CARDS = '### s.orders "one row per order"\n- id integer PK\n\n### s.customers\n- id integer PK'
 

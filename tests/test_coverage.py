@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from app.routing.chunks import Chunk
-from app.routing.coverage import Coverage
+from app.routing.judging.coverage import Coverage
+from app.routing.preparation.chunks import Chunk
 
 pytestmark = pytest.mark.asyncio
 

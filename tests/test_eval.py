@@ -20,7 +20,7 @@ from app.eval.harness import EvalOptions, evaluate
 from app.eval.naming import PG_MAX_IDENTIFIER_BYTES, Namespace, fit_identifier
 from app.eval.spider import gold_tables_from_sql, load_databases
 from app.settings import get_settings
-from tests.sim_process import simulator_process
+from app.simulator.launcher import simulator_process
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 SPIDER = DATASETS / "spider"

@@ -16,8 +16,8 @@ import pytest
 
 from app.llm.failures import classify
 from app.llm.http1 import HTTPConnectionError, OriginPool
-from app.llm.simulator import SimulatorConfig, running_simulator
-from tests.sim_process import free_port
+from app.simulator.launcher import free_port
+from app.simulator.service import SimulatorConfig, running_simulator
 
 HEADERS = {"content-type": "application/json"}
 PROMPT = orjson.dumps({"messages": [{"role": "user", "content": "hello"}]})

@@ -8,8 +8,8 @@ import dspy
 import pytest
 from dspy.utils.exceptions import AdapterParseError
 
-from app.routing.judge_adapter import JudgeAdapter
-from app.routing.judge_signature import JudgeTables, TableVerdict
+from app.routing.judging.adapter import JudgeAdapter
+from app.routing.judging.signature import JudgeTables, TableVerdict
 
 CARDS = '### s.orders "one row per order"\n- id integer PK\n\n### s.customers\n- id integer PK'
 

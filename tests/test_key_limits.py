@@ -13,11 +13,11 @@ import pytest
 import pytest_asyncio
 
 from app.cli import main
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.harness.service import service_client
+from app.harness.stores import STORE_BACKENDS, fresh_store_url
 from app.settings import Settings, get_settings
+from app.simulator.service import SimulatorConfig, running_simulator
 from tests.auth_harness import ADMIN_KEY, make_key
-from tests.service_harness import service_client
-from tests.store_harness import STORE_BACKENDS, fresh_store_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 QUESTION = "Which customers placed the most orders?"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from app.catalog.model import Column, ForeignKey, Table
-from app.routing.merge import Vote, blend_prior, complete_join_paths, fk_graph, merge_votes, rank
+from app.catalog.fk_graph import fk_graph
+from app.routing.ranking.merge import Vote, blend_prior, complete_join_paths, merge_votes, rank
 
 
 def test_scores_are_mean_probability_of_relevance() -> None:

@@ -23,9 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.harness.service import service_client
 from app.settings import Settings
-from tests.service_harness import service_client
+from app.simulator.service import SimulatorConfig, running_simulator
 
 SLOW_CALLBACK_S = 0.25
 

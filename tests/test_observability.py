@@ -11,11 +11,11 @@ import re
 
 import pytest
 
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.harness.service import service_client
 from app.observability.logs import JsonFormatter, RouteIdFilter, logging_config
 from app.settings import Settings
-from tests.service_harness import service_client
-from tests.sim_process import free_port
+from app.simulator.launcher import free_port
+from app.simulator.service import SimulatorConfig, running_simulator
 
 
 def _metric(body: str, name: str) -> float:

@@ -19,10 +19,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from app.llm.simulator import FaultRates, SimulatorConfig, running_simulator
+from app.harness.service import running_service
 from app.main import create_app
 from app.settings import Settings
-from tests.service_harness import running_service
+from app.simulator.service import FaultRates, SimulatorConfig, running_simulator
 
 FUZZ_KEY = "fuzz-admin-key-" + "x" * 24
 FAULTS = FaultRates(

@@ -19,10 +19,10 @@ from app.llm.breaker import BreakerOpenError, BreakerState, CircuitBreaker
 from app.llm.call_latency import LatencyWindow
 from app.llm.failures import backoff_s, classify
 from app.llm.ratio_budget import RatioBudget
-from app.llm.sim_faults import FaultPicker, FaultRates
-from app.llm.sim_latency import Latency, parse_latency
-from app.routing.hedging import hedged
-from app.routing.judge_signature import JudgeTables
+from app.routing.judging.hedging import hedged
+from app.routing.judging.signature import JudgeTables
+from app.simulator.faults import FaultPicker, FaultRates
+from app.simulator.latency import Latency, parse_latency
 
 
 class Clock:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.harness.service import service_client
 from app.settings import Settings
-from tests.service_harness import service_client
+from app.simulator.service import SimulatorConfig, running_simulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 MAX_CONCURRENCY = 3

@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
-from app.llm.simulator import FaultRates, SimulatorConfig, running_simulator
-from app.routing.shortlist import shortlist
+from app.harness.service import app_state, running_service, service_app_client, service_client
+from app.routing.retrieval.shortlist import shortlist
 from app.settings import Settings
-from tests.service_harness import app_state, running_service, service_app_client, service_client
+from app.simulator.service import FaultRates, SimulatorConfig, running_simulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 N_TABLES = 120

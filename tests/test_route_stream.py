@@ -15,8 +15,8 @@ import pytest_asyncio
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from app.api.schemas import RouteResponse
-from app.llm.simulator import SimulatorConfig, running_simulator
 from app.settings import Settings
+from app.simulator.service import SimulatorConfig, running_simulator
 from tests.live_server import live_service
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -16,11 +16,11 @@ import pytest
 import pytest_asyncio
 from redis import asyncio as aioredis
 
+from app.harness.replicas import RedisServer, Replica, running_replicas
 from app.llm.limits import backend_key
 from app.settings import Settings
-from tests.replica_harness import RedisServer, Replica, running_replicas
+from app.simulator.launcher import free_port
 from tests.replica_world import SIM_MODEL, World, redis_prefix, replica_world
-from tests.sim_process import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -19,12 +19,12 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
 
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.harness.service import service_client
+from app.harness.stores import closed_port, small_pg_warehouse
 from app.observability.logs import JsonFormatter
 from app.observability.redaction import MASK, RedactingFilter, Redactor, secrets_of
 from app.settings import Settings
-from tests.service_harness import service_client
-from tests.store_harness import closed_port, small_pg_warehouse
+from app.simulator.service import SimulatorConfig, running_simulator
 
 WAREHOUSE_PW = "wh-Pa55word-xyz"
 PG_DOWN_PW = "s3cretpw-pg"

@@ -12,8 +12,8 @@ import pytest_asyncio
 
 from app.api.offline_docs import DOCS_CSP
 from app.api.security_headers import API_CSP
+from app.harness.service import service_client
 from app.settings import Settings
-from tests.service_harness import service_client
 
 ALLOWED = "https://bi.example.com"
 OTHER = "https://evil.example.net"

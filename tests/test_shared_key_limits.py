@@ -23,18 +23,18 @@ from fastapi import FastAPI
 from redis import asyncio as aioredis
 
 from app.auth.key_limits import utc_day
-from app.cluster.shared_key_limits import SharedKeyLimits
-from app.llm.simulator import SimulatorConfig, running_simulator
+from app.auth.shared_key_limits import SharedKeyLimits
+from app.harness.replicas import RedisServer
+from app.harness.service import app_state, service_app_client, service_client
+from app.harness.stores import STORE_BACKENDS, closed_port, fresh_store_url
 from app.settings import Settings
+from app.simulator.launcher import free_port
+from app.simulator.service import SimulatorConfig, running_simulator
 from app.store.database import Store
 from app.store.migrate import upgrade_async
 from app.store.records import RouteRecord
 from app.store.route_log import RouteLogRepository
 from tests.auth_harness import ADMIN_KEY, make_key
-from tests.replica_harness import RedisServer
-from tests.service_harness import app_state, service_app_client, service_client
-from tests.sim_process import free_port
-from tests.store_harness import STORE_BACKENDS, closed_port, fresh_store_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REDIS_URL = "redis://127.0.0.1:6379/0"

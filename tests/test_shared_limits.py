@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from app.cluster.failover_limiter import FailoverLimiter
-from app.cluster.lease_semaphore import LeaseSemaphore
-from app.cluster.redis_link import RedisLink
-from app.cluster.shared_rate import SharedRateLimit
+from app.llm.failover_limiter import FailoverLimiter
+from app.llm.lease_semaphore import LeaseSemaphore
 from app.llm.limiter import Limiter, SlotLimiter
 from app.llm.rate_limit import gcra_booking, per_minute
-from tests.sim_process import free_port
+from app.llm.shared_rate import SharedRateLimit
+from app.redis_link import RedisLink
+from app.simulator.launcher import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

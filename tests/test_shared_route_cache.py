@@ -18,9 +18,9 @@ import pytest
 import pytest_asyncio
 from redis import asyncio as aioredis
 
-from tests.replica_harness import RedisServer, Replica, running_replicas
+from app.harness.replicas import RedisServer, Replica, running_replicas
+from app.simulator.launcher import free_port
 from tests.replica_world import World, redis_prefix, replica_world
-from tests.sim_process import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REDIS_URL = "redis://127.0.0.1:6379/0"

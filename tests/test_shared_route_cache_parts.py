@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from app.cluster.redis_link import RedisLink
-from app.cluster.shared_route_cache import SharedRouteCache
-from app.routing.merge import RankedTable
-from app.routing.route_codec import decode_route, encode_route
-from app.routing.route_key import route_key
+from app.redis_link import RedisLink
+from app.routing.caching.route_codec import decode_route, encode_route
+from app.routing.caching.route_key import route_key
+from app.routing.caching.shared_route_cache import SharedRouteCache
+from app.routing.ranking.merge import RankedTable
 from app.routing.service import RouteResult, RouteStats
 
 

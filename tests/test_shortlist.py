@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table
-from app.routing.cards import make_card, short_type
-from app.routing.prepared import prepare
-from app.routing.shortlist import fused_scores, lexical_scores, shortlist
+from app.routing.preparation.cards import make_card, short_type
+from app.routing.preparation.prepared import prepare
+from app.routing.retrieval.shortlist import fused_scores, lexical_scores, shortlist
 
 
 def _table(schema: str, name: str, columns: tuple[str, ...], refs: tuple[str, ...] = ()) -> Table:

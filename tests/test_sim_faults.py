@@ -14,16 +14,16 @@ import pytest
 from dspy.utils.exceptions import AdapterParseError, LMRateLimitError, LMServerError, LMTransportError
 
 from app.llm.backend import build_backend
-from app.llm.simulator import (
+from app.routing.judging.adapter import JudgeAdapter
+from app.routing.judging.judge import TableJudge
+from app.settings import Settings
+from app.simulator.service import (
     FaultRates,
     SimulatorConfig,
     add_arguments,
     config_from_args,
     running_simulator,
 )
-from app.routing.judge import TableJudge
-from app.routing.judge_adapter import JudgeAdapter
-from app.settings import Settings
 from tests.test_simulator import TABLES, judge_prompt
 
 Start = Callable[..., Awaitable[tuple[str, httpx.AsyncClient]]]

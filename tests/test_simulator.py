@@ -15,10 +15,10 @@ import dspy
 import httpx
 import pytest
 
-from app.llm.sim_latency import Latency, parse_latency
-from app.llm.sim_protocol import parse_prompt
-from app.llm.simulator import SimulatorConfig, add_arguments, config_from_args, running_simulator
-from app.routing.judge_signature import JudgeTables, TableVerdict
+from app.routing.judging.signature import JudgeTables, TableVerdict
+from app.simulator.latency import Latency, parse_latency
+from app.simulator.protocol import parse_prompt
+from app.simulator.service import SimulatorConfig, add_arguments, config_from_args, running_simulator
 
 REPLY = re.compile(r"\A\[\[ ## verdicts ## \]\]\n(\[.*\])\n\n\[\[ ## completed ## \]\]\Z", re.DOTALL)
 EMPTY_REPLY = "[[ ## verdicts ## ]]\n[]\n\n[[ ## completed ## ]]"

@@ -16,10 +16,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import main
+from app.harness.stores import STORE_BACKENDS, fresh_store_url
 from app.settings import get_settings
 from app.store import migrate
 from app.store.models import Base
-from tests.store_harness import STORE_BACKENDS, fresh_store_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 STORE_TABLES = {"catalog_snapshot", "route_log", "route_feedback", "api_key"}

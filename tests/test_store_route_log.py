@@ -21,14 +21,14 @@ from pydantic import SecretStr
 
 from app.cli import main
 from app.eval.spider import load_questions
-from app.llm.simulator import SimulatorConfig, running_simulator
-from app.routing.judge_signature import PROGRAM_VERSION
+from app.harness.service import service_client
+from app.harness.stores import STORE_BACKENDS, fresh_store_url, small_pg_warehouse
+from app.routing.judging.signature import PROGRAM_VERSION
 from app.settings import Settings, get_settings
+from app.simulator.service import SimulatorConfig, running_simulator
 from app.store.database import Store
 from app.store.migrate import upgrade_async
 from app.store.models import RouteLog
-from tests.service_harness import service_client
-from tests.store_harness import STORE_BACKENDS, fresh_store_url, small_pg_warehouse
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 N_CONCURRENT = 120

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.catalog.model import Catalog, Column, Table
+from app.harness.service import service_client
+from app.harness.stores import STORE_BACKENDS, fresh_store_url, small_pg_warehouse, unreachable_pg_url
 from app.settings import Settings
 from app.store.database import Store
 from app.store.migrate import upgrade_async
@@ -27,8 +29,6 @@ from app.store.records import FeedbackRecord, RouteRecord
 from app.store.retention import Retention
 from app.store.runtime import StoreRuntime
 from app.store.snapshot_codec import catalog_from_json, catalog_to_json
-from tests.service_harness import service_client
-from tests.store_harness import STORE_BACKENDS, fresh_store_url, small_pg_warehouse, unreachable_pg_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.auth import ADMIN_RESPONSES, admin_only
 from app.api.state import AppState, get_state
-from app.routing.route_cache import CachedRouteService
+from app.routing.caching.route_cache import CachedRouteService
 
 router = APIRouter(tags=["cache"], dependencies=[Depends(admin_only)], responses=ADMIN_RESPONSES)
 

@@ -101,7 +101,7 @@ class KeyCreated(BaseModel):
 )
 async def create_key(body: KeyCreateRequest, state: Annotated[AppState, Depends(get_state)]) -> KeyCreated:
     """A new key with its grants and limits; the response is the only place its secret appears."""
-    new = await state.store.keys.create(
+    new = await state.keys.create(
         body.name, body.grants, admin=body.admin, rate_limit=body.rate_limit, daily_tokens=body.daily_tokens
     )
     return KeyCreated(key=KeyInfo.model_validate(asdict(new.record)), secret=new.secret)
@@ -110,7 +110,7 @@ async def create_key(body: KeyCreateRequest, state: Annotated[AppState, Depends(
 @router.get("", operation_id="listKeys", summary="List the API keys", response_model=KeyList)
 async def list_keys(state: Annotated[AppState, Depends(get_state)]) -> KeyList:
     """Every key with its grants and limits, never a secret."""
-    return KeyList(keys=[KeyInfo.model_validate(asdict(k)) for k in await state.store.keys.list_all()])
+    return KeyList(keys=[KeyInfo.model_validate(asdict(k)) for k in await state.keys.list_all()])
 
 
 @router.delete(
@@ -122,7 +122,7 @@ async def list_keys(state: Annotated[AppState, Depends(get_state)]) -> KeyList:
 )
 async def revoke_key(key_id: str, state: Annotated[AppState, Depends(get_state)]) -> KeyInfo:
     """Revoke the key: it stops working at once on this process, within TABLEROUTER_KEY_CACHE_S elsewhere."""
-    record = await state.store.keys.revoke(key_id[:32])
+    record = await state.keys.revoke(key_id[:32])
     if record is None:
         raise NotFoundError(f"unknown key {key_id!r}")
     state.authenticator.forget(record.id)

@@ -26,14 +26,14 @@ from app.api.route_log_api import route_record
 from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
-from app.catalog.registry import SourceState
 from app.llm.reliability import RouteQueueFullError
 from app.observability.route_metrics import observed_route
 from app.routing.deadline import Deadline
-from app.routing.judge import ChunkOutcome
-from app.routing.prepared import PreparedCatalog, UnknownSchemaError
+from app.routing.judging.judge import ChunkOutcome
+from app.routing.preparation.prepared import PreparedCatalog, UnknownSchemaError
 from app.routing.progress import RouteProgress
 from app.routing.service import LEXICAL_JUDGE
+from app.sources.registry import SourceState
 
 router = APIRouter(tags=["routing"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
 # Every error a route can answer besides the body's: the key's limits, the LM queue, the source.

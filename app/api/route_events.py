@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from app.api.problems import PROBLEM_REF, AppError, error_body, internal_error_body
 from app.api.schemas import RoutedTable, RouteResponse
-from app.routing.judge import ChunkOutcome
+from app.routing.judging.judge import ChunkOutcome
 from app.routing.progress import RouteProgress
 
 log = logging.getLogger(__name__)

@@ -34,8 +34,8 @@ from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.catalog.model import Catalog
 from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
-from app.routing.grants import sees_table
-from app.routing.judge_signature import PROGRAM_VERSION
+from app.routing.judging.signature import PROGRAM_VERSION
+from app.routing.preparation.grants import sees_table
 from app.routing.service import LEXICAL_JUDGE, RouteResult
 from app.store.records import FeedbackRecord, RouteRecord
 

@@ -25,9 +25,9 @@ from app.api.schemas import (
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.catalog.model import Table
-from app.catalog.registry import SourceState
-from app.routing.cards import TableCard
-from app.routing.grants import sees_table
+from app.routing.preparation.cards import TableCard
+from app.routing.preparation.grants import sees_table
+from app.sources.registry import SourceState
 
 router = APIRouter(
     prefix="/sources", tags=["sources"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES

@@ -9,10 +9,11 @@ from fastapi import Request
 
 from app.auth.authenticator import Authenticator
 from app.auth.key_limits import KeyLimiter
-from app.catalog.registry import CatalogRegistry
+from app.auth.key_repository import ApiKeyRepository
 from app.llm.backend import LMBackend
 from app.routing.service import RouteService
 from app.settings import Settings
+from app.sources.registry import CatalogRegistry
 from app.store.runtime import StoreRuntime
 
 
@@ -25,6 +26,7 @@ class AppState:
     backend: LMBackend | None
     router: RouteService
     store: StoreRuntime
+    keys: ApiKeyRepository
     authenticator: Authenticator
     limits: KeyLimiter
 

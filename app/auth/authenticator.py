@@ -14,9 +14,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from app.auth.key_repository import KeyRecord
 from app.auth.keys import KEY_PREFIX, MAX_KEY_CHARS, digest
 from app.auth.principal import STATIC_ADMIN_ID, Principal
-from app.store.api_keys import KeyRecord
 
 __all__ = ["Authenticator", "principal_of"]
 

@@ -11,9 +11,9 @@ import asyncio
 import json
 import sys
 
+from app.auth.key_repository import ApiKeyRepository, KeyRecord
 from app.auth.keys import GrantSpecError, parse_grant
 from app.settings import get_settings
-from app.store.api_keys import ApiKeyRepository, KeyRecord
 from app.store.database import Store
 from app.store.migrate import upgrade_async
 

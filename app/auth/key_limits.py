@@ -6,7 +6,7 @@ day's budget is spent), ``spend`` when a route ends (its LM tokens). Two impleme
 - ``KeyLimits`` (here) keeps the counts in this process. Alone, each worker or replica holds
   its own counts, so a key may get up to that many times its rate. The day's budget survives a
   restart: start-up seeds it from the route log (``seed``).
-- ``app.cluster.shared_key_limits.SharedKeyLimits`` keeps them in Redis for all replicas
+- ``app.auth.shared_key_limits.SharedKeyLimits`` keeps them in Redis for all replicas
   together and falls back to a ``KeyLimits`` while Redis is unreachable or erring.
 
 A route is counted when it starts (the rate) and its LM tokens when it ends (the budget):

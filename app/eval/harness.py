@@ -27,8 +27,8 @@ from app.eval.metrics import QuestionRow, score_rows
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
 from app.eval.spider import Question, load_databases, load_questions, resolve_gold
 from app.eval.warehouse import Warehouse, build_warehouse, drop_warehouse, plan_warehouse
-from app.llm.simulator import SimulatorConfig, running_simulator
 from app.settings import Settings
+from app.simulator.service import SimulatorConfig, running_simulator
 
 __all__ = ["DEFAULT_WAREHOUSE_URL", "EvalOptions", "evaluate"]
 

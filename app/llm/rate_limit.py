@@ -3,7 +3,7 @@
 GCRA (the generic cell rate algorithm) keeps one number, the theoretical arrival time ``tat``
 of the next unit. A caller books ``cost`` units by moving ``tat`` forward and sleeps until its
 booking is due, so each caller makes one decision and no waiter polls. In any window of ``W``
-seconds at most ``W * rate + burst`` units start. The Redis version (``app.cluster.shared_rate``)
+seconds at most ``W * rate + burst`` units start. The Redis version (``app.llm.shared_rate``)
 runs the same arithmetic in a Lua script for all replicas together.
 """
 

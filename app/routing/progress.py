@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.routing.judge import ChunkOutcome
-from app.routing.merge import RankedTable, Vote
-from app.routing.prepared import PreparedCatalog
+from app.routing.judging.judge import ChunkOutcome
+from app.routing.preparation.prepared import PreparedCatalog
+from app.routing.ranking.merge import RankedTable, Vote
+from app.routing.retrieval.shortlist import shortlist
 from app.routing.service import finish_ranking, lexical_ranking, rank_votes
-from app.routing.shortlist import shortlist
 
 
 class RouteProgress:

@@ -17,14 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from app.observability.logs import ROUTE_ID
-from app.routing.chunks import Chunk
-from app.routing.coverage import Coverage
 from app.routing.deadline import Deadline
-from app.routing.dense import TableEmbeddings
-from app.routing.judge import ChunkOutcome, LMJudge
-from app.routing.merge import RankedTable, Vote, blended_votes, complete_join_paths, rank
-from app.routing.prepared import PreparedCatalog, RouteScope
-from app.routing.shortlist import Shortlist, shortlist
+from app.routing.judging.coverage import Coverage
+from app.routing.judging.judge import ChunkOutcome, LMJudge
+from app.routing.preparation.chunks import Chunk
+from app.routing.preparation.prepared import PreparedCatalog, RouteScope
+from app.routing.ranking.merge import RankedTable, Vote, blended_votes, complete_join_paths, rank
+from app.routing.retrieval.dense import TableEmbeddings
+from app.routing.retrieval.shortlist import Shortlist, shortlist
 
 LEXICAL_JUDGE = "lexical"
 DEFAULT_SHORTLIST_SIZE = 3000

@@ -11,7 +11,6 @@ import contextlib
 import logging
 
 from app.settings import Settings
-from app.store.api_keys import ApiKeyRepository
 from app.store.database import Store
 from app.store.feedback import FeedbackRepository
 from app.store.migrate import upgrade_async
@@ -33,7 +32,6 @@ class StoreRuntime:
         self.snapshots = SnapshotRepository(store)
         self.routes = RouteLogRepository(store)
         self.feedback = FeedbackRepository(store)
-        self.keys = ApiKeyRepository(store)
         self.writer = RouteLogWriter(
             self.routes, settings.route_log_queue_size, settings.route_log_batch_size
         )

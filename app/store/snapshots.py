@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.model import Catalog
-from app.catalog.registry import StoredCatalog
+from app.catalog.stored import StoredCatalog
 from app.store.database import JSONText, Store
 from app.store.models import CatalogSnapshot, RouteLog
 from app.store.snapshot_codec import CorruptSnapshotError, catalog_from_json, catalog_to_json

@@ -1,0 +1,1 @@
+"""Launchers shared by tests and benchmarks: the service in-process, replicas as processes, scratch stores."""

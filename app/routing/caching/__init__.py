@@ -1,0 +1,1 @@
+"""Caches around the route and the judge: routes, verdicts, shared across replicas."""

@@ -1,0 +1,1 @@
+"""The LM judge: its DSPy program, prompt adapter, votes, retries and hedges."""

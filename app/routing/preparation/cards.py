@@ -1,0 +1,178 @@
+"""Table cards: the compact text an LM reads about one table.
+
+Card format (a contract with the LM simulator, which parses it):
+
+    ### sales.orders [view] "One row per customer order"
+    - id integer PK
+    - customer_id integer FK sales.customers.id
+    - note text null "free text from the clerk"
+
+The header line starts with ``### `` and the qualified name. Warehouse comments are
+untrusted: they are JSON-quoted (control and invisible format characters removed), so a
+comment can never start a line, fake a header or close the quote, and the judge's
+instructions tell the LM they are data. A comment that reads as instructions to the LM is
+left out of the card altogether and the card says so in ``quarantined``
+(``app.routing.preparation.metadata_guard``). A name that is not a plain identifier (spaces, quotes,
+control characters) is JSON-quoted too, so it cannot break the card's lines either; a name
+that reads as instructions marks the card ``distrusted``.
+
+Cards are compact (fewer tokens per table, so fewer chunks and LM calls; same information):
+types in their short spelling (``timestamp``, not ``timestamp without time zone``), and a
+column comment whose every word is already in the column's name or FK target (``customer_id
+... FK s.customers.id "References customers"``) is left out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from app.catalog.model import Table
+from app.routing.preparation.lexical import words
+from app.routing.preparation.metadata_guard import instruction_like, instruction_like_name
+
+CARD_HEADER = "### "
+CUT_MARKER = "- … (card cut: {n} more columns)"
+# A conservative chars-per-token estimate for English identifiers and SQL types.
+CHARS_PER_TOKEN = 4
+MAX_COMMENT_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TableCard:
+    """One table's card text and its estimated token count."""
+
+    name: str
+    text: str
+    tokens: int
+    cut: bool = False
+    # What was left out because it reads as instructions to the LM ("comment", "column x comment").
+    quarantined: tuple[str, ...] = ()
+    # The table's or a column's name reads as instructions: the LM's verdict on it is not trusted.
+    distrusted: bool = False
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimated tokens of ``text`` (never below 1)."""
+    return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
+
+
+_SHORT_TYPES = (
+    (re.compile(r"\bcharacter varying\b"), "varchar"),
+    (re.compile(r"\bcharacter\b"), "char"),
+    (re.compile(r"\b(time(?:stamp)?(?:\(\d+\))?) without time zone\b"), r"\1"),
+    (re.compile(r"\b(time(?:stamp)?)(\(\d+\))? with time zone\b"), r"\1tz\2"),
+)
+
+
+@lru_cache(maxsize=4096)
+def short_type(type_name: str) -> str:
+    """A column type in its short, common spelling, lower case (``timestamptz``, ``varchar(20)``)."""
+    name = type_name.lower()
+    for pattern, spelling in _SHORT_TYPES:
+        name = pattern.sub(spelling, name)
+    return name
+
+
+def _says_more(comment: str | None, known: str) -> bool:
+    """Whether ``comment`` has a word that ``known`` (a column's name and FK target) lacks."""
+    if not comment:
+        return False
+    return not set(words(comment)) <= set(words(known))
+
+
+_PLAIN_NAME = re.compile(r"[\w$#@.-]+")
+_INVISIBLE = ("Cc", "Cf")  # control characters; format characters (zero-width, bidi overrides)
+
+
+def _visible(text: str) -> str:
+    """``text`` on one line: whitespace runs as one space, control and format characters gone."""
+    text = " ".join(text.split())
+    if text.isprintable():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE)
+
+
+def card_name(name: str) -> str:
+    """A table or column name as a card shows it: as is when plain, else as a JSON string."""
+    return name if _PLAIN_NAME.fullmatch(name) else json.dumps(name, ensure_ascii=False)
+
+
+@lru_cache(maxsize=65536)  # comments repeat across a warehouse's tables
+def quote(comment: str | None) -> str:
+    """A warehouse comment as a one-line JSON string, shortened, or nothing."""
+    if not comment or not comment.strip():
+        return ""
+    text = _visible(comment)
+    if not text:
+        return ""
+    if len(text) > MAX_COMMENT_CHARS:
+        text = text[: MAX_COMMENT_CHARS - 1] + "…"
+    return " " + json.dumps(text, ensure_ascii=False)
+
+
+def _guarded(comment: str | None, what: str, quarantined: list[str]) -> str | None:
+    """``comment``, or None (noted in ``quarantined``) when it reads as instructions to the LM."""
+    if instruction_like(comment):
+        quarantined.append(what)
+        return None
+    return comment
+
+
+def _column_lines(table: Table, quarantined: list[str]) -> list[str]:
+    pk = set(table.primary_key)
+    fk_of: dict[str, str] = {}
+    for fk in table.foreign_keys:
+        for fk_col, ref in zip(fk.columns, fk.ref_columns, strict=False):
+            fk_of[fk_col] = card_name(f"{fk.ref_table}.{ref}")
+    lines = []
+    for col in table.columns:
+        col_type = short_type(col.type)
+        name = card_name(col.name)
+        # SQLite reports no type for view columns (SQLAlchemy's NullType): say nothing then.
+        parts = [f"- {name} {col_type}" if col_type != "nulltype" else f"- {name}"]
+        if col.name in pk:
+            parts.append("PK")
+        target = fk_of.get(col.name)
+        if target is not None:
+            parts.append(f"FK {target}")
+        if col.nullable and col.name not in pk:
+            parts.append("null")
+        # The FK marker already says "references", plus whatever the target's name says.
+        known = f"{col.name} {target} references refers foreign key" if target else col.name
+        comment = _guarded(col.comment, f"column {col.name} comment", quarantined)
+        comment = comment if _says_more(comment, known) else None
+        lines.append(" ".join(parts) + quote(comment))
+    return lines
+
+
+def _distrusted(table: Table) -> bool:
+    return instruction_like_name(table.name) or any(instruction_like_name(c.name) for c in table.columns)
+
+
+def make_card(table: Table, max_tokens: int) -> TableCard:
+    """The card of ``table``; a card over ``max_tokens`` is cut with a visible marker, never dropped."""
+    kind = " [view]" if table.kind == "view" else ""
+    quarantined: list[str] = []
+    comment = _guarded(table.comment, "comment", quarantined)
+    header = f"{CARD_HEADER}{card_name(table.qualified_name)}{kind}{quote(comment)}"
+    lines = _column_lines(table, quarantined)
+    text = "\n".join([header, *lines])
+    tokens = estimate_tokens(text)
+    flagged, distrusted = tuple(quarantined), _distrusted(table)
+    if tokens <= max_tokens:
+        return TableCard(table.qualified_name, text, tokens, False, flagged, distrusted)
+    kept = [header]
+    budget = max_tokens - estimate_tokens(header) - estimate_tokens(CUT_MARKER.format(n=len(lines)))
+    for line in lines:
+        cost = estimate_tokens(line) + 1
+        if cost > budget:
+            break
+        kept.append(line)
+        budget -= cost
+    kept.append(CUT_MARKER.format(n=len(lines) - (len(kept) - 1)))
+    text = "\n".join(kept)
+    return TableCard(table.qualified_name, text, estimate_tokens(text), True, flagged, distrusted)

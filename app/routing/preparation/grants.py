@@ -1,0 +1,70 @@
+"""What one API key may see of one catalog version: its ``TableGrant``.
+
+A key is granted, per source, fnmatch patterns over qualified table names (``public.*``,
+``analytics.fact_*``). The tables no pattern matches are removed before the shortlist, so they
+never reach the LM, the answer or an error message: the cards of visible tables are re-rendered
+without their foreign keys to hidden tables, and the FK graph used for join-path completion
+keeps only visible tables. Grants are computed once per catalog version and pattern set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from app.catalog.fk_graph import fk_graph
+from app.catalog.model import Table
+from app.routing.preparation.cards import TableCard, make_card
+
+__all__ = ["ALL_TABLES", "TableGrant", "sees_table", "visible_tables"]
+
+ALL_TABLES = "*"
+
+
+def sees_table(patterns: Sequence[str], qualified_name: str) -> bool:
+    """Whether any of ``patterns`` matches the table (case-sensitive, as the catalog names it)."""
+    return any(fnmatchcase(qualified_name, p) for p in patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class TableGrant:
+    """The visible tables of one catalog version, with what routing needs over them."""
+
+    names: frozenset[str]
+    fingerprint: str  # digest of the visible names: part of the route cache's key
+    cards: dict[str, TableCard]  # visible tables' cards, FKs to hidden tables left out
+    graph: dict[str, set[str]]  # the FK graph among visible tables only
+
+    def card(self, card: TableCard) -> TableCard:
+        """``card`` as this grant shows it."""
+        return self.cards.get(card.name, card)
+
+
+def _without_hidden_links(table: Table, names: frozenset[str]) -> Table:
+    kept = tuple(fk for fk in table.foreign_keys if fk.ref_table in names)
+    return table if len(kept) == len(table.foreign_keys) else dataclasses.replace(table, foreign_keys=kept)
+
+
+def visible_tables(tables: Sequence[Table], patterns: Sequence[str], chunk_tokens: int) -> TableGrant | None:
+    """The grant of ``patterns`` over ``tables``; None when every table is visible.
+
+    Cards of visible tables that link nowhere hidden stay the catalog's own; only the others
+    are made again.
+    """
+    if ALL_TABLES in patterns:
+        return None
+    visible = [t for t in tables if sees_table(patterns, t.qualified_name)]
+    if len(visible) == len(tables):
+        return None
+    names = frozenset(t.qualified_name for t in visible)
+    shown = [_without_hidden_links(t, names) for t in visible]
+    rerendered = {
+        t.qualified_name: make_card(t, chunk_tokens)
+        for t, original in zip(shown, visible, strict=True)
+        if t is not original
+    }
+    digest = hashlib.blake2b("\n".join(sorted(names)).encode(), digest_size=16).hexdigest()
+    return TableGrant(names, digest, rerendered, fk_graph(shown))

@@ -1,0 +1,1 @@
+"""Votes merged into a ranking, cut, and completed with join paths."""

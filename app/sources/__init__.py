@@ -1,0 +1,1 @@
+"""The sources the service routes over: their catalog snapshots, refresh and state."""
