@@ -37,16 +37,19 @@ from app.auth.key_limits import KeyLimiter, KeyLimits, utc_day
 from app.auth.key_repository import ApiKeyRepository
 from app.auth.shared_key_limits import SharedKeyLimits
 from app.demo.warehouse import ensure_demo_warehouse
-from app.llm.backend import build_backend
+from app.llm.backend import LMBackend, build_backend
 from app.llm.failover_limiter import shared_limits
 from app.llm.limits import ObservedLimiter
 from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
 from app.redis_link import RedisLink
-from app.routing.caching.route_cache import CachedRouteService
+from app.routing.caching.route_cache import CachedRoutes
 from app.routing.caching.shared_route_cache import SharedRouteCache, shared_route_cache
-from app.routing.caching.verdict_cache import CachingJudge
-from app.routing.retrieval.dense import build_table_embeddings
+from app.routing.caching.verdict_cache import VerdictCache
+from app.routing.judging.judge import LMJudge
+from app.routing.judging.program_version import program_version
+from app.routing.retrieval.dense import TableEmbeddings, build_table_embeddings
+from app.routing.service import RouteService
 from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
 from app.sources.registry import CatalogRegistry
 from app.store.runtime import StoreRuntime, open_store
@@ -117,6 +120,20 @@ async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink |
     return shared
 
 
+def _router(
+    settings: Settings,
+    backend: LMBackend | None,
+    embeddings: TableEmbeddings | None,
+    shared_routes: SharedRouteCache | None,
+) -> CachedRoutes:
+    """The route service: the judge behind the verdict cache, the service behind the route cache."""
+    lm_judge = LMJudge(backend, settings.llm_timeout) if backend else None
+    version = program_version(lm_judge)
+    judge = VerdictCache(lm_judge, settings.verdict_cache_size, version) if lm_judge else None
+    service = RouteService(judge, settings.shortlist_size, embeddings, settings.prior_weight)
+    return CachedRoutes(service, settings.route_cache_size, version, shared=shared_routes)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """A new application for ``settings``."""
 
@@ -139,21 +156,10 @@ def create_app(settings: Settings) -> FastAPI:
                 log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
             else:
                 stack.push_async_callback(backend.aclose)
-            judge = (
-                CachingJudge(backend, settings.llm_timeout, settings.verdict_cache_size) if backend else None
-            )
             embeddings = build_table_embeddings(settings)
             if embeddings is not None:
                 stack.push_async_callback(embeddings.aclose)
-            router = CachedRouteService(
-                judge,
-                settings.route_cache_size,
-                settings.shortlist_size,
-                embeddings,
-                settings.prior_weight,
-                deadline_s=settings.route_deadline_ms / 1000,
-                shared=shared_routes,
-            )
+            router = _router(settings, backend, embeddings, shared_routes)
             app.state.tablerouter = AppState(
                 settings,
                 registry,

@@ -19,10 +19,12 @@ from collections.abc import Awaitable, Callable
 import dspy
 
 from app.llm.backend import build_backend
+from app.routing.deadline import Deadline
 from app.routing.judging.judge import LMJudge
 from app.routing.judging.signature import JudgeTables
 from app.routing.preparation.chunks import Chunk
 from app.routing.preparation.prepared import PreparedCatalog, prepare
+from app.routing.query import RouteQuery
 from app.routing.service import RouteService
 from app.settings import Settings
 from app.simulator.launcher import simulator_process
@@ -75,7 +77,8 @@ async def main() -> None:
         service = RouteService(LMJudge(backend, 30.0))
 
         async def ours(q: str) -> int:
-            result = await service.route(prepared, q, 10, 0.5)
+            query = RouteQuery.build(prepared, q, top_k=10, min_score=0.5, deadline=Deadline.after(30.0))
+            result = await service.route(query)
             return result.stats.lm_calls
 
         await ours(questions[0])

@@ -240,7 +240,7 @@ async def test_deadline_answers_partial_with_the_unjudged_tables(warehouse: Ware
             assert [t for t in asyncio.all_tasks() if t.get_name().startswith("tablerouter-chunk")] == []
             assert state.backend is not None
             assert (state.backend.limiter.in_flight, state.backend.limiter.waiting) == (0, 0)
-            prior = shortlist(prepared, prepared.full, q, state.router.shortlist_size, None).prior
+            prior = shortlist(prepared, prepared.full, q, state.settings.shortlist_size, None).prior
         assert await eventually(lambda: _sim_idle(sim))
     assert body["partial"] is True
     assert body["degraded"] is False

@@ -17,7 +17,7 @@ from app.routing.caching.route_codec import decode_route, encode_route
 from app.routing.caching.route_key import route_key
 from app.routing.caching.shared_route_cache import SharedRouteCache
 from app.routing.ranking.merge import RankedTable
-from app.routing.service import RouteResult, RouteStats
+from app.routing.result import RouteResult, RouteStats
 
 
 def _result(reason: str) -> RouteResult:

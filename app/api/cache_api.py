@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.auth import ADMIN_RESPONSES, admin_only
 from app.api.state import AppState, get_state
-from app.routing.caching.route_cache import CachedRouteService
+from app.routing.caching.route_cache import CachedRoutes
 
 router = APIRouter(tags=["cache"], dependencies=[Depends(admin_only)], responses=ADMIN_RESPONSES)
 
@@ -36,7 +36,7 @@ class CacheReport(BaseModel):
 @router.get("/cache", operation_id="getCacheStats", summary="Cache hit counters", response_model=CacheReport)
 async def cache_stats(state: Annotated[AppState, Depends(get_state)]) -> CacheReport:
     """Hits, misses, coalesced requests and sizes of the route and verdict caches."""
-    if not isinstance(state.router, CachedRouteService):
+    if not isinstance(state.router, CachedRoutes):
         return CacheReport()
     counters = state.router.counters()
     return CacheReport.model_validate(

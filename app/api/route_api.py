@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.answering import RouteAnswer
 from app.api.auth import KEY_RESPONSES, admit, authenticated
 from app.api.disconnect import ClientDisconnectedError, unless_disconnected
 from app.api.problems import (
@@ -22,17 +22,16 @@ from app.api.problems import (
     problem_responses,
 )
 from app.api.route_events import EVENT_STREAM, event_stream, event_stream_openapi, wants_event_stream
-from app.api.route_log_api import route_record
 from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.llm.reliability import RouteQueueFullError
-from app.observability.route_metrics import observed_route
+from app.observability.route_metrics import count_rejected_route
 from app.routing.deadline import Deadline
-from app.routing.judging.judge import ChunkOutcome
 from app.routing.preparation.prepared import PreparedCatalog, UnknownSchemaError
-from app.routing.progress import RouteProgress
-from app.routing.service import LEXICAL_JUDGE
+from app.routing.query import RouteQuery
+from app.routing.result import LEXICAL_JUDGE
+from app.routing.service import OnRouteEvent
 from app.sources.registry import SourceState
 
 router = APIRouter(tags=["routing"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
@@ -72,55 +71,42 @@ def ready_catalog(state: AppState, body: RouteRequest, principal: Principal) -> 
     return source.prepared
 
 
-def min_score_of(state: AppState, body: RouteRequest) -> float:
-    """The request's ``min_score``, or the service's relevance threshold."""
-    return state.settings.relevance_threshold if body.min_score is None else body.min_score
+def query_of(
+    state: AppState, prepared: PreparedCatalog, body: RouteRequest, principal: Principal
+) -> RouteQuery:
+    """The request as a route query over what ``principal`` sees of ``prepared``; 422 for an unknown schema.
+
+    ``min_score`` defaults to the service's relevance threshold; ``deadline_ms`` is capped by
+    ROUTE_DEADLINE_MS.
+    """
+    settings = state.settings
+    cap = settings.route_deadline_ms
+    try:
+        return RouteQuery.build(
+            prepared,
+            body.question,
+            top_k=body.top_k,
+            min_score=settings.relevance_threshold if body.min_score is None else body.min_score,
+            deadline=Deadline.after(min(body.deadline_ms or cap, cap) / 1000),
+            schemas=body.schemas,
+            patterns=principal.patterns(prepared.catalog.source),
+        )
+    except UnknownSchemaError as exc:
+        count_rejected_route()
+        raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
 
 
-def deadline_of(state: AppState, body: RouteRequest) -> Deadline:
-    """The route's deadline: the request's ``deadline_ms``, capped by ROUTE_DEADLINE_MS."""
-    cap = state.settings.route_deadline_ms
-    return Deadline.after(min(body.deadline_ms or cap, cap) / 1000)
-
-
-async def answer(
-    state: AppState,
-    prepared: PreparedCatalog,
-    body: RouteRequest,
-    principal: Principal,
-    on_chunk: Callable[[ChunkOutcome], None] | None = None,
-) -> RouteResponse:
-    """Route one request over what ``principal`` sees of ``prepared``; 422/429 problems when it cannot."""
-    min_score = min_score_of(state, body)
-    with observed_route() as observed:
-        try:
-            result = await state.router.route(
-                prepared,
-                body.question,
-                body.top_k,
-                min_score,
-                body.schemas,
-                on_chunk=on_chunk,
-                deadline=deadline_of(state, body),
-                patterns=principal.patterns(prepared.catalog.source),
-            )
-        except UnknownSchemaError as exc:
-            raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
-        except RouteQueueFullError as exc:
-            observed.outcome = "queue_full"
-            raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
-        observed.outcome = "degraded" if result.degraded else "partial" if result.partial else "ok"
-    await state.limits.spend(principal, result.stats.prompt_tokens + result.stats.completion_tokens)
-    state.store.writer.record(route_record(result, body, min_score, principal.key_id))
-    source = state.registry.sources[prepared.catalog.source]
+def route_response(answer: RouteAnswer) -> RouteResponse:
+    """The HTTP body of an answered route."""
+    result = answer.result
     return RouteResponse(
         route_id=result.route_id,
         source=result.source,
         catalog_version=result.catalog_version,
         judge=result.judge,
         judge_kind=JudgeKind.LEXICAL if result.judge == LEXICAL_JUDGE else JudgeKind.LM,
-        catalog_stale=source.stale,
-        catalog_age_s=source.age_s(),
+        catalog_stale=answer.catalog_stale,
+        catalog_age_s=answer.catalog_age_s,
         tables=[RoutedTable.model_validate(t, from_attributes=True) for t in result.tables],
         partial=result.partial,
         unjudged=result.unjudged,
@@ -130,26 +116,14 @@ async def answer(
     )
 
 
-def _streamed(
-    request: Request, state: AppState, prepared: PreparedCatalog, body: RouteRequest, principal: Principal
-) -> Response:
+async def answer(
+    state: AppState, query: RouteQuery, principal: Principal, on_event: OnRouteEvent | None = None
+) -> RouteResponse:
+    """Answer one route query; 429 problem when the LM queue is full."""
     try:
-        progress = RouteProgress(
-            prepared,
-            body.question,
-            body.top_k,
-            min_score_of(state, body),
-            body.schemas,
-            judged=state.router.judge is not None,
-            prior_weight=state.router.prior_weight,
-            shortlist_size=state.router.shortlist_size,
-            patterns=principal.patterns(prepared.catalog.source),
-        )
-    except UnknownSchemaError as exc:
-        raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
-    return event_stream(
-        request, progress, lambda on_chunk: answer(state, prepared, body, principal, on_chunk)
-    )
+        return route_response(await state.answering.answer(query, principal, on_event))
+    except RouteQueueFullError as exc:
+        raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
 
 
 @router.post(
@@ -180,11 +154,11 @@ async def route(
     (`degraded`). A client that disconnects cancels its route's LM calls.
     """
     await admit(request, principal)
-    prepared = ready_catalog(state, body, principal)
+    query = query_of(state, ready_catalog(state, body, principal), body, principal)
     if wants_event_stream(request):
-        return _streamed(request, state, prepared, body, principal)
+        return event_stream(request, lambda on_event: answer(state, query, principal, on_event))
     try:
-        return await unless_disconnected(request, answer(state, prepared, body, principal))
+        return await unless_disconnected(request, answer(state, query, principal))
     except ClientDisconnectedError:
         log.info("client disconnected from /route; its LM calls were cancelled")
         return Response(status_code=CLIENT_CLOSED_REQUEST)

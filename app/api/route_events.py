@@ -27,8 +27,8 @@ from pydantic import BaseModel, Field
 
 from app.api.problems import PROBLEM_REF, AppError, error_body, internal_error_body
 from app.api.schemas import RoutedTable, RouteResponse
-from app.routing.judging.judge import ChunkOutcome
 from app.routing.progress import RouteProgress
+from app.routing.service import OnRouteEvent, RouteEvent, RoutePlanned
 
 log = logging.getLogger(__name__)
 EVENT_STREAM = "text/event-stream"
@@ -36,7 +36,7 @@ EVENT_STREAM = "text/event-stream"
 KEEPALIVE_SECONDS = 15.0
 MAX_PARTIALS = 20
 
-RunRoute = Callable[[Callable[[ChunkOutcome], None]], Awaitable[RouteResponse]]
+RunRoute = Callable[[OnRouteEvent], Awaitable[RouteResponse]]
 
 
 class RouteProgressEvent(BaseModel):
@@ -70,28 +70,36 @@ def _event(name: str, data: BaseModel | dict[str, Any]) -> str:
     return f"event: {name}\ndata: {body}\n\n"
 
 
-async def _events(request: Request, progress: RouteProgress, run: RunRoute) -> AsyncIterator[str]:
-    outcomes: asyncio.Queue[ChunkOutcome | None] = asyncio.Queue()
+async def _events(request: Request, run: RunRoute) -> AsyncIterator[str]:
+    events: asyncio.Queue[RouteEvent | None] = asyncio.Queue()
 
     async def route() -> RouteResponse:
         try:
-            return await run(outcomes.put_nowait)
+            return await run(events.put_nowait)
         finally:
-            outcomes.put_nowait(None)
+            events.put_nowait(None)
 
     task = asyncio.create_task(route())
-    every = max(1, progress.total // MAX_PARTIALS)
+    # Made from the route's own plan, its first event: the totals are the route's.
+    progress: RouteProgress | None = None
+    every = 1
     try:
-        yield _event("progress", _progress(progress))
         while True:
             try:
-                outcome = await asyncio.wait_for(outcomes.get(), KEEPALIVE_SECONDS)
+                event = await asyncio.wait_for(events.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
-            if outcome is None:
+            if event is None:
                 break
-            progress.add(outcome)
+            if isinstance(event, RoutePlanned):
+                progress = RouteProgress(event)
+                every = max(1, progress.total // MAX_PARTIALS)
+                yield _event("progress", _progress(progress))
+                continue
+            if progress is None:
+                continue
+            progress.add(event)
             yield _event("progress", _progress(progress))
             if progress.done % every == 0 and progress.done < progress.total:
                 yield _event("partial", _partial(progress))
@@ -121,10 +129,10 @@ def _partial(progress: RouteProgress) -> RoutePartialEvent:
     return RoutePartialEvent(chunks_done=progress.done, chunks_total=progress.total, tables=tables)
 
 
-def event_stream(request: Request, progress: RouteProgress, run: RunRoute) -> StreamingResponse:
-    """The route as server-sent events; ``run`` routes, telling each chunk's outcome."""
+def event_stream(request: Request, run: RunRoute) -> StreamingResponse:
+    """The route as server-sent events; ``run`` routes, telling its plan and each chunk's outcome."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(request, progress, run), media_type=EVENT_STREAM, headers=headers)
+    return StreamingResponse(_events(request, run), media_type=EVENT_STREAM, headers=headers)
 
 
 def event_stream_openapi() -> dict[str, Any]:

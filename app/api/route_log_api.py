@@ -29,14 +29,11 @@ from app.api.route_log_schemas import (
     RouteLogStatsBody,
     StoreStats,
 )
-from app.api.schemas import RouteRequest
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.catalog.model import Catalog
 from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
-from app.routing.judging.signature import PROGRAM_VERSION
 from app.routing.preparation.grants import sees_table
-from app.routing.service import LEXICAL_JUDGE, RouteResult
 from app.store.records import FeedbackRecord, RouteRecord
 
 router = APIRouter(tags=["route log"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
@@ -44,27 +41,6 @@ log = logging.getLogger(__name__)
 
 # A route waits in the writer's queue for one batch; past this the store is in trouble.
 PENDING_WAIT_S = 10.0
-
-
-def route_record(
-    result: RouteResult, request: RouteRequest, min_score: float, key_id: str | None = None
-) -> RouteRecord:
-    """What the route log keeps of one answered route."""
-    return RouteRecord(
-        route_id=result.route_id,
-        created_at=datetime.now(UTC),
-        source=result.source,
-        catalog_version=result.catalog_version,
-        judge=result.judge[:200],
-        program_version=None if result.judge == LEXICAL_JUDGE else PROGRAM_VERSION,
-        question=request.question,
-        top_k=request.top_k,
-        min_score=min_score,
-        schemas=request.schemas,
-        tables=[asdict(t) for t in result.tables],
-        stats=asdict(result.stats),
-        key_id=key_id,
-    )
 
 
 @contextmanager

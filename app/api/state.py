@@ -7,11 +7,12 @@ from typing import cast
 
 from fastapi import Request
 
+from app.answering import RouteAnswering
 from app.auth.authenticator import Authenticator
 from app.auth.key_limits import KeyLimiter
 from app.auth.key_repository import ApiKeyRepository
 from app.llm.backend import LMBackend
-from app.routing.service import RouteService
+from app.routing.service import Router
 from app.settings import Settings
 from app.sources.registry import CatalogRegistry
 from app.store.runtime import StoreRuntime
@@ -24,11 +25,16 @@ class AppState:
     settings: Settings
     registry: CatalogRegistry
     backend: LMBackend | None
-    router: RouteService
+    router: Router
     store: StoreRuntime
     keys: ApiKeyRepository
     authenticator: Authenticator
     limits: KeyLimiter
+
+    @property
+    def answering(self) -> RouteAnswering:
+        """The route use case over this state's parts."""
+        return RouteAnswering(self.router, self.limits, self.store.writer, self.registry)
 
 
 def get_state(request: Request) -> AppState:

@@ -1,12 +1,11 @@
-"""One route's id and metrics: ``with observed_route() as route:`` around the routing."""
+"""One route's metrics, and its id in the logs: ``with observed_route(route_id) as route:`` around it."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.observability.logs import ROUTE_ID
 from app.observability.metrics import ROUTE_LATENCY, ROUTES
@@ -16,18 +15,18 @@ from app.observability.metrics import ROUTE_LATENCY, ROUTES
 class ObservedRoute:
     """The id of the route being served and the outcome it will be counted under."""
 
-    route_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    route_id: str
     outcome: str = "rejected"
 
 
 @contextmanager
-def observed_route() -> Iterator[ObservedRoute]:
-    """Set the route id for the logs of this route and count it when it ends.
+def observed_route(route_id: str) -> Iterator[ObservedRoute]:
+    """Put ``route_id`` on the log lines of this route and count the route when it ends.
 
     The outcome stays ``rejected`` unless the body sets it (``ok``, ``partial``, ``degraded``,
     ``queue_full``), so a bad request or an error is counted too.
     """
-    route = ObservedRoute()
+    route = ObservedRoute(route_id)
     token = ROUTE_ID.set(route.route_id)
     started = time.perf_counter()
     try:
@@ -36,3 +35,8 @@ def observed_route() -> Iterator[ObservedRoute]:
         ROUTE_ID.reset(token)
         ROUTES.labels(route.outcome).inc()
         ROUTE_LATENCY.observe(time.perf_counter() - started)
+
+
+def count_rejected_route() -> None:
+    """Count a route refused before it started (its request named what the catalog lacks)."""
+    ROUTES.labels("rejected").inc()

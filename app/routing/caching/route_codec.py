@@ -12,7 +12,7 @@ import zlib
 from typing import Any
 
 from app.routing.ranking.merge import RankedTable
-from app.routing.service import RouteResult, RouteStats
+from app.routing.result import RouteResult, RouteStats
 
 __all__ = ["CODEC_VERSION", "decode_route", "encode_route"]
 

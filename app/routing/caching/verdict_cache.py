@@ -3,41 +3,38 @@
 Keyed by the normalised question, a hash of the chunk's text (its cards, hence the catalog
 content it shows) and the judge's program version (model, signature, instructions, demos).
 Only chunks that were judged successfully are kept; a failed chunk is asked again next time.
+It wraps a judge and is one to the route service.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 
 from app.llm.backend import LMBackend
 from app.routing.caching.lru import CacheCounters, LRUCache, normalize_question
 from app.routing.deadline import Deadline
 from app.routing.judging.coverage import Coverage
-from app.routing.judging.judge import ChunkOutcome, LMJudge
-from app.routing.judging.signature import PROGRAM_VERSION
+from app.routing.judging.judge import ChunkOutcome
 from app.routing.preparation.chunks import Chunk
 from app.routing.ranking.merge import Vote
+from app.routing.service import Judge
 
-__all__ = ["CachingJudge", "program_version"]
+__all__ = ["VerdictCache"]
 
 VerdictKey = tuple[str, bytes, str]
 
 
-def program_version(judge: LMJudge) -> str:
-    """The model and a digest of the DSPy program's state: a loaded optimisation changes it."""
-    state = json.dumps(judge.program.dump_state(), sort_keys=True, default=str)
-    digest = hashlib.blake2b(state.encode(), digest_size=8).hexdigest()
-    return f"{PROGRAM_VERSION}:{judge.backend.model}:{digest}"
+class VerdictCache:
+    """A judge that answers a chunk already judged for the same question from memory."""
 
-
-class CachingJudge(LMJudge):
-    """An LM judge that answers a chunk it has judged for the same question from memory."""
-
-    def __init__(self, backend: LMBackend, timeout: float, capacity: int) -> None:
-        super().__init__(backend, timeout)
+    def __init__(self, judge: Judge, capacity: int, program_version: str) -> None:
+        self.inner = judge
         self.verdicts: LRUCache[VerdictKey, tuple[tuple[Vote, ...], int]] = LRUCache(capacity)
-        self.program_version = program_version(self)
+        self.program_version = program_version
+
+    @property
+    def backend(self) -> LMBackend:
+        return self.inner.backend
 
     def _key(self, question: str, chunk: Chunk) -> VerdictKey:
         digest = hashlib.blake2b(chunk.text.encode(), digest_size=16).digest()
@@ -51,9 +48,9 @@ class CachingJudge(LMJudge):
         outcome: ChunkOutcome,
         coverage: Coverage | None = None,
     ) -> None:
-        """The cached verdicts of this chunk for this question, or the LM's, into ``outcome``."""
+        """The cached verdicts of this chunk for this question, or the judge's, into ``outcome``."""
         if self.verdicts.capacity <= 0:
-            await super().judge(question, chunk, deadline, outcome, coverage)
+            await self.inner.judge(question, chunk, deadline, outcome, coverage)
             return
         key = self._key(question, chunk)
         cached = self.verdicts.get(key)
@@ -62,7 +59,7 @@ class CachingJudge(LMJudge):
             outcome.votes, outcome.dropped_names = list(votes), dropped
             outcome.answered = outcome.cached = True
             return
-        await super().judge(question, chunk, deadline, outcome, coverage)
+        await self.inner.judge(question, chunk, deadline, outcome, coverage)
         if outcome.answered and not outcome.failed:
             self.verdicts.put(key, (tuple(outcome.votes), outcome.dropped_names))
 

@@ -1,0 +1,80 @@
+"""The route use case: route a query for a key, spend its tokens, log it, and say how fresh it is.
+
+The HTTP handlers (single, batch, stream) resolve the request into a ``RouteQuery`` and hand it
+here; everything that happens to an answered route happens in this one place, in this order:
+the route (counted in the metrics, its id on its log lines), the key's token spend, the route
+log record (off the hot path: a queue drained by a background writer), the catalog's age.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from app.auth.key_limits import KeyLimiter
+from app.auth.principal import Principal
+from app.llm.reliability import RouteQueueFullError
+from app.observability.route_metrics import observed_route
+from app.routing.judging.signature import PROGRAM_VERSION
+from app.routing.query import RouteQuery
+from app.routing.result import LEXICAL_JUDGE, RouteResult
+from app.routing.service import OnRouteEvent, Router
+from app.sources.registry import CatalogRegistry
+from app.store.records import RouteRecord
+from app.store.route_log_writer import RouteLogWriter
+
+__all__ = ["RouteAnswer", "RouteAnswering", "route_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAnswer:
+    """A route's result, and how old the catalog snapshot it ran over is."""
+
+    result: RouteResult
+    catalog_stale: bool
+    catalog_age_s: float | None
+
+
+def route_record(result: RouteResult, query: RouteQuery, key_id: str | None = None) -> RouteRecord:
+    """What the route log keeps of one answered route."""
+    return RouteRecord(
+        route_id=result.route_id,
+        created_at=datetime.now(UTC),
+        source=result.source,
+        catalog_version=result.catalog_version,
+        judge=result.judge[:200],
+        program_version=None if result.judge == LEXICAL_JUDGE else PROGRAM_VERSION,
+        question=query.question,
+        top_k=query.top_k,
+        min_score=query.min_score,
+        schemas=None if query.schemas is None else list(query.schemas),
+        tables=[asdict(t) for t in result.tables],
+        stats=asdict(result.stats),
+        key_id=key_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAnswering:
+    """What answering a route needs: the router, the key limits, the route log, the sources."""
+
+    router: Router
+    limits: KeyLimiter
+    route_log: RouteLogWriter
+    registry: CatalogRegistry
+
+    async def answer(
+        self, query: RouteQuery, principal: Principal, on_event: OnRouteEvent | None = None
+    ) -> RouteAnswer:
+        """Route ``query`` for ``principal``; raises RouteQueueFullError when the LM queue is full."""
+        with observed_route(query.route_id) as observed:
+            try:
+                result = await self.router.route(query, on_event)
+            except RouteQueueFullError:
+                observed.outcome = "queue_full"
+                raise
+            observed.outcome = "degraded" if result.degraded else "partial" if result.partial else "ok"
+        await self.limits.spend(principal, result.stats.prompt_tokens + result.stats.completion_tokens)
+        self.route_log.record(route_record(result, query, principal.key_id))
+        source = self.registry.sources[query.source]
+        return RouteAnswer(result, source.stale, source.age_s())

@@ -1,0 +1,22 @@
+"""The identity of a judge's program: what a cached verdict or route was computed with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from app.routing.judging.judge import LMJudge
+from app.routing.judging.signature import PROGRAM_VERSION
+
+__all__ = ["LEXICAL_PROGRAM_VERSION", "program_version"]
+
+LEXICAL_PROGRAM_VERSION = f"{PROGRAM_VERSION}:lexical"
+
+
+def program_version(judge: LMJudge | None) -> str:
+    """The model and a digest of the DSPy program's state: a loaded optimisation changes it."""
+    if judge is None:
+        return LEXICAL_PROGRAM_VERSION
+    state = json.dumps(judge.program.dump_state(), sort_keys=True, default=str)
+    digest = hashlib.blake2b(state.encode(), digest_size=8).hexdigest()
+    return f"{PROGRAM_VERSION}:{judge.backend.model}:{digest}"

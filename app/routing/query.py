@@ -1,0 +1,70 @@
+"""A route's parameters as one frozen value, built once at the edge.
+
+Everything a route needs travels in a ``RouteQuery``: the catalog snapshot it runs over, the
+scope the request and the asking key's grant leave (resolved here, so an unknown schema fails
+before any work), the question, how many tables to answer and from which score, the deadline
+and the route's id. The service, its caches and the stream read it; nobody re-derives it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.routing.deadline import Deadline
+from app.routing.preparation.prepared import PreparedCatalog, RouteScope
+
+__all__ = ["RouteQuery"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteQuery:
+    """One route request, resolved against a catalog snapshot."""
+
+    route_id: str
+    prepared: PreparedCatalog
+    scope: RouteScope
+    question: str
+    top_k: int
+    min_score: float
+    deadline: Deadline
+    schemas: tuple[str, ...] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        prepared: PreparedCatalog,
+        question: str,
+        *,
+        top_k: int,
+        min_score: float,
+        deadline: Deadline,
+        schemas: Sequence[str] | None = None,
+        patterns: Sequence[str] | None = None,
+        route_id: str | None = None,
+    ) -> RouteQuery:
+        """The query over what ``patterns`` (a key's grant; None: every table) shows of ``schemas``.
+
+        Raises UnknownSchemaError for a schema the visible catalog lacks.
+        """
+        return cls(
+            route_id=route_id or uuid.uuid4().hex,
+            prepared=prepared,
+            scope=prepared.scope(schemas, patterns),
+            question=question,
+            top_k=top_k,
+            min_score=min_score,
+            deadline=deadline,
+            schemas=None if schemas is None else tuple(schemas),
+        )
+
+    @property
+    def source(self) -> str:
+        """The name of the source the route runs over."""
+        return self.prepared.catalog.source
+
+    @property
+    def visible(self) -> str | None:
+        """The fingerprint of the tables the key's grant shows; None: every table."""
+        return None if self.scope.grant is None else self.scope.grant.fingerprint

@@ -1,0 +1,48 @@
+"""What one route answers: the ranked tables, how it went, and its counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.routing.ranking.merge import RankedTable
+
+__all__ = ["LEXICAL_JUDGE", "RouteResult", "RouteStats"]
+
+LEXICAL_JUDGE = "lexical"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStats:
+    """Counters of one route."""
+
+    tables_considered: int
+    chunks: int
+    lm_calls: int
+    failed_chunks: int
+    dropped_names: int
+    prompt_tokens: int
+    completion_tokens: int
+    elapsed_ms: float
+    shortlisted: int = 0
+    cache: str = "off"  # the route cache: "hit", "miss" or "off"
+    cached_chunks: int = 0  # chunks answered from the verdict cache
+    unfinished_chunks: int = 0
+    retries: int = 0
+    hedges: int = 0
+    deadline_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    """One route's answer."""
+
+    route_id: str
+    source: str
+    catalog_version: str
+    judge: str
+    tables: list[RankedTable]
+    stats: RouteStats
+    partial: bool = False
+    unjudged: list[str] = field(default_factory=list)
+    degraded: bool = False
+    degraded_reason: str | None = None
