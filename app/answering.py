@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from app.auth.key_limits import KeyLimiter
 from app.auth.principal import Principal
 from app.llm.reliability import RouteQueueFullError
+from app.observability.metrics import ROUTE_COST, ROUTE_TOKENS
 from app.observability.route_metrics import observed_route
 from app.routing.judging.signature import PROGRAM_VERSION
 from app.routing.query import RouteQuery
-from app.routing.result import LEXICAL_JUDGE, RouteResult
+from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
 from app.routing.service import OnRouteEvent, Router
 from app.sources.registry import CatalogRegistry
 from app.store.records import RouteRecord
@@ -54,6 +55,16 @@ def route_record(result: RouteResult, query: RouteQuery, key_id: str | None = No
     )
 
 
+def count_spend(source: str, principal: Principal, stats: RouteStats) -> None:
+    """Add a route's tokens and dollars to the per-source, per-key counters of /metrics."""
+    key = principal.key_id or "anonymous"
+    ROUTE_TOKENS.labels(source, key, "prompt").inc(stats.prompt_tokens)
+    ROUTE_TOKENS.labels(source, key, "cached_prompt").inc(stats.cached_prompt_tokens)
+    ROUTE_TOKENS.labels(source, key, "completion").inc(stats.completion_tokens)
+    if stats.cost_usd:
+        ROUTE_COST.labels(source, key).inc(stats.cost_usd)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteAnswering:
     """What answering a route needs: the router, the key limits, the route log, the sources."""
@@ -74,7 +85,9 @@ class RouteAnswering:
                 observed.outcome = "queue_full"
                 raise
             observed.outcome = "degraded" if result.degraded else "partial" if result.partial else "ok"
-        await self.limits.spend(principal, result.stats.prompt_tokens + result.stats.completion_tokens)
+        stats = result.stats
+        count_spend(query.source, principal, stats)
+        await self.limits.spend(principal, stats.prompt_tokens + stats.completion_tokens)
         self.route_log.record(route_record(result, query, principal.key_id))
         source = self.registry.sources[query.source]
         return RouteAnswer(result, source.stale, source.age_s())

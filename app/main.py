@@ -40,6 +40,7 @@ from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import LMBackend, build_backend
 from app.llm.failover_limiter import shared_limits
 from app.llm.limits import ObservedLimiter
+from app.llm.prices import prices_for
 from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
 from app.redis_link import RedisLink
@@ -130,7 +131,8 @@ def _router(
     lm_judge = LMJudge(backend, settings.llm_timeout) if backend else None
     version = program_version(lm_judge)
     judge = VerdictCache(lm_judge, settings.verdict_cache_size, version) if lm_judge else None
-    service = RouteService(judge, settings.shortlist_size, embeddings, settings.prior_weight)
+    prices = prices_for(settings) if backend else None
+    service = RouteService(judge, settings.shortlist_size, embeddings, settings.prior_weight, prices)
     return CachedRoutes(service, settings.route_cache_size, version, shared=shared_routes)
 
 

@@ -161,6 +161,19 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     embedding_api_key: SecretStr | None = None
     route_cache_size: Annotated[int, Field(ge=0)] = 1024
     verdict_cache_size: Annotated[int, Field(ge=0)] = 65536
+    # What a route costs (app.llm.prices): dollars per million tokens; unset: LiteLLM's cost map.
+    llm_price_input: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="dollars per million uncached prompt tokens (overrides the cost map)"
+    )
+    llm_price_cached_input: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="dollars per million cached prompt tokens; unset: the input price"
+    )
+    llm_price_output: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="dollars per million completion tokens"
+    )
+    llm_price_model: str | None = Field(
+        default=None, description="look prices up as this model (a proxy or self-hosted name for a known one)"
+    )
     llm_rpm_limit: Annotated[int, Field(ge=0)] = 0
     llm_tpm_limit: Annotated[int, Field(ge=0)] = 0
     # Scale-out: with a Redis URL the LM limits above and the per-key limits hold for all

@@ -131,6 +131,17 @@ class RouteStatsBody(BaseModel):
     deadline_ms: float | None = Field(
         default=None, description="the deadline this route ran under, in milliseconds", examples=[30000.0]
     )
+    cached_prompt_tokens: int = Field(
+        default=0,
+        description="prompt tokens the LM provider served from its prefix cache (billed at the cached price)",
+        examples=[4100],
+    )
+    cost_usd: float | None = Field(
+        default=None,
+        description="what this route's LM calls cost in US dollars at the configured prices; "
+        "null when the LM's prices are unknown or no LM is configured",
+        examples=[0.0012],
+    )
 
 
 class RouteResponse(BaseModel):

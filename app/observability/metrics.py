@@ -12,6 +12,11 @@ with dashboards; add, never rename.
 - ``tablerouter_lm_retries_total{reason}``: LM calls made again after a failure.
 - ``tablerouter_lm_hedges_total{outcome}``: hedged (duplicate) LM calls sent (``sent``).
 - ``tablerouter_lm_tokens_total{kind}``: tokens the LM reported; ``prompt``, ``completion``.
+- ``tablerouter_route_tokens_total{source,key,kind}``: LM tokens answered routes spent, per source
+  and API key (``anonymous`` with auth off); ``prompt``, ``cached_prompt`` (part of ``prompt``,
+  served from the provider's prefix cache), ``completion``.
+- ``tablerouter_route_cost_usd_total{source,key}``: dollars those tokens cost at the configured
+  prices (routes whose LM has no known price add nothing).
 - ``tablerouter_route_cache_total{result}``: route cache look-ups; ``hit``, ``miss``, ``shared``
   (joined a computation already running: single-flight), ``remote_hit`` (answered by the
   shared cache in Redis: another replica computed it).
@@ -39,7 +44,9 @@ __all__ = [
     "LM_TOKENS",
     "ROUTES",
     "ROUTE_CACHE",
+    "ROUTE_COST",
     "ROUTE_LATENCY",
+    "ROUTE_TOKENS",
     "SHARED_LIMITS",
 ]
 
@@ -58,6 +65,12 @@ LM_RETRIES_SKIPPED = Counter(
 )
 HEDGES = Counter("tablerouter_lm_hedges", "Hedged LM calls", ["outcome"])
 LM_TOKENS = Counter("tablerouter_lm_tokens", "Tokens reported by the LM", ["kind"])
+ROUTE_TOKENS = Counter(
+    "tablerouter_route_tokens",
+    "LM tokens spent by routes, by source, key and kind",
+    ["source", "key", "kind"],
+)
+ROUTE_COST = Counter("tablerouter_route_cost_usd", "Dollars spent on LM calls by routes", ["source", "key"])
 ROUTE_CACHE = Counter("tablerouter_route_cache", "Route cache look-ups", ["result"])
 LIMITER_WAIT = Histogram(
     "tablerouter_limiter_wait_seconds", "Time an LM call waited for its slot", buckets=_WAIT_BUCKETS

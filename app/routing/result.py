@@ -30,6 +30,8 @@ class RouteStats:
     retries: int = 0
     hedges: int = 0
     deadline_ms: float | None = None
+    cached_prompt_tokens: int = 0  # prompt tokens the provider served from its prefix cache
+    cost_usd: float | None = None  # None: the LM's prices are unknown
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.llm.backend import LMBackend
+from app.llm.prices import Prices
 from app.routing.deadline import Deadline
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.judge import ChunkOutcome
@@ -139,8 +140,10 @@ class RouteService:
         shortlist_size: int = DEFAULT_SHORTLIST_SIZE,
         embeddings: TableEmbeddings | None = None,
         prior_weight: float = 0.0,
+        prices: Prices | None = None,
     ) -> None:
         self.judge = judge
+        self.prices = prices
         self.shortlist_size = shortlist_size
         self.embeddings = embeddings
         self.prior_weight = prior_weight
@@ -223,7 +226,7 @@ class RouteService:
             catalog_version=query.prepared.version,
             judge=self.judge_name if lm_judged else LEXICAL_JUDGE,
             tables=tables,
-            stats=_stats(query, plan, outcomes, started, judged=self.judge is not None),
+            stats=_stats(query, plan, outcomes, started, self.prices),
             partial=bool(unjudged),
             unjudged=unjudged,
             degraded=degraded is not None,
@@ -232,21 +235,30 @@ class RouteService:
 
 
 def _stats(
-    query: RouteQuery, plan: RoutePlanned, outcomes: Sequence[ChunkOutcome], started: float, *, judged: bool
+    query: RouteQuery,
+    plan: RoutePlanned,
+    outcomes: Sequence[ChunkOutcome],
+    started: float,
+    prices: Prices | None,
 ) -> RouteStats:
+    prompt = sum(o.prompt_tokens for o in outcomes)
+    cached = sum(o.cached_prompt_tokens for o in outcomes)
+    completion = sum(o.completion_tokens for o in outcomes)
     return RouteStats(
         tables_considered=len(query.scope.cards),
         chunks=len(outcomes),
         lm_calls=sum(o.lm_calls for o in outcomes),
         failed_chunks=sum(o.failed for o in outcomes),
         dropped_names=sum(o.dropped_names for o in outcomes),
-        prompt_tokens=sum(o.prompt_tokens for o in outcomes),
-        completion_tokens=sum(o.completion_tokens for o in outcomes),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
-        shortlisted=len(plan.shortlist.names) if judged else 0,
+        shortlisted=len(plan.shortlist.names) if plan.judged else 0,
         cached_chunks=sum(o.cached for o in outcomes),
         unfinished_chunks=sum(not o.answered and not o.failed for o in outcomes),
         retries=sum(o.retries for o in outcomes),
         hedges=sum(o.hedges for o in outcomes),
         deadline_ms=round(query.deadline.budget_s * 1000, 1),
+        cached_prompt_tokens=cached,
+        cost_usd=None if prices is None else round(prices.cost(prompt, cached, completion), 6),
     )

@@ -157,6 +157,14 @@ def _served(result: RouteResult, query: RouteQuery, cache: str, started: float) 
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     stats = dataclasses.replace(result.stats, cache=cache, elapsed_ms=elapsed)
     if cache == "hit":
-        stats = dataclasses.replace(stats, lm_calls=0, prompt_tokens=0, completion_tokens=0, cached_chunks=0)
+        stats = dataclasses.replace(
+            stats,
+            lm_calls=0,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cached_chunks=0,
+            cached_prompt_tokens=0,
+            cost_usd=None if stats.cost_usd is None else 0.0,
+        )
     # Each request keeps its own id (a shared computation ran under the first asker's).
     return dataclasses.replace(result, route_id=query.route_id, stats=stats)

@@ -75,6 +75,7 @@ class ChunkOutcome:
     hedges: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
     cached: bool = False  # answered from the verdict cache, no LM call
     covered: bool = False  # failed, not retried: other chunks judged all its tables
 
