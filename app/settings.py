@@ -154,6 +154,12 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     max_batch: Annotated[int, Field(ge=1, le=1000)] = 32
     # Performance at warehouse scale (app.routing.retrieval.shortlist, app.routing.caching.route_cache).
     shortlist_size: Annotated[int, Field(ge=1)] = 3000
+    route_token_budget: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="LM tokens (prompt + completion, estimated before the calls) one route may spend; the "
+        "shortlist is cut to fit and the answer says so (budget_cut); a request's token_budget is capped "
+        "by it; 0: no cap",
+    )
     embedding_model: str | None = Field(
         default=None, description="DSPy/LiteLLM embedding model, e.g. openai/text-embedding-3-small"
     )

@@ -90,10 +90,18 @@ def query_of(
             deadline=Deadline.after(min(body.deadline_ms or cap, cap) / 1000),
             schemas=body.schemas,
             patterns=principal.patterns(prepared.catalog.source),
+            token_budget=_token_budget(settings.route_token_budget, body.token_budget),
         )
     except UnknownSchemaError as exc:
         count_rejected_route()
         raise UnprocessableError(f"source {prepared.catalog.source!r}: {exc}") from exc
+
+
+def _token_budget(cap: int, asked: int | None) -> int | None:
+    """The request's budget capped by the service's (0: no cap); None: no budget at all."""
+    if asked is None:
+        return cap or None
+    return min(asked, cap) if cap else asked
 
 
 def route_response(answer: RouteAnswer) -> RouteResponse:
@@ -112,6 +120,8 @@ def route_response(answer: RouteAnswer) -> RouteResponse:
         unjudged=result.unjudged,
         degraded=result.degraded,
         degraded_reason=result.degraded_reason,
+        budget_cut=result.budget_cut,
+        budget_unjudged=result.budget_unjudged,
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
     )
 

@@ -77,6 +77,15 @@ class RouteRequest(BaseModel):
         "capped by the service's TABLEROUTER_ROUTE_DEADLINE_MS, which is also the default",
         examples=[5000],
     )
+    token_budget: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000_000,
+        description="LM tokens this route may spend (estimated before the calls): the tables judged are "
+        "cut to fit, best lexical match first, and the answer says so in 'budget_cut'; capped by the "
+        "service's TABLEROUTER_ROUTE_TOKEN_BUDGET",
+        examples=[50000],
+    )
 
     @field_validator("question")
     @classmethod
@@ -136,6 +145,14 @@ class RouteStatsBody(BaseModel):
         description="prompt tokens the LM provider served from its prefix cache (billed at the cached price)",
         examples=[4100],
     )
+    token_budget: int | None = Field(
+        default=None, description="the token budget this route ran under; null: none", examples=[None]
+    )
+    estimated_tokens: int = Field(
+        default=0,
+        description="the tokens the route's plan was estimated to spend before its calls",
+        examples=[0],
+    )
     cost_usd: float | None = Field(
         default=None,
         description="what this route's LM calls cost in US dollars at the configured prices; "
@@ -178,6 +195,17 @@ class RouteResponse(BaseModel):
         description="tables no answered chunk judged, best lexical (BM25) match first; they rank "
         "below every table in 'tables'",
         examples=[["public.order_archive"]],
+    )
+    budget_cut: bool = Field(
+        default=False,
+        description="true when the route's token budget kept some tables of the scope from the LM; the "
+        "best of them by lexical match are listed in 'budget_unjudged'",
+        examples=[False],
+    )
+    budget_unjudged: list[str] = Field(
+        default_factory=list,
+        description="up to 100 tables the token budget kept from the LM, best lexical (BM25) match first",
+        examples=[[]],
     )
     degraded: bool = Field(
         default=False,

@@ -30,6 +30,7 @@ class RouteQuery:
     min_score: float
     deadline: Deadline
     schemas: tuple[str, ...] | None = None
+    token_budget: int | None = None  # LM tokens the route may spend; None: no budget
 
     @classmethod
     def build(
@@ -43,6 +44,7 @@ class RouteQuery:
         schemas: Sequence[str] | None = None,
         patterns: Sequence[str] | None = None,
         route_id: str | None = None,
+        token_budget: int | None = None,
     ) -> RouteQuery:
         """The query over what ``patterns`` (a key's grant; None: every table) shows of ``schemas``.
 
@@ -57,6 +59,7 @@ class RouteQuery:
             min_score=min_score,
             deadline=deadline,
             schemas=None if schemas is None else tuple(schemas),
+            token_budget=token_budget,
         )
 
     @property

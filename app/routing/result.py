@@ -32,6 +32,8 @@ class RouteStats:
     deadline_ms: float | None = None
     cached_prompt_tokens: int = 0  # prompt tokens the provider served from its prefix cache
     cost_usd: float | None = None  # None: the LM's prices are unknown
+    token_budget: int | None = None
+    estimated_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +50,5 @@ class RouteResult:
     unjudged: list[str] = field(default_factory=list)
     degraded: bool = False
     degraded_reason: str | None = None
+    budget_cut: bool = False  # the token budget kept some scope tables from the judge
+    budget_unjudged: list[str] = field(default_factory=list)

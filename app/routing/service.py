@@ -25,6 +25,7 @@ from app.llm.prices import Prices
 from app.routing.deadline import Deadline
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.judge import ChunkOutcome
+from app.routing.preparation.cards import estimate_tokens
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
 from app.routing.ranking.final import (
@@ -51,6 +52,14 @@ __all__ = [
 ]
 
 DEFAULT_SHORTLIST_SIZE = 3000
+# What one judge call costs beyond its cards, for planning against a token budget: the system
+# message (instructions and the reply's schema, ~350 tokens for the short reply format), the
+# section markers and the reply (a short answer names a few tables). An estimate: the route's
+# stats report what the LM counted.
+CALL_OVERHEAD_TOKENS = 400
+REPLY_TOKENS_PER_CALL = 40
+# Tables the budget kept from the judge that the answer names (best lexical match first).
+MAX_BUDGET_UNJUDGED = 100
 log = logging.getLogger(__name__)
 
 
@@ -78,6 +87,8 @@ class RoutePlanned:
     shortlist: Shortlist
     judged: bool  # False: the lexical judge answers, no chunk is asked about
     prior_weight: float
+    estimated_tokens: int = 0
+    budget_cut: bool = False  # the token budget shortened the shortlist
 
     @property
     def chunks(self) -> int:
@@ -93,6 +104,12 @@ class Router(Protocol):
     """Anything that answers a route query: the service, or a cache around it."""
 
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult: ...
+
+
+def estimated_tokens(chunks: Sequence[Chunk], question_tokens: int) -> int:
+    """The tokens judging ``chunks`` is expected to spend: cards, question, instructions, reply."""
+    per_call = CALL_OVERHEAD_TOKENS + question_tokens + REPLY_TOKENS_PER_CALL
+    return sum(c.tokens + per_call for c in chunks)
 
 
 async def fan_out(
@@ -161,8 +178,23 @@ class RouteService:
         ):
             dense = await self.embeddings.scores(query.prepared, query.question)
         short = shortlist(query.prepared, query.scope, query.question, self.shortlist_size, dense)
-        judged = self.judge is not None and bool(short.chunks)
-        return RoutePlanned(query, short, judged, self.prior_weight)
+        if self.judge is None:
+            return RoutePlanned(query, short, False, self.prior_weight)
+        question_tokens = estimate_tokens(query.question)
+        estimate = estimated_tokens(short.chunks, question_tokens)
+        budget = query.token_budget
+        cut = budget is not None and estimate > budget
+        # Fewer tables until the plan fits: the shortlist keeps the best by prior.
+        size = len(short.names)
+        while budget is not None and estimate > budget and size > 0:
+            size = min(size - 1, int(size * budget / estimate * 0.97))
+            if size <= 0:
+                short = Shortlist((), (), short.prior, cut=True)
+                estimate = 0
+                break
+            short = shortlist(query.prepared, query.scope, query.question, size, dense)
+            estimate = estimated_tokens(short.chunks, question_tokens)
+        return RoutePlanned(query, short, bool(short.chunks), self.prior_weight, estimate, cut)
 
     async def _judged(
         self, judge: Judge, query: RouteQuery, chunks: Sequence[Chunk], on_event: OnRouteEvent | None
@@ -231,7 +263,16 @@ class RouteService:
             unjudged=unjudged,
             degraded=degraded is not None,
             degraded_reason=degraded,
+            budget_cut=plan.budget_cut,
+            budget_unjudged=_left_out(plan) if plan.budget_cut else [],
         )
+
+
+def _left_out(plan: RoutePlanned) -> list[str]:
+    """The scope tables the plan leaves out, best prior first (at most MAX_BUDGET_UNJUDGED)."""
+    judged, prior = set(plan.shortlist.names), plan.shortlist.prior
+    left = [c.name for c in plan.query.scope.cards if c.name not in judged]
+    return sorted(left, key=lambda n: (-prior.get(n, 0.0), n))[:MAX_BUDGET_UNJUDGED]
 
 
 def _stats(
@@ -260,5 +301,7 @@ def _stats(
         hedges=sum(o.hedges for o in outcomes),
         deadline_ms=round(query.deadline.budget_s * 1000, 1),
         cached_prompt_tokens=cached,
+        token_budget=query.token_budget,
+        estimated_tokens=plan.estimated_tokens,
         cost_usd=None if prices is None else round(prices.cost(prompt, cached, completion), 6),
     )

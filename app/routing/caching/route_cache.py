@@ -72,6 +72,7 @@ class CachedRoutes:
             min_score=query.min_score,
             schemas=query.schemas,
             visible=query.visible,
+            token_budget=query.token_budget,
         )
 
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:

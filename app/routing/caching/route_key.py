@@ -31,6 +31,7 @@ class RouteKey:
     min_score: float
     schemas: tuple[str, ...] | None
     visible: str | None  # fingerprint of the tables the key's grant shows; None: every table
+    token_budget: int | None = None
 
     def digest(self) -> str:
         """A stable hex digest of every field (the shared cache's key; never the question itself)."""
@@ -48,6 +49,7 @@ def route_key(
     min_score: float,
     schemas: Sequence[str] | None,
     visible: str | None = None,
+    token_budget: int | None = None,
 ) -> RouteKey:
     """The cache key of a route request."""
     return RouteKey(
@@ -59,4 +61,5 @@ def route_key(
         min_score,
         tuple(sorted(set(schemas))) if schemas else None,
         visible,
+        token_budget,
     )

@@ -1,0 +1,122 @@
+"""What a route costs, through the real service (PostgreSQL warehouse, simulator over HTTP):
+token counts and dollars in the answer and the metrics, and a per-route token budget."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
+from app.harness.service import service_client
+from app.settings import Settings
+from app.simulator.service import SimulatorConfig, running_simulator
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+N_TABLES = 120
+# gpt-4o-mini's list prices, dollars per million tokens.
+PRICES = {"llm_price_input": 0.15, "llm_price_cached_input": 0.075, "llm_price_output": 0.6}
+
+
+@dataclass
+class World:
+    questions: list[dict[str, Any]]
+    settings: dict[str, Any]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    schema = f"tr_cost_{uuid.uuid4().hex[:8]}"
+    tables = synthetic_tables(N_TABLES, schema=schema, seed=5)
+    engine = create_async_engine(pg_url)
+    await create_synthetic_warehouse(engine, tables, schema=schema)
+    questions = synthetic_questions(tables, 6, seed=3)
+    oracle = tmp_path_factory.mktemp("oracle") / "oracle.jsonl"
+    oracle.write_text("\n".join(json.dumps(q) for q in questions))
+    try:
+        async with running_simulator(SimulatorConfig(port=0, latency_ms=5, oracle=oracle)) as sim:
+            settings = {
+                "sources": {"wh": {"url": pg_url, "schemas": [schema]}},
+                "llm_model": "openai/tablerouter-sim",
+                "llm_api_base": f"{sim}/v1",
+                "chunk_tokens": 800,
+                "llm_timeout": 10,
+                "route_cache_size": 0,
+                "verdict_cache_size": 0,
+            }
+            yield World(questions, settings)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+
+async def test_cost_follows_the_tokens_at_the_configured_prices(world: World) -> None:
+    async with service_client(Settings.model_validate({**world.settings, **PRICES})) as client:
+        body = (await client.post("/route", json={"question": world.questions[0]["question"]})).json()
+        metrics = (await client.get("/metrics")).text
+    stats = body["stats"]
+    uncached = stats["prompt_tokens"] - stats["cached_prompt_tokens"]
+    expected = (
+        uncached * 0.15 + stats["cached_prompt_tokens"] * 0.075 + stats["completion_tokens"] * 0.6
+    ) / 1e6
+    assert stats["prompt_tokens"] > 0
+    assert stats["cost_usd"] == pytest.approx(expected, abs=1e-6)
+    assert 'tablerouter_route_tokens_total{key="anonymous",kind="prompt",source="wh"}' in metrics
+    assert 'tablerouter_route_cost_usd_total{key="anonymous",source="wh"}' in metrics
+
+
+async def test_unknown_prices_give_a_null_cost(world: World) -> None:
+    async with service_client(Settings.model_validate(world.settings)) as client:
+        body = (await client.post("/route", json={"question": world.questions[1]["question"]})).json()
+    assert body["stats"]["prompt_tokens"] > 0
+    assert body["stats"]["cost_usd"] is None
+
+
+async def test_a_priced_model_name_is_found_in_the_cost_map(world: World) -> None:
+    settings = {**world.settings, "llm_price_model": "gpt-4o-mini"}
+    async with service_client(Settings.model_validate(settings)) as client:
+        body = (await client.post("/route", json={"question": world.questions[1]["question"]})).json()
+    assert body["stats"]["cost_usd"] is not None
+    assert body["stats"]["cost_usd"] > 0
+
+
+async def test_a_token_budget_cuts_the_plan_and_says_so(world: World) -> None:
+    question = world.questions[2]["question"]
+    async with service_client(Settings.model_validate(world.settings)) as client:
+        free = (await client.post("/route", json={"question": question, "min_score": 0})).json()
+        budget = free["stats"]["estimated_tokens"] // 3
+        cut = (
+            await client.post("/route", json={"question": question, "min_score": 0, "token_budget": budget})
+        ).json()
+    assert free["budget_cut"] is False
+    assert free["budget_unjudged"] == []
+    assert free["stats"]["token_budget"] is None
+    assert cut["budget_cut"] is True
+    assert cut["stats"]["token_budget"] == budget
+    assert 0 < cut["stats"]["estimated_tokens"] <= budget
+    assert 0 < cut["stats"]["chunks"] < free["stats"]["chunks"]
+    assert cut["stats"]["shortlisted"] < N_TABLES
+    # The tables the budget kept from the LM are named, and none of them was judged.
+    assert cut["budget_unjudged"]
+    judged = {t["name"] for t in cut["tables"] if t["votes_total"] > 0}
+    assert not judged & set(cut["budget_unjudged"])
+
+
+async def test_the_service_budget_caps_the_request(world: World) -> None:
+    settings = {**world.settings, "route_token_budget": 4000}
+    async with service_client(Settings.model_validate(settings)) as client:
+        question = world.questions[3]["question"]
+        asked = (await client.post("/route", json={"question": question, "token_budget": 10**6})).json()
+        default = (await client.post("/route", json={"question": question})).json()
+    assert asked["stats"]["token_budget"] == 4000
+    assert default["stats"]["token_budget"] == 4000
+    assert asked["budget_cut"] is True
+    assert asked["stats"]["estimated_tokens"] <= 4000
