@@ -37,7 +37,9 @@ class ReliabilitySettings(BaseModel):
     retry_backoff_ms: Annotated[float, Field(gt=0)] = Field(
         default=100.0, description="base of the full-jitter exponential backoff"
     )
-    retry_backoff_max_ms: Annotated[float, Field(gt=0)] = 5_000.0
+    retry_backoff_max_ms: Annotated[float, Field(gt=0)] = Field(
+        default=5_000.0, description="cap of the full-jitter exponential backoff"
+    )
     retry_budget_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.1, description="retries allowed as a share of LM calls over the window"
     )
@@ -45,10 +47,15 @@ class ReliabilitySettings(BaseModel):
         default=10, description="retries allowed per window whatever the traffic"
     )
     retry_budget_window_s: Annotated[float, Field(gt=0)] = Field(
-        default=10.0, description="the budget's sliding window; at least 2 x LLM_TIMEOUT in use"
+        default=10.0,
+        description="the budget's sliding window; at least 2 x LLM_TIMEOUT in use, so a timed-out "
+        "call's retry is judged against the calls of its time",
     )
     hedging: bool = Field(default=False, description="send a slow chunk once more after ~p95 latency")
-    hedge_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    hedge_quantile: Annotated[float, Field(gt=0, lt=1)] = Field(
+        default=0.95,
+        description="when to hedge: a call still running past this quantile of recent call latencies",
+    )
     hedge_budget_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.05, description="hedges allowed as a share of LM calls over the retry window"
     )
@@ -68,11 +75,13 @@ class AuthSettings(BaseModel):
 
     auth: bool = Field(
         default=True,
-        description="require an API key (Authorization: Bearer) on every endpoint but the probes; "
-        "off only for local development",
+        description="require an API key (Authorization: Bearer) on every endpoint but the probes and "
+        "the docs (on/off); off serves everyone with everything visible: local development only",
     )
     admin_key: SecretStr | None = Field(
-        default=None, description="a static admin key for bootstrap (create the stored keys with it)"
+        default=None,
+        description="a static admin key for bootstrap (create the stored keys with it), at least 32 "
+        "characters; it has no limits",
     )
 
     @field_validator("admin_key")
@@ -85,7 +94,10 @@ class AuthSettings(BaseModel):
             raise ValueError(f"TABLEROUTER_ADMIN_KEY needs at least {MIN_ADMIN_KEY_CHARS} characters")
         return key
 
-    metrics_auth: bool = Field(default=False, description="GET /metrics needs an admin key too")
+    metrics_auth: bool = Field(
+        default=False,
+        description="GET /metrics needs an admin key too (Prometheus: authorization: {credentials: <key>})",
+    )
     key_cache_s: Annotated[float, Field(ge=0, le=300)] = Field(
         default=10.0, description="seconds a looked-up key is trusted before the store is asked again"
     )
@@ -106,40 +118,76 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
 
     sources: dict[Annotated[str, Field(min_length=1, max_length=200)], SourceConfig] = Field(
         default_factory=dict,
-        description="JSON object of named warehouses; empty means the bundled demo warehouse",
+        description="JSON object of named warehouses; empty means the bundled demo warehouse. "
+        'E.g. {"sales": {"url": "postgresql+asyncpg://user:pw@host/db", "schemas": ["public"]}}; '
+        "MySQL/MariaDB as mysql+asyncmy://..., SQLite as sqlite+aiosqlite:///path.db",
     )
-    llm_model: str | None = Field(default=None, description="DSPy/LiteLLM model string; unset: lexical judge")
-    llm_api_base: str | None = None
-    llm_api_key: SecretStr | None = None
+    llm_model: str | None = Field(
+        default=None,
+        description="DSPy/LiteLLM model string: openai/gpt-4o-mini, ollama_chat/qwen2.5, hosted_vllm/...; "
+        "unset: the lexical (BM25) judge, no LM at all",
+    )
+    llm_api_base: str | None = Field(
+        default=None,
+        description="base URL of the LM endpoint, e.g. http://localhost:8001/v1; unset: the provider's",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="the LM provider's key (secret: masked in logs, errors and answers)"
+    )
     llm_lean_chat: bool = Field(
         default=True,
         description="call openai/ and hosted_vllm/ models through the lean chat-completions LM; "
         "false: through DSPy's own engines",
     )
-    llm_timeout: Annotated[float, Field(gt=0)] = 30.0
-    llm_max_concurrency: Annotated[int, Field(ge=1, le=4096)] = 64
-    llm_max_tokens: Annotated[int, Field(ge=16)] = 1024
-    llm_temperature: float = 0.0
-    chunk_tokens: Annotated[int, Field(ge=200)] = 2000
-    votes: Annotated[int, Field(ge=1, le=9)] = 2
-    seed: int = 0
+    llm_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="seconds one LM call may take (never more than the route's time left)"
+    )
+    llm_max_concurrency: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=64,
+        description="LM calls in flight for the backend, across all requests; with REDIS_URL, for all "
+        "replicas together, else per worker process",
+    )
+    llm_max_tokens: Annotated[int, Field(ge=16)] = Field(
+        default=1024, description="most tokens the judge may generate in one LM call"
+    )
+    llm_temperature: float = Field(default=0.0, description="sampling temperature of the judge")
+    chunk_tokens: Annotated[int, Field(ge=200)] = Field(
+        default=2000, description="estimated token budget of table cards per chunk"
+    )
+    votes: Annotated[int, Field(ge=1, le=9)] = Field(
+        default=2, description="chunks each table appears in, each time with other neighbours"
+    )
+    seed: int = Field(default=0, description="seed of the chunk shuffle (routes are reproducible)")
     database_url: SecretStr = Field(
         default=SecretStr("sqlite+aiosqlite:///./tablerouter.db"),
-        description="the service's own store: postgresql+asyncpg://... or sqlite+aiosqlite:///path.db",
+        description="the service's own store: postgresql+asyncpg://... or sqlite+aiosqlite:///path.db; "
+        "default: SQLite at ./tablerouter.db",
     )
     migrate_on_start: bool = Field(default=True, description="run the store's migrations at start-up")
     refresh_interval_s: float = Field(
-        default=300.0, ge=0, description="seconds between catalog refreshes of every source; 0: never"
+        default=300.0,
+        ge=0,
+        description="seconds between background catalog refreshes of every source; 0: only on request",
     )
     introspect_timeout_s: float = Field(
-        default=300.0, gt=0, description="seconds one introspection of a source may take, connecting included"
+        default=300.0,
+        gt=0,
+        description="seconds one introspection of a source may take, connecting included; a refresh "
+        "that takes longer fails and keeps the old snapshot",
     )
     route_log_queue_size: int = Field(
-        default=10_000, ge=1, description="routes waiting to be written to the route log; more are dropped"
+        default=10_000,
+        ge=1,
+        description="routes waiting to be written to the route log; beyond it a route is not logged "
+        "(counted as dropped in GET /stats)",
     )
-    route_log_batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    route_log_batch_size: Annotated[int, Field(ge=1, le=5000)] = Field(
+        default=500, description="most routes written in one insert transaction"
+    )
     route_retention_days: float = Field(
-        default=30.0, ge=0, description="days a route without feedback is kept; 0: forever"
+        default=30.0,
+        ge=0,
+        description="days a route without feedback is kept (routes with feedback are kept); 0: forever",
     )
     snapshot_keep: int = Field(
         default=10, ge=1, description="newest catalog snapshots kept per source (plus any a kept route used)"
@@ -147,13 +195,28 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     cleanup_interval_s: float = Field(
         default=3600.0, ge=0, description="seconds between retention clean-ups; 0: never"
     )
-    demo_warehouse_path: str = "./tablerouter-demo.db"
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
-    prior_weight: Annotated[float, Field(ge=0, le=1)] = 0.2
-    relevance_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
-    max_batch: Annotated[int, Field(ge=1, le=1000)] = 32
+    demo_warehouse_path: str = Field(
+        default="./tablerouter-demo.db",
+        description="where the SQLite demo warehouse is built when SOURCES is empty",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024, description="largest request body in bytes; a larger one is answered 413"
+    )
+    prior_weight: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.2, description="how far vote scores move toward the shortlist (lexical) score, 0 to 1"
+    )
+    relevance_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.5, description="default min_score of a route: tables scored below it are left out"
+    )
+    max_batch: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=32, description="most requests in one POST /route/batch"
+    )
     # Performance at warehouse scale (app.routing.retrieval.shortlist, app.routing.caching.route_cache).
-    shortlist_size: Annotated[int, Field(ge=1)] = 3000
+    shortlist_size: Annotated[int, Field(ge=1)] = Field(
+        default=3000,
+        description="tables the LM judges per route: the best M by the shortlist; a catalog (or "
+        "schemas scope) of at most M tables is judged whole",
+    )
     route_token_budget: Annotated[int, Field(ge=0)] = Field(
         default=0,
         description="LM tokens (prompt + completion, estimated before the calls) one route may spend; the "
@@ -161,12 +224,24 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         "by it; 0: no cap",
     )
     embedding_model: str | None = Field(
-        default=None, description="DSPy/LiteLLM embedding model, e.g. openai/text-embedding-3-small"
+        default=None,
+        description="an OpenAI-compatible embedding model (DSPy/LiteLLM string), e.g. "
+        "openai/text-embedding-3-small, fused with BM25 into the shortlist; unset: lexical shortlist",
     )
-    embedding_api_base: str | None = None
-    embedding_api_key: SecretStr | None = None
-    route_cache_size: Annotated[int, Field(ge=0)] = 1024
-    verdict_cache_size: Annotated[int, Field(ge=0)] = 65536
+    embedding_api_base: str | None = Field(
+        default=None,
+        description="base URL of the /embeddings endpoint (the simulator serves one); "
+        "unset: https://api.openai.com/v1",
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="the embeddings provider key (secret)"
+    )
+    route_cache_size: Annotated[int, Field(ge=0)] = Field(
+        default=1024, description="whole routes kept (LRU); 0 turns the route cache and single-flight off"
+    )
+    verdict_cache_size: Annotated[int, Field(ge=0)] = Field(
+        default=65536, description="per-chunk LM verdicts kept (LRU); 0 turns it off"
+    )
     # What a route costs (app.llm.prices): dollars per million tokens; unset: LiteLLM's cost map.
     llm_price_input: Annotated[float, Field(ge=0)] | None = Field(
         default=None, description="dollars per million uncached prompt tokens (overrides the cost map)"
@@ -180,37 +255,71 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     llm_price_model: str | None = Field(
         default=None, description="look prices up as this model (a proxy or self-hosted name for a known one)"
     )
-    llm_rpm_limit: Annotated[int, Field(ge=0)] = 0
-    llm_tpm_limit: Annotated[int, Field(ge=0)] = 0
+    llm_rpm_limit: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="requests per minute to the LM (with REDIS_URL, all replicas together); 0: no limit",
+    )
+    llm_tpm_limit: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="tokens per minute to the LM, a call booking its chunk's estimated prompt tokens "
+        "(with REDIS_URL, all replicas together); 0: no limit",
+    )
     # Scale-out: with a Redis URL the LM limits above and the per-key limits hold for all
-    # replicas together, and the route cache is shared by them (app.cluster).
-    redis_url: SecretStr | None = None
-    redis_key_prefix: str = "tablerouter"
-    redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = 10.0
-    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    # replicas together, and the route cache is shared by them (app.redis_link and its users).
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis shared by the replicas: the LM limits and the per-key limits then hold for "
+        "all replicas together, and the route cache is shared; unset: per process",
+    )
+    redis_key_prefix: str = Field(
+        default="tablerouter", description="prefix of every Redis key (one per deployment sharing a Redis)"
+    )
+    redis_lease_seconds: Annotated[float, Field(ge=0.5, le=600)] = Field(
+        default=10.0,
+        description="life of an LM slot lease unless renewed: how long a dead replica's slots stay taken",
+    )
+    replicas: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=1,
+        description="replicas the LM limits and the per-key limits are divided by while Redis is "
+        "unreachable (each then allows its share)",
+    )
     redis_route_ttl_seconds: Annotated[float, Field(gt=0)] = Field(
-        default=3600.0, description="how long a route answer stays in the shared cache"
+        default=3600.0, description="how long a route answer stays in the shared cache (Redis)"
     )
     redis_route_lock_seconds: Annotated[float, Field(ge=0.5, le=60)] = Field(
-        default=3.0, description="a route computation's lock; a dead replica's lock expires after it"
+        default=3.0,
+        description="lock of a route being computed, renewed while it runs: how long a dead replica's "
+        "lock holds the others",
     )
     redis_route_wait_seconds: Annotated[float, Field(ge=0)] = Field(
-        default=10.0, description="longest wait for another replica's identical route (and half the deadline)"
+        default=10.0,
+        description="longest wait for another replica's identical route (at most half the route's "
+        "deadline) before computing it here",
     )
     redis_route_max_bytes: Annotated[int, Field(ge=256)] = Field(
         default=64 * 1024, description="compressed answers larger than this are not shared"
     )
     cors_origins: list[str] = Field(
         default_factory=list,
-        description="JSON list of origins whose browser pages may call the API; empty: CORS off",
+        description="JSON list of origins whose browser pages may call the API, e.g. "
+        '["https://bi.example.com"]; empty: CORS off',
     )
-    metrics_enabled: bool = True
-    log_format: Literal["text", "json"] = "text"
-    otel_enabled: bool = False
+    metrics_enabled: bool = Field(default=True, description="serve Prometheus metrics at GET /metrics")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, with the route id (the image's default)"
+    )
+    otel_enabled: bool = Field(
+        default=False,
+        description="OpenTelemetry traces of the HTTP API (needs the otel extra); the exporter reads "
+        "OTEL_EXPORTER_OTLP_ENDPOINT and friends",
+    )
     # Above the idle timeout of the load balancers in front (AWS ALB and nginx: 60 s): a server
     # that closes an idle connection first races the balancer reusing it, and the client gets a 502.
     keep_alive_s: Annotated[int, Field(gt=0, le=3600)] = Field(
-        default=75, description="seconds `tablerouter serve` keeps an idle client connection open"
+        default=75,
+        description="seconds tablerouter serve keeps an idle client connection open; keep it above the "
+        "idle timeout of the load balancer in front (60 s for AWS ALB and nginx), or it may reuse a "
+        "connection the server is closing and answer 502",
     )
 
 

@@ -4,7 +4,7 @@
 #
 # The demo must work on a fresh machine with no key, so API keys are turned OFF here
 # (TABLEROUTER_AUTH=off) unless the environment or .env says otherwise. Never expose a
-# service started this way; see README "Authentication" to run it with keys.
+# service started this way; see docs/api.md "Authentication, grants and limits" to run it with keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --no-dev
