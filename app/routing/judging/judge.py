@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
+from dspy import AdapterParseError
 
 from app.llm.backend import LMBackend
 from app.llm.chat_lm import ChatCompletionsLM
