@@ -111,7 +111,7 @@ async def _one(client: httpx.AsyncClient, question: str) -> tuple[int, dict[str,
 async def run_routes(settings: Settings, sim: str, questions: list[str], at_once: int) -> Run:
     """Route every question, ``at_once`` in flight at a time, after one warm-up route."""
     tally = FailureTally()
-    judge_log = logging.getLogger("app.routing.judging.judge")
+    judge_log = logging.getLogger("app.routing.judging.attempts")
     judge_log.setLevel(logging.DEBUG)
     judge_log.addHandler(tally)
     async with service_client(settings) as client, httpx.AsyncClient(base_url=sim) as simc:

@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.catalog.model import Column, Table
 from app.harness.service import service_client
 from app.routing.judging.adapter import JudgeAdapter
-from app.routing.judging.judge import DISTRUSTED_REASON, votes_from_verdicts
 from app.routing.judging.signature import JudgeTables, TableVerdict
+from app.routing.judging.votes import DISTRUSTED_REASON, votes_from_verdicts
 from app.routing.preparation.cards import CARD_HEADER, MAX_COMMENT_CHARS, make_card, quote
 from app.routing.preparation.chunks import plan_chunks
 from app.settings import Settings

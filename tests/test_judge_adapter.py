@@ -6,7 +6,7 @@ import json
 
 import dspy
 import pytest
-from dspy.utils.exceptions import AdapterParseError
+from dspy import AdapterParseError
 
 from app.routing.judging.adapter import JudgeAdapter
 from app.routing.judging.signature import JudgeTables, TableVerdict

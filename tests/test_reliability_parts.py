@@ -6,7 +6,7 @@ import asyncio
 import random
 
 import pytest
-from dspy.utils.exceptions import (
+from dspy import (
     AdapterParseError,
     LMAuthError,
     LMInvalidRequestError,

@@ -11,7 +11,7 @@ from typing import Any
 import dspy
 import httpx
 import pytest
-from dspy.utils.exceptions import AdapterParseError, LMRateLimitError, LMServerError, LMTransportError
+from dspy import AdapterParseError, LMRateLimitError, LMServerError, LMTransportError
 
 from app.llm.backend import build_backend
 from app.routing.judging.adapter import JudgeAdapter

@@ -20,12 +20,16 @@ from urllib.parse import urlsplit
 
 import dspy
 
-# lm15 ships inside DSPy; its transport class is not re-exported by dspy.lm15.
-from dspy._vendor.lm15.transports import StdlibAsyncTransport
-from dspy.clients.engines.lm15_engine import AsyncLM15Engine, LM15Engine
-from dspy.lm15 import ConfigurationError, RouterConfig, Timeouts, UnsupportedFeatureError
-
 from app.llm.chat_lm import ChatCompletionsLM
+from app.llm.dspy_internals import (
+    AsyncLM15Engine,
+    ConfigurationError,
+    LM15Engine,
+    RouterConfig,
+    StdlibAsyncTransport,
+    Timeouts,
+    UnsupportedFeatureError,
+)
 from app.llm.limits import ObservedLimiter, local_limits
 from app.llm.reliability import BackendReliability
 from app.observability.redaction import Redactor, secrets_of

@@ -21,9 +21,8 @@ from typing import Any
 import aiohttp
 import dspy
 import orjson
-from dspy.clients._http import retry_after_seconds
-from dspy.dsp.utils.settings import settings as dspy_settings
 
+from app.llm.dspy_internals import retry_after_seconds
 from app.llm.http1 import OriginPool
 
 __all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError"]
@@ -147,7 +146,7 @@ class ChatCompletionsLM(dspy.BaseLM):
         if messages is None:
             messages = [{"role": "user", "content": prompt or ""}]
         text, usage = await self.complete(messages, **kwargs)
-        tracker = dspy_settings.usage_tracker
+        tracker = dspy.settings.usage_tracker
         if tracker is not None and usage:
             tracker.add_usage(self.model, usage)
         return [text]

@@ -1,6 +1,6 @@
 """What an LM call's failure means: retry or not, after how long, and is it the backend's fault.
 
-DSPy 3.4 raises (``dspy.utils.exceptions``), as measured against the simulator's faults:
+DSPy 3.4 raises (its exceptions, exported by ``dspy``), as measured against the simulator's faults:
 
 - 429: ``LMRateLimitError`` with ``retry_after`` (seconds) from ``Retry-After``;
 - 5xx: ``LMServerError``;
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 import aiohttp
-from dspy.utils.exceptions import (
+from dspy import (
     AdapterParseError,
     LMError,
     LMInvalidRequestError,

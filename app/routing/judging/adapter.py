@@ -20,9 +20,9 @@ from typing import Any
 
 import dspy
 import pydantic
-from dspy.adapters._legacy_type_markers import _expand_legacy_custom_type_markers_in_chat_message
-from dspy.adapters.types.history import History
-from dspy.utils.exceptions import AdapterParseError
+from dspy import AdapterParseError, History
+
+from app.llm.dspy_internals import expand_legacy_type_markers
 
 _HEADER = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
 _COMPLETED = "[[ ## completed ## ]]"
@@ -73,7 +73,7 @@ class JudgeAdapter(dspy.ChatAdapter):
         content = self.format_user_message_content(signature, inputs, main_request=True)
         if content:
             messages.append({"role": "user", "content": content})
-        return [_expand_legacy_custom_type_markers_in_chat_message(m) for m in messages]
+        return [expand_legacy_type_markers(m) for m in messages]
 
     def format_system_message(self, signature: Any) -> str:
         cached = self._system.get(signature)
