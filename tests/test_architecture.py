@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.answering",),
     ("app.api",),
     ("app.main",),
-    ("app.eval", "app.harness"),
+    ("app.eval", "app.harness", "app.settings_doc"),
     ("app.cli",),
 )
 LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
