@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from app.simulator.faults import FaultKind, FaultPicker, FaultRates
 from app.simulator.latency import Latency
 from app.simulator.policy import Policy
-from app.simulator.protocol import Verdict, format_reply, message_text, parse_prompt
+from app.simulator.protocol import ReplyField, Verdict, format_reply, message_text, parse_prompt, reply_field
 
 __all__ = ["TRANSPORT_KEY", "SimulatorEndpoints", "SimulatorStats"]
 
@@ -92,12 +92,12 @@ async def _reset_connection(request: Request) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-def _spoiled(content: str, fault: FaultKind) -> str:
+def _spoiled(content: str, fault: FaultKind, reply: ReplyField) -> str:
     """The reply content as a truncated or malformed fault spoils it."""
     if fault == "truncated":
         return content[: max(1, len(content) // 2)]
     # The format ignored: prose where the JSON list belongs, as small models sometimes answer.
-    return "[[ ## verdicts ## ]]\nThe relevant tables are probably the first ones.\n\n[[ ## completed ## ]]"
+    return f"[[ ## {reply} ## ]]\nThe relevant tables are probably the first ones.\n\n[[ ## completed ## ]]"
 
 
 def _invented(verdicts: list[Verdict], seed: int) -> list[Verdict]:
@@ -147,12 +147,14 @@ class SimulatorEndpoints:
         self.stats = SimulatorStats()
         self.prompts: deque[str] = deque(maxlen=PROMPTS_KEPT)
 
-    def _completion(self, prompt_text: str, verdicts: list[Verdict], fault: FaultKind) -> dict[str, Any]:
+    def _completion(
+        self, prompt_text: str, verdicts: list[Verdict], fault: FaultKind, reply: ReplyField
+    ) -> dict[str, Any]:
         if fault == "invented":
             verdicts = _invented(verdicts, self.seed)
-        content = format_reply(verdicts)
+        content = format_reply(verdicts, reply)
         if fault in ("truncated", "malformed"):
-            content = _spoiled(content, fault)
+            content = _spoiled(content, fault, reply)
         prompt_tokens = _tokens(prompt_text)
         completion_tokens = _tokens(content)
         return {
@@ -230,7 +232,7 @@ class SimulatorEndpoints:
             return await _reset_connection(request)
         delay = self.faults.rates.hang_s if fault == "hang" else self.latency.draw_seconds(self.rng)
         verdicts = self.policy.judge(prompt) if prompt is not None else []
-        completion = self._completion(prompt_text, verdicts, fault)
+        completion = self._completion(prompt_text, verdicts, fault, reply_field(messages))
         body = orjson.dumps(completion)
         wait = arrived + delay - time.monotonic()
         if wait > 0 and await _sleep_unless_disconnected(request, wait):
