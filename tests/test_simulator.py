@@ -214,7 +214,9 @@ async def test_stats_count_calls_and_tokens_and_reset(start: Client) -> None:
         "in_flight": 0,
         "max_in_flight": 0,
         "prompt_tokens": 0,
+        "cached_prompt_tokens": 0,
         "completion_tokens": 0,
+        "latency_ms": 0.0,
         "faults": {},
     }
 

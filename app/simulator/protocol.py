@@ -1,9 +1,16 @@
 """The judge's prompt and reply format as the LM simulator reads and writes it.
 
-DSPy's ChatAdapter renders ``JudgeTables`` (see ``app.routing.judging.signature``) into a last
+DSPy's ChatAdapter renders the judge's signature (``app.routing.judging.signature``) into a last
 user message with ``[[ ## question ## ]]`` and ``[[ ## tables ## ]]`` sections; the tables
-section holds the cards of ``app.routing.preparation.cards``. The reply carries ``[[ ## verdicts ## ]]``
-with a JSON list and ends with ``[[ ## completed ## ]]``.
+section holds the cards of ``app.routing.preparation.cards``. Two signatures are spoken:
+
+- the old one: question first, then tables; the reply's ``[[ ## verdicts ## ]]`` holds one
+  ``{"table", "relevant", "confidence", "reason"}`` per table;
+- the short one: tables first (a prefix every question shares), question last; the reply's
+  ``[[ ## relevant ## ]]`` lists only the relevant tables, ``{"table", "confidence", "reason"}``.
+
+Which one a prompt is comes from the output field it asks for. Replies end with
+``[[ ## completed ## ]]``.
 """
 
 from __future__ import annotations
@@ -13,23 +20,31 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "JudgePrompt",
+    "ReplyField",
     "TableText",
     "Verdict",
     "format_reply",
     "message_text",
     "parse_prompt",
+    "reply_field",
 ]
 
-QUESTION_MARKER = "[[ ## question ## ]]"
-TABLES_MARKER = "[[ ## tables ## ]]"
+# The reply's output field: one verdict per table (the old signature) or the relevant ones only.
+ReplyField = Literal["verdicts", "relevant"]
+
 HEADER = "### "
 # Any ChatAdapter field marker; the tables section ends at the next one or at the instructions.
-_FIELD_MARKER = re.compile(r"^\[\[ ## \w+ ## \]\]\s*$", re.MULTILINE)
+_FIELD_MARKER = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
 _INSTRUCTIONS = "\nRespond with the corresponding output fields"
+_STARTING_WITH = "starting with the field `"
+_RELEVANT_MARKER = "[[ ## relevant ## ]]`"
+_OUTPUT_FIELDS = "Your output fields are:"
+# Words kept of a reason in the short format.
+REASON_WORDS = 5
 _DECODER = json.JSONDecoder()
 
 
@@ -135,29 +150,84 @@ def _parse_tables(section: str) -> tuple[TableText, ...]:
     return tuple(_card(header, lines) for header, lines in cards)
 
 
+def _sections(text: str) -> dict[str, str]:
+    """Each field's section of a rendered user message (the first of a name), in either order.
+
+    A section runs from its marker to the next marker or to the output instructions.
+    """
+    marks = list(_FIELD_MARKER.finditer(text))
+    instructions = text.find(_INSTRUCTIONS)
+    sections: dict[str, str] = {}
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        if mark.end() <= instructions < end:
+            end = instructions
+        sections.setdefault(mark.group(1), text[mark.end() : end])
+    return sections
+
+
 def parse_prompt(messages: Sequence[Any]) -> JudgePrompt | None:
-    """The judge prompt in the last user message, or None when it carries no judge markers."""
-    text = _last_user_text(messages)
-    q_at = text.find(QUESTION_MARKER)
-    t_at = text.find(TABLES_MARKER, q_at + 1) if q_at >= 0 else -1
-    if q_at < 0 or t_at < 0:
+    """The judge prompt in the last user message, or None when it carries no judge markers.
+
+    The old signature puts the question first and the tables after it; the short one puts the
+    tables (the part every question of a route shares, which a provider caches) first.
+    """
+    sections = _sections(_last_user_text(messages))
+    question, tables = sections.get("question"), sections.get("tables")
+    if question is None or tables is None:
         return None
-    question = text[q_at + len(QUESTION_MARKER) : t_at].strip()
-    rest = text[t_at + len(TABLES_MARKER) :]
-    end = len(rest)
-    instructions = rest.find(_INSTRUCTIONS)
-    if instructions >= 0:
-        end = instructions
-    marker = _FIELD_MARKER.search(rest)
-    if marker is not None:
-        end = min(end, marker.start())
-    return JudgePrompt(question, _parse_tables(rest[:end]))
+    return JudgePrompt(question.strip(), _parse_tables(tables))
 
 
-def format_reply(verdicts: Sequence[Verdict]) -> str:
-    """The reply content in the ChatAdapter's output format."""
-    items = [
-        {"table": v.table, "relevant": v.relevant, "confidence": round(v.confidence, 2), "reason": v.reason}
-        for v in verdicts
-    ]
-    return f"[[ ## verdicts ## ]]\n{json.dumps(items, ensure_ascii=False)}\n\n[[ ## completed ## ]]"
+def reply_field(messages: Sequence[Any]) -> ReplyField:
+    """The output field the prompt asks for: ``relevant`` (the short format) or ``verdicts``.
+
+    Read from the user message's closing instruction ("starting with the field ..."), else from
+    the system message's list of output fields; ``verdicts`` when neither names one.
+    """
+    text = _last_user_text(messages)
+    at = text.rfind(_STARTING_WITH)
+    if at >= 0:
+        return "relevant" if text.startswith(_RELEVANT_MARKER, at + len(_STARTING_WITH)) else "verdicts"
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "system":
+            return _system_reply_field(message_text(message))
+    return "verdicts"
+
+
+@lru_cache(maxsize=64)
+def _system_reply_field(system: str) -> ReplyField:
+    outputs = system.partition(_OUTPUT_FIELDS)[2]
+    return "relevant" if outputs.lstrip().startswith("1. `relevant`") else "verdicts"
+
+
+def _short_reason(reason: str) -> str:
+    """A few words, as a model told to keep its reasons short writes them."""
+    words = reason.split()
+    return " ".join(words[:REASON_WORDS])
+
+
+def format_reply(verdicts: Sequence[Verdict], field: ReplyField = "verdicts") -> str:
+    """The reply content in the ChatAdapter's output format.
+
+    ``verdicts``: one object per table with ``relevant`` true or false. ``relevant``: only the
+    relevant tables, without the flag, each with a short reason (``[]`` when none is).
+    """
+    items: list[dict[str, Any]]
+    if field == "relevant":
+        items = [
+            {"table": v.table, "confidence": round(v.confidence, 2), "reason": _short_reason(v.reason)}
+            for v in verdicts
+            if v.relevant
+        ]
+    else:
+        items = [
+            {
+                "table": v.table,
+                "relevant": v.relevant,
+                "confidence": round(v.confidence, 2),
+                "reason": v.reason,
+            }
+            for v in verdicts
+        ]
+    return f"[[ ## {field} ## ]]\n{json.dumps(items, ensure_ascii=False)}\n\n[[ ## completed ## ]]"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import socket
 import struct
@@ -20,18 +19,20 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.simulator.costs import CallCost, CostMeter
 from app.simulator.faults import FaultKind, FaultPicker, FaultRates
 from app.simulator.latency import Latency
 from app.simulator.policy import Policy
-from app.simulator.protocol import Verdict, format_reply, message_text, parse_prompt
+from app.simulator.protocol import ReplyField, Verdict, format_reply, message_text, parse_prompt, reply_field
 
-__all__ = ["TRANSPORT_KEY", "SimulatorEndpoints", "SimulatorStats"]
+__all__ = ["LATENCY_HEADER", "TRANSPORT_KEY", "SimulatorEndpoints", "SimulatorStats"]
 
-CHARS_PER_TOKEN = 4
 # Prompts kept for GET /prompts: what the LM was shown (tests check what never reached it).
 PROMPTS_KEPT = 4096
 # Where the simulator's app puts the connection's transport in the ASGI scope (reset faults).
 TRANSPORT_KEY = "tablerouter.sim.transport"
+# The response header carrying the latency the simulator meant the call to take, in ms.
+LATENCY_HEADER = "x-sim-latency-ms"
 
 
 @dataclass(slots=True)
@@ -42,7 +43,10 @@ class SimulatorStats:
     in_flight: int = 0
     max_in_flight: int = 0
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
     completion_tokens: int = 0
+    # The latencies the answered calls were given (token model + drawn), summed, in ms.
+    latency_ms: float = 0.0
     faults: dict[str, int] = field(default_factory=dict)
 
     def arrive(self) -> None:
@@ -51,15 +55,19 @@ class SimulatorStats:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
+    def answered(self, cost: CallCost, latency_ms: float) -> None:
+        """Count the tokens and latency of one call whose reply was sent."""
+        self.prompt_tokens += cost.prompt_tokens
+        self.cached_prompt_tokens += cost.cached_tokens
+        self.completion_tokens += cost.completion_tokens
+        self.latency_ms += latency_ms
+
     def reset(self) -> None:
         """Zero the counters; calls still in flight stay counted as in flight."""
-        self.calls = self.prompt_tokens = self.completion_tokens = 0
+        self.calls = self.prompt_tokens = self.cached_prompt_tokens = self.completion_tokens = 0
+        self.latency_ms = 0.0
         self.max_in_flight = self.in_flight
         self.faults = {}
-
-
-def _tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def _error(
@@ -92,12 +100,12 @@ async def _reset_connection(request: Request) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-def _spoiled(content: str, fault: FaultKind) -> str:
+def _spoiled(content: str, fault: FaultKind, reply: ReplyField) -> str:
     """The reply content as a truncated or malformed fault spoils it."""
     if fault == "truncated":
         return content[: max(1, len(content) // 2)]
     # The format ignored: prose where the JSON list belongs, as small models sometimes answer.
-    return "[[ ## verdicts ## ]]\nThe relevant tables are probably the first ones.\n\n[[ ## completed ## ]]"
+    return f"[[ ## {reply} ## ]]\nThe relevant tables are probably the first ones.\n\n[[ ## completed ## ]]"
 
 
 def _invented(verdicts: list[Verdict], seed: int) -> list[Verdict]:
@@ -136,8 +144,10 @@ class SimulatorEndpoints:
         faults: FaultRates | None = None,
         *,
         api_key: str | None = None,
+        meter: CostMeter | None = None,
     ) -> None:
         self.api_key = api_key
+        self.meter = meter or CostMeter()
         self.policy = policy
         self.latency = latency
         self.rng = random.Random(seed)  # only latency draws depend on call order
@@ -147,15 +157,23 @@ class SimulatorEndpoints:
         self.stats = SimulatorStats()
         self.prompts: deque[str] = deque(maxlen=PROMPTS_KEPT)
 
-    def _completion(self, prompt_text: str, verdicts: list[Verdict], fault: FaultKind) -> dict[str, Any]:
+    def _completion(
+        self, model: str, texts: list[str], verdicts: list[Verdict], fault: FaultKind, reply: ReplyField
+    ) -> tuple[dict[str, Any], CallCost]:
         if fault == "invented":
             verdicts = _invented(verdicts, self.seed)
-        content = format_reply(verdicts)
+        content = format_reply(verdicts, reply)
         if fault in ("truncated", "malformed"):
-            content = _spoiled(content, fault)
-        prompt_tokens = _tokens(prompt_text)
-        completion_tokens = _tokens(content)
-        return {
+            content = _spoiled(content, fault, reply)
+        cost = self.meter.cost(model, texts, content)
+        usage: dict[str, Any] = {
+            "prompt_tokens": cost.prompt_tokens,
+            "completion_tokens": cost.completion_tokens,
+            "total_tokens": cost.prompt_tokens + cost.completion_tokens,
+        }
+        if self.meter.cache is not None:  # reported as OpenAI, DeepSeek and vLLM report it
+            usage["prompt_tokens_details"] = {"cached_tokens": cost.cached_tokens}
+        completion = {
             "id": f"chatcmpl-sim-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -167,12 +185,9 @@ class SimulatorEndpoints:
                     "finish_reason": "length" if fault == "truncated" else "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
+        return completion, cost
 
     async def chat_completions(self, request: Request) -> Response:
         """``POST /v1/chat/completions``: the judge's verdicts, a simulated delay after arrival."""
@@ -193,7 +208,9 @@ class SimulatorEndpoints:
                 return _error(HTTPStatus.BAD_REQUEST, "the request needs a 'messages' list")
             if body.get("stream"):
                 return _error(HTTPStatus.BAD_REQUEST, "the simulator does not stream; send stream=false")
-            return await self._answer(request, body["messages"], arrived)
+            model = body.get("model")
+            model_name = model if isinstance(model, str) and model else self.model_name
+            return await self._answer(request, body["messages"], model_name, arrived)
         finally:
             self.stats.in_flight -= 1
 
@@ -208,15 +225,21 @@ class SimulatorEndpoints:
         message = f"Incorrect API key provided: {sent}. You can find your API key in your account."
         return _error(HTTPStatus.UNAUTHORIZED, message, "invalid_api_key")
 
-    async def _answer(self, request: Request, messages: Sequence[Any], arrived: float) -> Response:
+    async def _answer(
+        self, request: Request, messages: Sequence[Any], model: str, arrived: float
+    ) -> Response:
         """The reply to a well-formed request: a fault, or the verdicts ``latency`` after ``arrived``.
+
+        The latency is a draw of the fixed distribution plus the token model's price of the call
+        (``app.simulator.costs``); the prefix cache is keyed by the model the request names.
 
         The reply is built before the wait: the latency is the model's, from the request's
         arrival to its answer, and the simulator's own work happens inside it (a real endpoint's
         CPU is not on its client's machine; this one's is, so it must not add to every call).
         """
         prompt = parse_prompt(messages)
-        prompt_text = "\n".join(message_text(m) for m in messages)
+        texts = [message_text(m) for m in messages]
+        prompt_text = "\n".join(texts)
         self.prompts.append(prompt_text)
         fault = self.faults.pick(prompt_text, tuple(t.name for t in prompt.tables) if prompt else ())
         if fault != "none":
@@ -228,16 +251,19 @@ class SimulatorEndpoints:
             return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (simulated)", "server_error")
         if fault == "reset":
             return await _reset_connection(request)
-        delay = self.faults.rates.hang_s if fault == "hang" else self.latency.draw_seconds(self.rng)
         verdicts = self.policy.judge(prompt) if prompt is not None else []
-        completion = self._completion(prompt_text, verdicts, fault)
+        completion, cost = self._completion(model, texts, verdicts, fault, reply_field(messages))
+        if fault == "hang":
+            delay = self.faults.rates.hang_s
+        else:
+            delay = self.latency.draw_seconds(self.rng) + cost.latency_ms / 1000.0
         body = orjson.dumps(completion)
         wait = arrived + delay - time.monotonic()
         if wait > 0 and await _sleep_unless_disconnected(request, wait):
             return Response(status_code=HTTPStatus.NO_CONTENT)  # nobody is listening
-        self.stats.prompt_tokens += completion["usage"]["prompt_tokens"]
-        self.stats.completion_tokens += completion["usage"]["completion_tokens"]
-        return Response(body, media_type="application/json")
+        self.stats.answered(cost, delay * 1000.0)
+        headers = {LATENCY_HEADER: f"{delay * 1000.0:.3f}"}
+        return Response(body, media_type="application/json", headers=headers)
 
     async def models(self, request: Request) -> Response:
         """``GET /v1/models``: the one simulated model."""

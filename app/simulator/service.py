@@ -2,9 +2,12 @@
 
 Tests, benchmarks and users load-test against it without paying for tokens. It reads the
 judge prompt (``app.simulator.protocol``), decides relevance with a seeded policy
-(``app.simulator.policy``), waits a latency drawn per call (``app.simulator.latency``), injects
-faults at configured rates (``app.simulator.faults``) and counts calls, tokens, faults and
-concurrency at ``/stats``.
+(``app.simulator.policy``), waits a latency drawn per call (``app.simulator.latency``) plus, when
+asked, what the call's tokens would cost a real model (``app.simulator.costs``: time to first
+token, prefill of the prompt the prefix cache does not hold, decode of the reply), injects
+faults at configured rates (``app.simulator.faults``) and counts calls, tokens, cached tokens,
+latency, faults and concurrency at ``/stats``. Each reply carries the latency it was given in
+the ``x-sim-latency-ms`` header.
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (``app.simulator.embeddings``),
 ``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``, ``GET /prompts`` (the latest prompts
@@ -30,12 +33,14 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.serving import serve_in_loop
+from app.simulator.costs import DEFAULT_CACHE_BLOCKS, PROFILES, CostMeter, ProfileName, build_meter
 from app.simulator.embeddings import SimulatorEmbeddings
 from app.simulator.faults import FaultRates
 from app.simulator.gullible import GulliblePolicy
 from app.simulator.latency import Latency, parse_latency
 from app.simulator.policy import LexicalPolicy, OraclePolicy, Policy, load_oracle
 from app.simulator.server import TRANSPORT_KEY, SimulatorEndpoints, SimulatorStats
+from app.simulator.tokens import TokenizerName
 
 __all__ = [
     "FaultRates",
@@ -66,9 +71,27 @@ class SimulatorConfig:
     gullible: bool = False
     # Answer 401 to a request without this key, echoing the key it got, as a careless provider does.
     api_key: str | None = None
+    # The token-aware latency model (app.simulator.costs); None: the profile's value, or off.
+    profile: ProfileName | None = None
+    ttft_ms: float | None = None
+    prefill_ms_per_token: float | None = None
+    decode_ms_per_token: float | None = None
+    # None: on exactly when the token model is.
+    prefix_cache: bool | None = None
+    prefix_cache_blocks: int = DEFAULT_CACHE_BLOCKS
+    # None: o200k_base with the token model or the cache, else 4 characters a token.
+    tokenizer: TokenizerName | None = None
 
     def __post_init__(self) -> None:
         parse_latency(self.latency_ms)
+        if self.profile is not None and self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}: use one of {', '.join(PROFILES)}")
+        for name in ("ttft_ms", "prefill_ms_per_token", "decode_ms_per_token"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(f"{name} must not be negative, not {value}")
+        if self.prefix_cache_blocks < 1:
+            raise ValueError("prefix_cache_blocks must be at least 1")
         for name, rate in (("fnr", self.fnr), ("fpr", self.fpr)):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {rate}")
@@ -79,6 +102,18 @@ class SimulatorConfig:
     def latency(self) -> Latency:
         """The parsed latency distribution."""
         return parse_latency(self.latency_ms)
+
+    def build_meter(self) -> CostMeter:
+        """What each call costs: its tokens, its cached prefix, its modelled latency."""
+        return build_meter(
+            profile=self.profile,
+            ttft_ms=self.ttft_ms,
+            prefill_ms_per_token=self.prefill_ms_per_token,
+            decode_ms_per_token=self.decode_ms_per_token,
+            prefix_cache=self.prefix_cache,
+            prefix_cache_blocks=self.prefix_cache_blocks,
+            tokenizer=self.tokenizer,
+        )
 
     def build_policy(self) -> Policy:
         """The relevance policy, the oracle file read now."""
@@ -108,6 +143,7 @@ def create_simulator_app(config: SimulatorConfig) -> Starlette:
         config.model_name,
         config.faults,
         api_key=config.api_key,
+        meter=config.build_meter(),
     )
     endpoints: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
         ("/v1/chat/completions", sim.chat_completions, "POST"),
@@ -162,6 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key",
         help="answer 401 to requests without this bearer key, echoing the key sent (a careless provider)",
     )
+    _add_cost_arguments(parser)
     faults = parser.add_argument_group("faults", "chance per call of each fault (they add up to <= 1)")
     for name, what in _FAULT_FLAGS.items():
         faults.add_argument(f"--{name.replace('_', '-')}-rate", type=float, default=0.0, help=what)
@@ -180,6 +217,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME",
         help="hang the first call of each prompt whose chunk holds this table; retries answer (repeatable)",
+    )
+
+
+def _add_cost_arguments(parser: argparse.ArgumentParser) -> None:
+    costs = parser.add_argument_group(
+        "token costs",
+        "latency ms = ttft + prefill x uncached prompt tokens + prefill/10 x cached prompt tokens "
+        "+ decode x completion tokens, plus a --latency-ms draw; without these options the "
+        "--latency-ms draw alone",
+    )
+    costs.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="hosted-small: gpt-4o-mini-like (ttft 400, prefill 0.1, decode 12, OpenAI's prefix cache); "
+        "vllm-8b: an 8B model on vLLM, one GPU, LAN (ttft 60, prefill 0.05, decode 25, 16-token "
+        "prefix blocks); options given override it",
+    )
+    costs.add_argument("--ttft-ms", type=float, help="fixed part of the time to first token")
+    costs.add_argument("--prefill-ms-per-token", type=float, help="ms per uncached prompt token")
+    costs.add_argument("--decode-ms-per-token", type=float, help="ms per completion token")
+    costs.add_argument(
+        "--prefix-cache",
+        action=argparse.BooleanOptionalAction,
+        help="reuse the longest block-aligned prefix shared with a recent prompt of the same model "
+        "(default: on with the token model)",
+    )
+    costs.add_argument(
+        "--prefix-cache-blocks",
+        type=int,
+        default=DEFAULT_CACHE_BLOCKS,
+        help="blocks the prefix cache keeps (LRU)",
+    )
+    costs.add_argument(
+        "--tokenizer",
+        choices=["o200k_base", "cl100k_base", "estimate"],
+        help="how tokens are counted (default: o200k_base with the token model or the cache, "
+        "else 4 characters a token)",
     )
 
 
@@ -220,6 +294,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         faults=_faults_from_args(args),
         gullible=args.gullible,
         api_key=args.api_key,
+        profile=args.profile,
+        ttft_ms=args.ttft_ms,
+        prefill_ms_per_token=args.prefill_ms_per_token,
+        decode_ms_per_token=args.decode_ms_per_token,
+        prefix_cache=args.prefix_cache,
+        prefix_cache_blocks=args.prefix_cache_blocks,
+        tokenizer=args.tokenizer,
     )
 
 
