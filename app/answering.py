@@ -16,7 +16,6 @@ from app.auth.principal import Principal
 from app.llm.reliability import RouteQueueFullError
 from app.observability.metrics import ROUTE_COST, ROUTE_TOKENS
 from app.observability.route_metrics import observed_route
-from app.routing.judging.signature import PROGRAM_VERSION
 from app.routing.query import RouteQuery
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
 from app.routing.service import OnRouteEvent, Router
@@ -44,7 +43,7 @@ def route_record(result: RouteResult, query: RouteQuery, key_id: str | None = No
         source=result.source,
         catalog_version=result.catalog_version,
         judge=result.judge[:200],
-        program_version=None if result.judge == LEXICAL_JUDGE else PROGRAM_VERSION,
+        program_version=None if result.judge == LEXICAL_JUDGE else result.program_version,
         question=query.question,
         top_k=query.top_k,
         min_score=query.min_score,

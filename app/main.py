@@ -49,6 +49,8 @@ from app.routing.caching.shared_route_cache import SharedRouteCache, shared_rout
 from app.routing.caching.verdict_cache import VerdictCache
 from app.routing.judging.judge import LMJudge
 from app.routing.judging.program_version import program_version
+from app.routing.judging.signature import program_version_of
+from app.routing.plan import FirstPass
 from app.routing.retrieval.dense import TableEmbeddings, build_table_embeddings
 from app.routing.service import RouteService
 from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
@@ -128,11 +130,21 @@ def _router(
     shared_routes: SharedRouteCache | None,
 ) -> CachedRoutes:
     """The route service: the judge behind the verdict cache, the service behind the route cache."""
-    lm_judge = LMJudge(backend, settings.llm_timeout) if backend else None
+    lm_judge = LMJudge(backend, settings.llm_timeout, settings.judge_format) if backend else None
     version = program_version(lm_judge)
     judge = VerdictCache(lm_judge, settings.verdict_cache_size, version) if lm_judge else None
     prices = prices_for(settings) if backend else None
-    service = RouteService(judge, settings.shortlist_size, embeddings, settings.prior_weight, prices)
+    service = RouteService(
+        judge,
+        settings.shortlist_size,
+        embeddings,
+        settings.prior_weight,
+        prices=prices,
+        program_version=program_version_of(settings.judge_format),
+        first_pass=FirstPass(
+            settings.first_pass_above, settings.first_pass_chunk_tokens, settings.first_pass_keep
+        ),
+    )
     return CachedRoutes(service, settings.route_cache_size, version, shared=shared_routes)
 
 

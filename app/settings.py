@@ -151,6 +151,12 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         default=1024, description="most tokens the judge may generate in one LM call"
     )
     llm_temperature: float = Field(default=0.0, description="sampling temperature of the judge")
+    judge_format: Literal["short", "verdicts"] = Field(
+        default="short",
+        description="the judge's reply: 'short' names only the needed tables, the cards before the question "
+        "(a stable prompt prefix for the provider's cache); 'verdicts', a verdict for every table after "
+        "the question, is the format before it, kept for cost comparisons only",
+    )
     chunk_tokens: Annotated[int, Field(ge=200)] = Field(
         default=2000, description="estimated token budget of table cards per chunk"
     )
@@ -216,6 +222,18 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         default=3000,
         description="tables the LM judges per route: the best M by the shortlist; a catalog (or "
         "schemas scope) of at most M tables is judged whole",
+    )
+    first_pass_above: Annotated[int, Field(ge=0)] = Field(
+        default=1500,
+        description="a shortlist of more tables than this is judged first on compact cards (name and column "
+        "names) in large chunks, and only the tables that pass get full cards; 0: never",
+    )
+    first_pass_chunk_tokens: Annotated[int, Field(ge=500)] = Field(
+        default=8000, description="the size of a first pass's chunks, in estimated tokens"
+    )
+    first_pass_keep: Annotated[int, Field(ge=0)] = Field(
+        default=20,
+        description="the best tables by lexical prior that get full cards whatever the first pass said",
     )
     route_token_budget: Annotated[int, Field(ge=0)] = Field(
         default=0,

@@ -67,12 +67,16 @@ _OWN_GROUPS: Final = (
             "llm_price_output",
             "llm_price_model",
             "route_token_budget",
+            "first_pass_above",
+            "first_pass_chunk_tokens",
+            "first_pass_keep",
         ),
     ),
     SettingsGroup(
         "Routing",
         "Chunks, votes, the shortlist, the caches and the request limits.",
         (
+            "judge_format",
             "chunk_tokens",
             "votes",
             "seed",

@@ -30,11 +30,24 @@ async def test_the_program_runs_on_it_as_a_dspy_lm_with_usage() -> None:
                 prediction = await TableJudge().acall(question="How many orders?", tables=CARDS)
         finally:
             await lm.aclose()
-    assert [v.table for v in prediction.verdicts] == ["s.orders", "s.customers"]
-    assert prediction.verdicts[0].relevant
+    # The short reply names only the table the question needs.
+    assert [t.table for t in prediction.relevant] == ["s.orders"]
+    assert 0 < prediction.relevant[0].confidence <= 1
     usage = prediction.get_lm_usage()["openai/tablerouter-sim"]
     assert usage["prompt_tokens"] > 0
     assert usage["completion_tokens"] > 0
+
+
+async def test_the_old_format_gives_a_verdict_for_every_table() -> None:
+    async with running_simulator(SimulatorConfig(port=0)) as url:
+        lm = _lm(f"{url}/v1")
+        try:
+            with dspy.context(lm=lm, track_usage=True, disable_history=True):
+                prediction = await TableJudge("verdicts").acall(question="How many orders?", tables=CARDS)
+        finally:
+            await lm.aclose()
+    assert [v.table for v in prediction.verdicts] == ["s.orders", "s.customers"]
+    assert [v.relevant for v in prediction.verdicts] == [True, False]
 
 
 async def test_http_errors_and_non_completions_raise() -> None:

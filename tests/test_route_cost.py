@@ -29,6 +29,8 @@ PRICES = {"llm_price_input": 0.15, "llm_price_cached_input": 0.075, "llm_price_o
 class World:
     questions: list[dict[str, Any]]
     settings: dict[str, Any]
+    # The same warehouse behind an oracle simulator that never errs and caches prompt prefixes.
+    oracle_settings: dict[str, Any]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -41,7 +43,11 @@ async def world(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     oracle = tmp_path_factory.mktemp("oracle") / "oracle.jsonl"
     oracle.write_text("\n".join(json.dumps(q) for q in questions))
     try:
-        async with running_simulator(SimulatorConfig(port=0, latency_ms=5, oracle=oracle)) as sim:
+        exact = SimulatorConfig(port=0, policy="oracle", oracle=oracle, prefix_cache=True)
+        async with (
+            running_simulator(SimulatorConfig(port=0, latency_ms=5, oracle=oracle)) as sim,
+            running_simulator(exact) as oracle_sim,
+        ):
             settings = {
                 "sources": {"wh": {"url": pg_url, "schemas": [schema]}},
                 "llm_model": "openai/tablerouter-sim",
@@ -51,7 +57,8 @@ async def world(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
                 "route_cache_size": 0,
                 "verdict_cache_size": 0,
             }
-            yield World(questions, settings)
+            oracle_settings = {**settings, "llm_api_base": f"{oracle_sim}/v1", "chunk_tokens": 2000}
+            yield World(questions, settings, oracle_settings)
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -120,3 +127,52 @@ async def test_the_service_budget_caps_the_request(world: World) -> None:
     assert default["stats"]["token_budget"] == 4000
     assert asked["budget_cut"] is True
     assert asked["stats"]["estimated_tokens"] <= 4000
+
+
+def _ranking(body: dict[str, Any]) -> list[tuple[str, int, int]]:
+    return [(t["name"], t["votes_for"], t["votes_total"]) for t in body["tables"]]
+
+
+async def test_a_second_question_over_the_same_chunks_reads_them_from_the_prefix_cache(world: World) -> None:
+    async with service_client(Settings.model_validate(world.oracle_settings)) as client:
+        first = (await client.post("/route", json={"question": world.questions[0]["question"]})).json()
+        second = (await client.post("/route", json={"question": world.questions[1]["question"]})).json()
+    assert first["stats"]["chunks"] == second["stats"]["chunks"] > 1
+    # The cards come before the question: only the question differs between the two routes.
+    assert second["stats"]["cached_prompt_tokens"] > 0.7 * second["stats"]["prompt_tokens"]
+
+
+async def test_the_short_format_ranks_as_the_old_one_with_an_exact_oracle(world: World) -> None:
+    short = Settings.model_validate(world.oracle_settings)
+    old = Settings.model_validate({**world.oracle_settings, "judge_format": "verdicts"})
+    for question in world.questions[:3]:
+        body = {"question": question["question"], "top_k": 10}
+        async with service_client(short) as client:
+            new_answer = (await client.post("/route", json=body)).json()
+        async with service_client(old) as client:
+            old_answer = (await client.post("/route", json=body)).json()
+        assert _ranking(new_answer) == _ranking(old_answer)
+        assert {t["name"] for t in new_answer["tables"]} >= set(question["gold_tables"])
+        # A short reply names a few tables; the old one gave a verdict for every table.
+        assert new_answer["stats"]["completion_tokens"] * 5 < old_answer["stats"]["completion_tokens"]
+
+
+async def test_a_large_shortlist_is_narrowed_on_compact_cards_first(world: World) -> None:
+    question = world.questions[4]
+    one_pass = Settings.model_validate(world.oracle_settings)
+    two_pass = Settings.model_validate(
+        {**world.oracle_settings, "first_pass_above": 50, "first_pass_keep": 5}
+    )
+    body = {"question": question["question"], "top_k": 10}
+    async with service_client(one_pass) as client:
+        whole = (await client.post("/route", json=body)).json()
+    async with service_client(two_pass) as client:
+        narrowed = (await client.post("/route", json=body)).json()
+    stats = narrowed["stats"]
+    assert whole["stats"]["first_pass_chunks"] == 0
+    assert stats["first_pass_chunks"] > 0
+    assert stats["shortlisted"] == N_TABLES
+    assert 5 <= stats["first_pass_kept"] < N_TABLES / 2
+    assert stats["chunks"] > stats["first_pass_chunks"]  # the kept tables were judged on full cards
+    assert stats["prompt_tokens"] < whole["stats"]["prompt_tokens"]
+    assert {t["name"] for t in narrowed["tables"]} >= set(question["gold_tables"])

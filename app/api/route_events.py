@@ -27,8 +27,9 @@ from pydantic import BaseModel, Field
 
 from app.api.problems import PROBLEM_REF, AppError, error_body, internal_error_body
 from app.api.schemas import RoutedTable, RouteResponse
+from app.routing.plan import RoutePlanned
 from app.routing.progress import RouteProgress
-from app.routing.service import OnRouteEvent, RouteEvent, RoutePlanned
+from app.routing.service import OnRouteEvent, RouteEvent
 
 log = logging.getLogger(__name__)
 EVENT_STREAM = "text/event-stream"
@@ -92,6 +93,10 @@ async def _events(request: Request, run: RunRoute) -> AsyncIterator[str]:
                 continue
             if event is None:
                 break
+            if isinstance(event, RoutePlanned) and progress is not None:
+                progress.replan(event)
+                yield _event("progress", _progress(progress))
+                continue
             if isinstance(event, RoutePlanned):
                 progress = RouteProgress(event)
                 every = max(1, progress.total // MAX_PARTIALS)

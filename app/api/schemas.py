@@ -145,6 +145,15 @@ class RouteStatsBody(BaseModel):
         description="prompt tokens the LM provider served from its prefix cache (billed at the cached price)",
         examples=[4100],
     )
+    first_pass_chunks: int = Field(
+        default=0,
+        description="chunks of compact cards (names and column names) judged first, on a large shortlist "
+        "(TABLEROUTER_FIRST_PASS_ABOVE); 0: no first pass",
+        examples=[0],
+    )
+    first_pass_kept: int = Field(
+        default=0, description="tables the first pass sent on to full cards and the usual votes", examples=[0]
+    )
     token_budget: int | None = Field(
         default=None, description="the token budget this route ran under; null: none", examples=[None]
     )

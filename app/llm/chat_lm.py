@@ -25,7 +25,7 @@ import orjson
 from app.llm.dspy_internals import retry_after_seconds
 from app.llm.http1 import OriginPool
 
-__all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError"]
+__all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError", "cached_prompt_tokens"]
 
 # Generation options the judge may pass through DSPy; anything else DSPy adds is not sent.
 _PASSED = ("temperature", "max_tokens", "stop", "seed", "top_p")
@@ -61,7 +61,27 @@ def _reply_text(body: bytes) -> tuple[str, dict[str, int]]:
         for key, value in (usage.items() if isinstance(usage, dict) else ())
         if key in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(value, int)
     }
+    cached = cached_prompt_tokens(usage)
+    if cached:
+        counts["cached_prompt_tokens"] = cached
     return content, counts
+
+
+def cached_prompt_tokens(usage: Any) -> int:
+    """The prompt tokens a provider served from its prefix cache, as OpenAI-style usage reports them.
+
+    OpenAI, DeepSeek (``prompt_cache_hit_tokens``), vLLM and LiteLLM's normalised usage put them in
+    ``prompt_tokens_details.cached_tokens``; Anthropic through LiteLLM as
+    ``cache_read_input_tokens``. Untrusted: anything but a non-negative int counts as 0.
+    """
+    if not isinstance(usage, dict):
+        return 0
+    details = usage.get("prompt_tokens_details")
+    found = details.get("cached_tokens") if isinstance(details, dict) else None
+    for alternative in ("prompt_cache_hit_tokens", "cache_read_input_tokens"):
+        if not isinstance(found, int):
+            found = usage.get(alternative)
+    return found if isinstance(found, int) and found > 0 else 0
 
 
 class ChatCompletionsLM(dspy.BaseLM):

@@ -11,7 +11,8 @@ with dashboards; add, never rename.
 - ``tablerouter_lm_calls_total{outcome}``: LM calls; ``ok``, ``unparseable``, ``timeout``, ``error``.
 - ``tablerouter_lm_retries_total{reason}``: LM calls made again after a failure.
 - ``tablerouter_lm_hedges_total{outcome}``: hedged (duplicate) LM calls sent (``sent``).
-- ``tablerouter_lm_tokens_total{kind}``: tokens the LM reported; ``prompt``, ``completion``.
+- ``tablerouter_lm_tokens_total{kind}``: tokens the LM reported; ``prompt``, ``completion``,
+  ``cached_prompt`` (part of ``prompt``: served from the provider's prefix cache).
 - ``tablerouter_route_tokens_total{source,key,kind}``: LM tokens answered routes spent, per source
   and API key (``anonymous`` with auth off); ``prompt``, ``cached_prompt`` (part of ``prompt``,
   served from the provider's prefix cache), ``completion``.

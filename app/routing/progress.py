@@ -8,9 +8,9 @@ lands and ranks the votes so far the way the final answer is ranked (shortlist p
 from __future__ import annotations
 
 from app.routing.judging.judge import ChunkOutcome
+from app.routing.plan import RoutePlanned
 from app.routing.ranking.final import finish_ranking, lexical_ranking, rank_votes
 from app.routing.ranking.merge import RankedTable, Vote
-from app.routing.service import RoutePlanned
 
 __all__ = ["RouteProgress"]
 
@@ -27,6 +27,12 @@ class RouteProgress:
         self.done = 0
         self.failed = 0
         self.votes: list[Vote] = []
+
+    def replan(self, plan: RoutePlanned) -> None:
+        """The route's next step (full cards after a first pass): more chunks, its votes start over."""
+        self.total += plan.chunks
+        self.prior = plan.shortlist.prior
+        self.votes = []
 
     def add(self, outcome: ChunkOutcome) -> None:
         """Count one judged chunk."""

@@ -32,6 +32,8 @@ class RouteStats:
     deadline_ms: float | None = None
     cached_prompt_tokens: int = 0  # prompt tokens the provider served from its prefix cache
     cost_usd: float | None = None  # None: the LM's prices are unknown
+    first_pass_chunks: int = 0  # compact-card chunks of a large catalog's first pass
+    first_pass_kept: int = 0  # tables the first pass sent on to full cards
     token_budget: int | None = None
     estimated_tokens: int = 0
 
@@ -50,5 +52,6 @@ class RouteResult:
     unjudged: list[str] = field(default_factory=list)
     degraded: bool = False
     degraded_reason: str | None = None
+    program_version: str | None = None  # the judge program's version; None for the lexical judge
     budget_cut: bool = False  # the token budget kept some scope tables from the judge
     budget_unjudged: list[str] = field(default_factory=list)

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from app.llm.backend import LMBackend
@@ -25,7 +24,8 @@ from app.llm.prices import Prices
 from app.routing.deadline import Deadline
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.judge import ChunkOutcome
-from app.routing.preparation.cards import estimate_tokens
+from app.routing.judging.signature import PROGRAM_VERSION
+from app.routing.plan import FirstPass, RoutePlanned, plan_route, second_pass
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
 from app.routing.ranking.final import (
@@ -38,26 +38,19 @@ from app.routing.ranking.final import (
 from app.routing.ranking.merge import Vote
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
 from app.routing.retrieval.dense import TableEmbeddings
-from app.routing.retrieval.shortlist import Shortlist, shortlist
+from app.routing.retrieval.shortlist import shortlist
 
 __all__ = [
     "DEFAULT_SHORTLIST_SIZE",
     "Judge",
     "OnRouteEvent",
     "RouteEvent",
-    "RoutePlanned",
     "RouteService",
     "Router",
     "fan_out",
 ]
 
 DEFAULT_SHORTLIST_SIZE = 3000
-# What one judge call costs beyond its cards, for planning against a token budget: the system
-# message (instructions and the reply's schema, ~350 tokens for the short reply format), the
-# section markers and the reply (a short answer names a few tables). An estimate: the route's
-# stats report what the LM counted.
-CALL_OVERHEAD_TOKENS = 400
-REPLY_TOKENS_PER_CALL = 40
 # Tables the budget kept from the judge that the answer names (best lexical match first).
 MAX_BUDGET_UNJUDGED = 100
 log = logging.getLogger(__name__)
@@ -79,23 +72,6 @@ class Judge(Protocol):
     ) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RoutePlanned:
-    """The route's plan, told before any LM call: the shortlist, and whether the LM judges it."""
-
-    query: RouteQuery
-    shortlist: Shortlist
-    judged: bool  # False: the lexical judge answers, no chunk is asked about
-    prior_weight: float
-    estimated_tokens: int = 0
-    budget_cut: bool = False  # the token budget shortened the shortlist
-
-    @property
-    def chunks(self) -> int:
-        """How many chunks the LM is asked about."""
-        return len(self.shortlist.chunks) if self.judged else 0
-
-
 RouteEvent = RoutePlanned | ChunkOutcome
 OnRouteEvent = Callable[[RouteEvent], None]
 
@@ -104,12 +80,6 @@ class Router(Protocol):
     """Anything that answers a route query: the service, or a cache around it."""
 
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult: ...
-
-
-def estimated_tokens(chunks: Sequence[Chunk], question_tokens: int) -> int:
-    """The tokens judging ``chunks`` is expected to spend: cards, question, instructions, reply."""
-    per_call = CALL_OVERHEAD_TOKENS + question_tokens + REPLY_TOKENS_PER_CALL
-    return sum(c.tokens + per_call for c in chunks)
 
 
 async def fan_out(
@@ -157,8 +127,13 @@ class RouteService:
         shortlist_size: int = DEFAULT_SHORTLIST_SIZE,
         embeddings: TableEmbeddings | None = None,
         prior_weight: float = 0.0,
+        *,
         prices: Prices | None = None,
+        program_version: str = PROGRAM_VERSION,
+        first_pass: FirstPass | None = None,
     ) -> None:
+        self.program_version = program_version
+        self.first_pass = first_pass or FirstPass()
         self.judge = judge
         self.prices = prices
         self.shortlist_size = shortlist_size
@@ -177,24 +152,10 @@ class RouteService:
             self.judge is None or len(query.scope.cards) > self.shortlist_size
         ):
             dense = await self.embeddings.scores(query.prepared, query.question)
-        short = shortlist(query.prepared, query.scope, query.question, self.shortlist_size, dense)
         if self.judge is None:
+            short = shortlist(query.prepared, query.scope, query.question, self.shortlist_size, dense)
             return RoutePlanned(query, short, False, self.prior_weight)
-        question_tokens = estimate_tokens(query.question)
-        estimate = estimated_tokens(short.chunks, question_tokens)
-        budget = query.token_budget
-        cut = budget is not None and estimate > budget
-        # Fewer tables until the plan fits: the shortlist keeps the best by prior.
-        size = len(short.names)
-        while budget is not None and estimate > budget and size > 0:
-            size = min(size - 1, int(size * budget / estimate * 0.97))
-            if size <= 0:
-                short = Shortlist((), (), short.prior, cut=True)
-                estimate = 0
-                break
-            short = shortlist(query.prepared, query.scope, query.question, size, dense)
-            estimate = estimated_tokens(short.chunks, question_tokens)
-        return RoutePlanned(query, short, bool(short.chunks), self.prior_weight, estimate, cut)
+        return plan_route(query, self.shortlist_size, dense, self.first_pass, self.prior_weight)
 
     async def _judged(
         self, judge: Judge, query: RouteQuery, chunks: Sequence[Chunk], on_event: OnRouteEvent | None
@@ -233,23 +194,35 @@ class RouteService:
         plan = await self.plan(query)
         if on_event is not None:
             on_event(plan)
-        short = plan.shortlist
         outcomes: list[ChunkOutcome] = []
         degraded: str | None = None
         unjudged: list[str] = []
+        shortlisted, first_pass = len(plan.shortlist.names) if plan.judged else 0, 0
         if self.judge is None or not plan.judged:
-            ranked = lexical_ranking(short.prior)
+            ranked = lexical_ranking(plan.shortlist.prior)
         else:
-            outcomes, degraded = await self._judged(self.judge, query, short.chunks, on_event)
+            if plan.first_pass:
+                first_pass = len(plan.first_pass)
+                outcomes, degraded = await self._judged(self.judge, query, plan.first_pass, on_event)
+                if degraded is None:
+                    plan = second_pass(plan, outcomes, self.first_pass)
+                    if on_event is not None:
+                        on_event(plan)
+            first = len(outcomes)
             if degraded is None:
-                votes: list[Vote] = [v for o in outcomes for v in o.votes]
+                judged, degraded = await self._judged(self.judge, query, plan.shortlist.chunks, on_event)
+                outcomes.extend(judged)
+            if degraded is None:
+                # Only full cards vote: the first pass decided which tables get them.
+                votes: list[Vote] = [v for o in outcomes[first:] for v in o.votes]
+                short = plan.shortlist
                 # Left-out tables can only show in a full ranking (they have no votes, so score 0).
                 cut = short.cut and query.min_score <= 0
                 rest = unjudged_by_shortlist(short, query.top_k) if cut else []
                 ranked = rank_votes(votes, short.prior, self.prior_weight, rest)
                 unjudged = unjudged_tables(short.names, votes, short.prior)
             else:
-                ranked = lexical_ranking(short.prior)
+                ranked = lexical_ranking(plan.shortlist.prior)
         tables = finish_ranking(ranked, query.prepared, query.scope, query.top_k, query.min_score)
         lm_judged = self.judge is not None and degraded is None
         return RouteResult(
@@ -258,11 +231,14 @@ class RouteService:
             catalog_version=query.prepared.version,
             judge=self.judge_name if lm_judged else LEXICAL_JUDGE,
             tables=tables,
-            stats=_stats(query, plan, outcomes, started, self.prices),
+            stats=_stats(
+                query, plan, outcomes, started, self.prices, shortlisted=shortlisted, first_pass=first_pass
+            ),
             partial=bool(unjudged),
             unjudged=unjudged,
             degraded=degraded is not None,
             degraded_reason=degraded,
+            program_version=self.program_version if lm_judged else None,
             budget_cut=plan.budget_cut,
             budget_unjudged=_left_out(plan) if plan.budget_cut else [],
         )
@@ -281,6 +257,9 @@ def _stats(
     outcomes: Sequence[ChunkOutcome],
     started: float,
     prices: Prices | None,
+    *,
+    shortlisted: int,
+    first_pass: int,
 ) -> RouteStats:
     prompt = sum(o.prompt_tokens for o in outcomes)
     cached = sum(o.cached_prompt_tokens for o in outcomes)
@@ -294,7 +273,9 @@ def _stats(
         prompt_tokens=prompt,
         completion_tokens=completion,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
-        shortlisted=len(plan.shortlist.names) if plan.judged else 0,
+        shortlisted=shortlisted,
+        first_pass_chunks=first_pass,
+        first_pass_kept=len(plan.shortlist.names) if first_pass else 0,
         cached_chunks=sum(o.cached for o in outcomes),
         unfinished_chunks=sum(not o.answered and not o.failed for o in outcomes),
         retries=sum(o.retries for o in outcomes),

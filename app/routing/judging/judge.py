@@ -15,13 +15,13 @@ from typing import Any
 import dspy
 
 from app.llm.backend import LMBackend
-from app.llm.chat_lm import ChatCompletionsLM
+from app.llm.chat_lm import ChatCompletionsLM, cached_prompt_tokens
 from app.observability.metrics import LM_TOKENS
 from app.routing.deadline import Deadline
 from app.routing.judging.adapter import JudgeAdapter
 from app.routing.judging.attempts import ChunkAttempts
 from app.routing.judging.coverage import Coverage
-from app.routing.judging.signature import JudgeTables, TableVerdict
+from app.routing.judging.signature import JUDGE_FORMATS, JudgeFormat, TableVerdict, as_verdicts
 from app.routing.judging.votes import votes_from_verdicts
 from app.routing.preparation.chunks import Chunk
 from app.routing.ranking.merge import Vote
@@ -29,20 +29,31 @@ from app.routing.ranking.merge import Vote
 # The metric children every answered call updates, looked up once (labels() takes a lock).
 _PROMPT_TOKENS = LM_TOKENS.labels("prompt")
 _COMPLETION_TOKENS = LM_TOKENS.labels("completion")
-Answer = tuple[list[TableVerdict], int, int]
+_CACHED_PROMPT_TOKENS = LM_TOKENS.labels("cached_prompt")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One LM call's verdicts and the tokens it took."""
+
+    verdicts: list[TableVerdict]
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int = 0
 
 
 class TableJudge(dspy.Module):
     """The DSPy program: judge one chunk of table cards against the question."""
 
-    def __init__(self) -> None:
+    def __init__(self, judge_format: JudgeFormat = "short") -> None:
         super().__init__()
-        self.predict = dspy.Predict(JudgeTables)
+        signature, self.output_field, _ = JUDGE_FORMATS[judge_format]
+        self.predict = dspy.Predict(signature)
 
     async def aforward(
         self, question: str, tables: str, config: dict[str, Any] | None = None
     ) -> dspy.Prediction:
-        return await self.predict.acall(question=question, tables=tables, config=config or {})
+        return await self.predict.acall(tables=tables, question=question, config=config or {})
 
 
 @dataclass
@@ -65,20 +76,22 @@ class ChunkOutcome:
     covered: bool = False  # failed, not retried: other chunks judged all its tables
 
 
-def _usage(prediction: dspy.Prediction) -> tuple[int, int]:
+def _usage(prediction: dspy.Prediction) -> tuple[int, int, int]:
     usage: dict[str, Any] = prediction.get_lm_usage() or {}
     prompt = sum(int(u.get("prompt_tokens") or 0) for u in usage.values())
     completion = sum(int(u.get("completion_tokens") or 0) for u in usage.values())
-    return prompt, completion
+    cached = sum(cached_prompt_tokens(u) for u in usage.values())
+    return prompt, completion, cached
 
 
 class LMJudge:
     """Judges chunks through one LM backend, every call under the backend's shared limiter."""
 
-    def __init__(self, backend: LMBackend, timeout: float) -> None:
+    def __init__(self, backend: LMBackend, timeout: float, judge_format: JudgeFormat = "short") -> None:
         self.backend = backend
         self.timeout = timeout
-        self.program = TableJudge()
+        self.judge_format = judge_format
+        self.program = TableJudge(judge_format)
         self.adapter = JudgeAdapter()
 
     async def _ask(self, question: str, chunk: Chunk, config: dict[str, Any]) -> Answer:
@@ -89,18 +102,24 @@ class LMJudge:
         # History off: DSPy would keep every prompt of every route in memory.
         with dspy.context(lm=lm, adapter=self.adapter, track_usage=True, disable_history=True):
             prediction = await self.program.acall(question=question, tables=chunk.text, config=config)
-        return prediction.verdicts, *_usage(prediction)
+        return Answer(as_verdicts(prediction[self.program.output_field]), *_usage(prediction))
 
     async def _direct(self, lm: ChatCompletionsLM, question: str, chunk: Chunk) -> Answer:
         """The program's predictor (signature, instructions, demos) through the adapter, minus Predict's
         per-call bookkeeping (callbacks, traces, settings scopes): the same prompt, the same parse."""
         predict = self.program.predict
         signature = predict.signature
-        inputs = {"question": question, "tables": chunk.text}
+        # The adapter lays the fields out in the signature's order: the cards, then the question.
+        inputs = {"tables": chunk.text, "question": question}
         messages = self.adapter.messages(signature, predict.demos, inputs)
         text, usage = await lm.complete(messages, **predict.config)
-        verdicts: list[TableVerdict] = self.adapter.parse(signature, text)["verdicts"]
-        return verdicts, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        reply = self.adapter.parse(signature, text)[self.program.output_field]
+        return Answer(
+            as_verdicts(reply),
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+            usage.get("cached_prompt_tokens", 0),
+        )
 
     async def judge(
         self,
@@ -119,10 +138,11 @@ class LMJudge:
         answer = await attempts.run(functools.partial(self._ask, question, chunk), coverage)
         if answer is None:
             return
-        verdicts, prompt, completion = answer
-        outcome.prompt_tokens += prompt
-        outcome.completion_tokens += completion
-        _PROMPT_TOKENS.inc(prompt)
-        _COMPLETION_TOKENS.inc(completion)
-        outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, verdicts)
+        outcome.prompt_tokens += answer.prompt_tokens
+        outcome.completion_tokens += answer.completion_tokens
+        outcome.cached_prompt_tokens += answer.cached_prompt_tokens
+        _PROMPT_TOKENS.inc(answer.prompt_tokens)
+        _COMPLETION_TOKENS.inc(answer.completion_tokens)
+        _CACHED_PROMPT_TOKENS.inc(answer.cached_prompt_tokens)
+        outcome.votes, outcome.dropped_names = votes_from_verdicts(chunk, answer.verdicts)
         outcome.answered, outcome.error = True, None

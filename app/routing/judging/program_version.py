@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from app.routing.judging.judge import LMJudge
-from app.routing.judging.signature import PROGRAM_VERSION
+from app.routing.judging.signature import PROGRAM_VERSION, program_version_of
 
 __all__ = ["LEXICAL_PROGRAM_VERSION", "program_version"]
 
@@ -19,4 +19,4 @@ def program_version(judge: LMJudge | None) -> str:
         return LEXICAL_PROGRAM_VERSION
     state = json.dumps(judge.program.dump_state(), sort_keys=True, default=str)
     digest = hashlib.blake2b(state.encode(), digest_size=8).hexdigest()
-    return f"{PROGRAM_VERSION}:{judge.backend.model}:{digest}"
+    return f"{program_version_of(judge.judge_format)}:{judge.backend.model}:{digest}"

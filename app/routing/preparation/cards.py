@@ -153,6 +153,24 @@ def _distrusted(table: Table) -> bool:
     return instruction_like_name(table.name) or any(instruction_like_name(c.name) for c in table.columns)
 
 
+# A compact card names at most this many columns: a first pass asks "could this table matter?".
+MAX_COMPACT_COLUMNS = 40
+
+
+def compact_card(table: Table) -> TableCard:
+    """The table's qualified name and its column names on one line: the first pass's card.
+
+    No types, keys or comments: about a third of a full card's tokens, for a pass over a large
+    catalog that only decides which tables get full cards. (No comment, so nothing to guard.)
+    """
+    kind = " [view]" if table.kind == "view" else ""
+    names = [card_name(c.name) for c in table.columns[:MAX_COMPACT_COLUMNS]]
+    more = len(table.columns) - len(names)
+    columns = ", ".join(names) + (f", … ({more} more)" if more > 0 else "")
+    text = f"{CARD_HEADER}{card_name(table.qualified_name)}{kind}: {columns}"
+    return TableCard(table.qualified_name, text, estimate_tokens(text), more > 0, (), _distrusted(table))
+
+
 def make_card(table: Table, max_tokens: int) -> TableCard:
     """The card of ``table``; a card over ``max_tokens`` is cut with a visible marker, never dropped."""
     kind = " [view]" if table.kind == "view" else ""

@@ -23,7 +23,7 @@ import numpy as np
 
 from app.catalog.fk_graph import fk_graph
 from app.catalog.model import Catalog
-from app.routing.preparation.cards import TableCard, make_card
+from app.routing.preparation.cards import TableCard, compact_card, make_card
 from app.routing.preparation.chunks import Chunk, plan_chunks
 from app.routing.preparation.grants import TableGrant, visible_tables
 from app.routing.preparation.lexical import NAME_BOOST, LexicalIndex, name_words, words
@@ -66,7 +66,9 @@ class PreparedCatalog:
     chunk_tokens: int
     votes: int
     seed: int
+    compact: dict[str, TableCard] = field(default_factory=dict, repr=False, compare=False)
     full: RouteScope = field(init=False)
+    _position: dict[str, int] = field(init=False, repr=False, compare=False)
     # Grants by pattern set, and their whole-grant scopes: computed on first use, bounded.
     _grants: dict[tuple[str, ...], tuple[TableGrant, RouteScope] | None] = field(
         init=False, default_factory=dict, repr=False, compare=False
@@ -75,6 +77,7 @@ class PreparedCatalog:
     def __post_init__(self) -> None:
         chunks = plan_chunks(self.cards, self.chunk_tokens, self.votes, self.seed) if self.cards else []
         object.__setattr__(self, "full", RouteScope(None, self.cards, tuple(chunks)))
+        object.__setattr__(self, "_position", {c.name: i for i, c in enumerate(self.cards)})
 
     @property
     def version(self) -> str:
@@ -129,9 +132,23 @@ class PreparedCatalog:
         chunks = plan_chunks(cards, self.chunk_tokens, self.votes, self.seed)
         return RouteScope(frozenset(c.name for c in cards), cards, tuple(chunks), mask, grant)
 
+    def card(self, name: str) -> TableCard:
+        """The full card of the table ``name`` (KeyError for one the catalog lacks)."""
+        return self.cards[self._position[name]]
+
     def plan(self, cards: Sequence[TableCard]) -> tuple[Chunk, ...]:
         """Chunks over some of the cards (a shortlist), with this catalog's chunk settings."""
         return tuple(plan_chunks(cards, self.chunk_tokens, self.votes, self.seed))
+
+    def first_pass(self, names: Sequence[str], chunk_tokens: int) -> tuple[Chunk, ...]:
+        """One vote each over the compact cards of ``names``, in chunks of ``chunk_tokens``.
+
+        The plan depends on the names alone (in catalog order), so the same tables give the
+        same chunk texts route after route: the provider's prefix cache serves them.
+        """
+        wanted = set(names)
+        cards = [self.compact[c.name] for c in self.cards if c.name in wanted]
+        return tuple(plan_chunks(cards, chunk_tokens, 1, self.seed))
 
 
 def _schema_index(catalog: Catalog, card_words: Sequence[list[str]]) -> tuple[LexicalIndex, np.ndarray]:
@@ -181,6 +198,7 @@ def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> Prepa
     """Build the derived structures (CPU-bound: call it in a worker thread)."""
     started = time.perf_counter()
     cards = tuple(make_card(t, chunk_tokens) for t in catalog.tables)
+    compact = {t.qualified_name: compact_card(t) for t in catalog.tables}
     # Each card is split into words once, for both the table and the schema index.
     card_words = [words(c.text) for c in cards]
     names = [c.name for c in cards]
@@ -201,6 +219,7 @@ def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> Prepa
         chunk_tokens,
         votes,
         seed,
+        compact,
     )
     log.info(
         "prepared %s version %s for routing: %d cards, %d chunks, in %.0f ms",
