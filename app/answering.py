@@ -2,8 +2,9 @@
 
 The HTTP handlers (single, batch, stream) resolve the request into a ``RouteQuery`` and hand it
 here; everything that happens to an answered route happens in this one place, in this order:
-the route (counted in the metrics, its id on its log lines), the key's token spend, the route
-log record (off the hot path: a queue drained by a background writer), the catalog's age.
+the route (counted in the metrics, its id on its log lines), the key's token and dollar spend,
+the route log record (off the hot path: a queue drained by a background writer), the catalog's
+age.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class RouteAnswering:
             observed.outcome = "degraded" if result.degraded else "partial" if result.partial else "ok"
         stats = result.stats
         count_spend(query.source, principal, stats)
-        await self.limits.spend(principal, stats.prompt_tokens + stats.completion_tokens)
+        await self.limits.spend(principal, stats.prompt_tokens + stats.completion_tokens, stats.cost_usd)
         self.route_log.record(route_record(result, query, principal.key_id))
         source = self.registry.sources[query.source]
         return RouteAnswer(result, source.stale, source.age_s())

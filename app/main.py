@@ -33,7 +33,7 @@ from app.api.problems import install_problem_handlers
 from app.api.security_headers import SecurityHeadersMiddleware, install_cors
 from app.api.state import AppState
 from app.auth.authenticator import Authenticator
-from app.auth.key_limits import KeyLimiter, KeyLimits, utc_day
+from app.auth.key_limits import KeyLimiter, KeyLimits, micro_usd, utc_day
 from app.auth.key_repository import ApiKeyRepository
 from app.auth.shared_key_limits import SharedKeyLimits
 from app.demo.warehouse import ensure_demo_warehouse
@@ -106,20 +106,22 @@ def _authenticator(settings: Settings, keys: ApiKeyRepository) -> Authenticator:
 
 
 async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink | None) -> KeyLimiter:
-    """The per-key limits: in Redis with a link, else in process; today's tokens from the route log."""
-    local = KeyLimits(settings.key_rate_limit, settings.key_daily_tokens)
+    """The per-key limits: in Redis with a link, else in process; today's spend from the route log."""
+    local = KeyLimits(settings.key_rate_limit, settings.key_daily_tokens, settings.key_daily_usd)
     now = datetime.now(UTC)
     try:
-        spent = await store.routes.tokens_by_key_since(datetime.combine(now.date(), time.min, UTC))
+        spent = await store.routes.spend_by_key_since(datetime.combine(now.date(), time.min, UTC))
     except (SQLAlchemyError, OSError) as exc:
         # Serving with fresh budgets beats not serving; the store's own errors show elsewhere.
-        log.warning("today's token counts per key not read from the route log (%r): starting at 0", exc)
+        log.warning("today's spend per key not read from the route log (%r): starting at 0", exc)
         spent = {}
-    local.seed(utc_day(now), spent)
+    tokens = {key_id: s.tokens for key_id, s in spent.items()}
+    dollars = {key_id: micro_usd(s.cost_usd) for key_id, s in spent.items() if s.cost_usd > 0}
+    local.seed(utc_day(now), tokens, dollars)
     if link is None:
         return local
     shared = SharedKeyLimits(link, local, settings.replicas)
-    await shared.seed(utc_day(now), spent)  # Redis stays the authority: only counters it lacks
+    await shared.seed(utc_day(now), tokens, dollars)  # Redis stays the authority: only counters it lacks
     return shared
 
 

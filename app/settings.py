@@ -107,6 +107,11 @@ class AuthSettings(BaseModel):
     key_daily_tokens: Annotated[int, Field(ge=0)] = Field(
         default=5_000_000, description="LM tokens (prompt + completion) per key per UTC day; 0: unlimited"
     )
+    key_daily_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0,
+        description="dollars of LM tokens (at the configured LM prices) per key per UTC day; 0: no dollar "
+        "budget. Routes whose LM has no known price count no dollars",
+    )
 
 
 class Settings(BaseSettings, ReliabilitySettings, AuthSettings):

@@ -54,6 +54,15 @@ class KeyCreateRequest(BaseModel):
         description="LM tokens per UTC day; null: the service default; 0: unlimited",
         examples=[1_000_000],
     )
+    daily_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e9,
+        allow_inf_nan=False,
+        description="dollars of LM tokens (at the service's LM prices) per UTC day; null: the service "
+        "default; 0: no dollar budget",
+        examples=[5.0],
+    )
 
 
 class KeyInfo(BaseModel):
@@ -70,6 +79,9 @@ class KeyInfo(BaseModel):
     rate_limit: int | None = Field(description="routes per minute; null: the service default", examples=[60])
     daily_tokens: int | None = Field(
         description="LM tokens per UTC day; null: the service default", examples=[1_000_000]
+    )
+    daily_usd: float | None = Field(
+        description="dollars of LM tokens per UTC day; null: the service default", examples=[5.0]
     )
     created_at: datetime = Field(description="when the key was created", examples=["2026-01-31T12:00:00Z"])
     revoked_at: datetime | None = Field(description="when the key was revoked; null: active", examples=[None])
@@ -102,7 +114,12 @@ class KeyCreated(BaseModel):
 async def create_key(body: KeyCreateRequest, state: Annotated[AppState, Depends(get_state)]) -> KeyCreated:
     """A new key with its grants and limits; the response is the only place its secret appears."""
     new = await state.keys.create(
-        body.name, body.grants, admin=body.admin, rate_limit=body.rate_limit, daily_tokens=body.daily_tokens
+        body.name,
+        body.grants,
+        admin=body.admin,
+        rate_limit=body.rate_limit,
+        daily_tokens=body.daily_tokens,
+        daily_usd=body.daily_usd,
     )
     return KeyCreated(key=KeyInfo.model_validate(asdict(new.record)), secret=new.secret)
 

@@ -35,6 +35,7 @@ def principal_of(record: KeyRecord) -> Principal:
         grants=grants,
         rate_limit=record.rate_limit,
         daily_tokens=record.daily_tokens,
+        daily_usd=record.daily_usd,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 
 from app.auth.key_repository import ApiKeyRepository, KeyRecord
@@ -40,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--daily-tokens", type=int, help="LM tokens per UTC day (default: TABLEROUTER_KEY_DAILY_TOKENS)"
     )
+    create.add_argument(
+        "--daily-usd",
+        type=float,
+        help="dollars of LM tokens per UTC day, at the LM prices (default: TABLEROUTER_KEY_DAILY_USD)",
+    )
     actions.add_parser("list", help="list the keys (never their secrets)")
     revoke = actions.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the key's id (keys list)")
@@ -59,6 +65,7 @@ def _line(record: KeyRecord) -> str:
     grants = "ALL (admin)" if record.admin else json.dumps(record.grants, separators=(",", ":"))
     limits = f"rate={record.rate_limit if record.rate_limit is not None else 'default'}"
     limits += f" tokens={record.daily_tokens if record.daily_tokens is not None else 'default'}"
+    limits += f" usd={record.daily_usd:g}" if record.daily_usd is not None else " usd=default"
     return "\t".join([record.id, record.prefix + "…", record.name, state, grants, limits])
 
 
@@ -77,6 +84,7 @@ async def _run(args: argparse.Namespace) -> int:
                 admin=args.admin,
                 rate_limit=args.rate_limit,
                 daily_tokens=args.daily_tokens,
+                daily_usd=args.daily_usd,
             )
             print(new.secret)
             print(f"created {_line(new.record)}\nthe secret above is shown once only", file=sys.stderr)
@@ -104,9 +112,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.source and not args.admin:
             print("give at least one --source (or --admin)", file=sys.stderr)
             return 2
-        for value in (args.rate_limit, args.daily_tokens):
-            if value is not None and value < 0:
-                print("limits are >= 0 (0: unlimited)", file=sys.stderr)
+        for value in (args.rate_limit, args.daily_tokens, args.daily_usd):
+            # Written so NaN fails too; inf is no budget a store could keep.
+            if value is not None and not 0 <= value < math.inf:
+                print("limits are finite numbers >= 0 (0: unlimited)", file=sys.stderr)
                 return 2
         try:
             _grants(args.source)

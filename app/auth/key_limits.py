@@ -1,7 +1,9 @@
-"""Per-key limits: routes per minute (a token bucket) and LM tokens per UTC day.
+"""Per-key limits: routes per minute (a token bucket), LM tokens and LM dollars per UTC day.
 
 ``KeyLimiter`` is what the API uses: ``admit`` before routes start (the rate, and whether the
-day's budget is spent), ``spend`` when a route ends (its LM tokens). Two implementations:
+day's token or dollar budget is spent), ``spend`` when a route ends (its LM tokens, and its
+dollars when the LM's prices are known). Dollars are counted as whole micro-dollars, so the
+in-process and the Redis counts add up the same way. Two implementations:
 
 - ``KeyLimits`` (here) keeps the counts in this process. Alone, each worker or replica holds
   its own counts, so a key may get up to that many times its rate. The day's budget survives a
@@ -9,8 +11,8 @@ day's budget is spent), ``spend`` when a route ends (its LM tokens). Two impleme
 - ``app.auth.shared_key_limits.SharedKeyLimits`` keeps them in Redis for all replicas
   together and falls back to a ``KeyLimits`` while Redis is unreachable or erring.
 
-A route is counted when it starts (the rate) and its LM tokens when it ends (the budget):
-routes already running when the budget runs out may overshoot it.
+A route is counted when it starts (the rate) and its LM tokens and dollars when it ends (the
+budgets): routes already running when a budget runs out may overshoot it.
 """
 
 from __future__ import annotations
@@ -25,19 +27,24 @@ from typing import Protocol
 from app.auth.principal import Principal
 
 __all__ = [
+    "MICRO_USD",
     "KeyLimitError",
     "KeyLimiter",
     "KeyLimits",
     "budget_of",
     "budget_spent",
+    "micro_usd",
     "part_of",
     "rate_of",
     "rate_refused",
     "too_many_at_once",
+    "usd_budget_of",
+    "usd_budget_spent",
     "utc_day",
 ]
 
 SECONDS_PER_MINUTE = 60.0
+MICRO_USD = 1_000_000  # micro-dollars per dollar
 
 
 class KeyLimitError(Exception):
@@ -46,7 +53,7 @@ class KeyLimitError(Exception):
     def __init__(self, detail: str, retry_after_s: int, kind: str) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
-        self.kind = kind  # "rate" or "tokens"
+        self.kind = kind  # "rate", "tokens" or "usd"
 
 
 class KeyLimiter(Protocol):
@@ -55,8 +62,8 @@ class KeyLimiter(Protocol):
     async def admit(self, principal: Principal, routes: int = 1) -> None:
         """Count ``routes`` starting for ``principal``; KeyLimitError if over its rate or budget."""
 
-    async def spend(self, principal: Principal, tokens: int) -> None:
-        """Add the LM tokens a route of ``principal`` used to today's count."""
+    async def spend(self, principal: Principal, tokens: int, cost_usd: float | None) -> None:
+        """Add a route's LM tokens and dollars (None: prices unknown) to ``principal``'s day."""
 
 
 def utc_day(now: datetime | None = None) -> str:
@@ -72,6 +79,18 @@ def rate_of(principal: Principal, default: int) -> int:
 def budget_of(principal: Principal, default: int) -> int:
     """The key's LM tokens per UTC day (0: unlimited)."""
     return default if principal.daily_tokens is None else principal.daily_tokens
+
+
+def usd_budget_of(principal: Principal, default: float) -> int:
+    """The key's LM dollars per UTC day, in micro-dollars (0: unlimited)."""
+    dollars = default if principal.daily_usd is None else principal.daily_usd
+    # A budget under half a micro-dollar is still a budget, not "unlimited".
+    return max(1, micro_usd(dollars)) if dollars > 0 else 0
+
+
+def micro_usd(dollars: float | None) -> int:
+    """``dollars`` as whole micro-dollars, rounded (None: prices unknown, 0)."""
+    return 0 if dollars is None or dollars <= 0 else round(dollars * MICRO_USD)
 
 
 def part_of(limit: int, share: int) -> int:
@@ -95,14 +114,28 @@ def rate_refused(rate: int, wait_s: float) -> KeyLimitError:
     )
 
 
-def budget_spent(budget: int) -> KeyLimitError:
-    """The key's tokens for today are spent; it may try again at 00:00 UTC."""
+def _until_midnight_s() -> int:
     now = datetime.now(UTC)
     midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    return max(1, math.ceil((midnight - now).total_seconds()))
+
+
+def budget_spent(budget: int) -> KeyLimitError:
+    """The key's tokens for today are spent; it may try again at 00:00 UTC."""
     return KeyLimitError(
         f"this key's budget of {budget} LM tokens per day is spent (resets at 00:00 UTC)",
-        max(1, math.ceil((midnight - now).total_seconds())),
+        _until_midnight_s(),
         "tokens",
+    )
+
+
+def usd_budget_spent(budget_micro_usd: int) -> KeyLimitError:
+    """The key's dollars for today are spent; it may try again at 00:00 UTC."""
+    return KeyLimitError(
+        f"this key's dollar budget of ${budget_micro_usd / MICRO_USD:.6g} of LM tokens per day is spent "
+        "(resets at 00:00 UTC)",
+        _until_midnight_s(),
+        "usd",
     )
 
 
@@ -112,24 +145,47 @@ class _Bucket:
     at: float
 
 
-class KeyLimits:
-    """The rate and token counts of every key, in this process."""
+@dataclass(frozen=True, slots=True)
+class _Day:
+    """What a key spent on one UTC day."""
 
-    def __init__(self, default_rate: int, default_daily_tokens: int) -> None:
+    day: str = ""
+    tokens: int = 0
+    micro_usd: int = 0
+
+
+_NOTHING = _Day()
+
+
+class KeyLimits:
+    """The rate, token and dollar counts of every key, in this process."""
+
+    def __init__(self, default_rate: int, default_daily_tokens: int, default_daily_usd: float = 0.0) -> None:
         self.default_rate = default_rate
         self.default_tokens = default_daily_tokens
+        self.default_usd = default_daily_usd
         self._buckets: dict[str, _Bucket] = {}
-        self._spent: dict[str, tuple[str, int]] = {}  # key id → (UTC day, tokens spent)
+        self._spent: dict[str, _Day] = {}
 
-    def seed(self, day: str, spent: Mapping[str, int]) -> None:
-        """Start ``day``'s counts at ``spent`` (key id → tokens), as the route log has them."""
-        for key_id, tokens in spent.items():
-            self._spent[key_id] = (day, tokens)
+    def seed(
+        self, day: str, tokens: Mapping[str, int], micro_dollars: Mapping[str, int] | None = None
+    ) -> None:
+        """Start ``day``'s counts at ``tokens`` and ``micro_dollars`` per key id, as the route log says."""
+        dollars = micro_dollars or {}
+        for key_id in tokens.keys() | dollars.keys():
+            self._spent[key_id] = _Day(day, tokens.get(key_id, 0), dollars.get(key_id, 0))
+
+    def _today(self, key_id: str) -> _Day:
+        spent = self._spent.get(key_id, _NOTHING)
+        return spent if spent.day == utc_day() else _NOTHING
 
     def spent_today(self, key_id: str) -> int:
         """The LM tokens ``key_id`` spent today, as far as this process knows."""
-        day, spent = self._spent.get(key_id, ("", 0))
-        return spent if day == utc_day() else 0
+        return self._today(key_id).tokens
+
+    def spent_micro_usd_today(self, key_id: str) -> int:
+        """The LM micro-dollars ``key_id`` spent today, as far as this process knows."""
+        return self._today(key_id).micro_usd
 
     async def admit(self, principal: Principal, routes: int = 1, share: int = 1) -> None:
         """Count ``routes`` starting for ``principal``; KeyLimitError if over its rate or budget.
@@ -139,9 +195,13 @@ class KeyLimits:
         """
         if not principal.limited or principal.key_id is None:
             return
+        today = self._today(principal.key_id)
         budget = part_of(budget_of(principal, self.default_tokens), share)
-        if budget > 0 and self.spent_today(principal.key_id) >= budget:
+        if budget > 0 and today.tokens >= budget:
             raise budget_spent(budget)
+        usd_budget = part_of(usd_budget_of(principal, self.default_usd), share)
+        if usd_budget > 0 and today.micro_usd >= usd_budget:
+            raise usd_budget_spent(usd_budget)
         self._take(principal.key_id, part_of(rate_of(principal, self.default_rate), share), routes)
 
     def _take(self, key_id: str, rate: int, routes: int) -> None:
@@ -158,8 +218,15 @@ class KeyLimits:
             raise rate_refused(rate, (routes - bucket.tokens) / per_second)
         bucket.tokens -= routes
 
-    async def spend(self, principal: Principal, tokens: int) -> None:
-        """Add the LM tokens a route of ``principal`` used to today's count."""
-        if not principal.limited or principal.key_id is None or tokens <= 0:
+    async def spend(self, principal: Principal, tokens: int, cost_usd: float | None) -> None:
+        """Add a route's LM tokens and dollars (None: prices unknown) to ``principal``'s day."""
+        self.add(principal, max(0, tokens), micro_usd(cost_usd))
+
+    def add(self, principal: Principal, tokens: int, micro_dollars: int) -> None:
+        """Add ``tokens`` and ``micro_dollars`` to ``principal``'s day."""
+        if not principal.limited or principal.key_id is None or (tokens <= 0 and micro_dollars <= 0):
             return
-        self._spent[principal.key_id] = (utc_day(), self.spent_today(principal.key_id) + tokens)
+        today = self._today(principal.key_id)
+        self._spent[principal.key_id] = _Day(
+            utc_day(), today.tokens + tokens, today.micro_usd + micro_dollars
+        )

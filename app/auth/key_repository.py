@@ -26,6 +26,7 @@ class KeyRecord:
     admin: bool
     rate_limit: int | None
     daily_tokens: int | None
+    daily_usd: float | None
     created_at: datetime
     revoked_at: datetime | None
 
@@ -47,6 +48,7 @@ def _record(row: ApiKey) -> KeyRecord:
         admin=row.admin,
         rate_limit=row.rate_limit,
         daily_tokens=row.daily_tokens,
+        daily_usd=row.daily_usd,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
     )
@@ -66,6 +68,7 @@ class ApiKeyRepository:
         admin: bool = False,
         rate_limit: int | None = None,
         daily_tokens: int | None = None,
+        daily_usd: float | None = None,
     ) -> NewKey:
         """A new key with these grants and limits; its secret is returned once and never stored."""
         secret = new_secret()
@@ -78,6 +81,7 @@ class ApiKeyRepository:
             admin=admin,
             rate_limit=rate_limit,
             daily_tokens=daily_tokens,
+            daily_usd=daily_usd,
             created_at=datetime.now(UTC),
             revoked_at=None,
         )

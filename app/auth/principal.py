@@ -17,7 +17,7 @@ class Principal:
 
     ``grants`` maps each granted source to fnmatch patterns over its qualified table names;
     an admin sees every source and every table whatever its grants say. ``None`` limits are
-    the service's defaults; 0 is unlimited.
+    the service's defaults; 0 is unlimited. ``daily_usd`` is dollars at the configured LM prices.
     """
 
     key_id: str | None
@@ -26,6 +26,7 @@ class Principal:
     grants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rate_limit: int | None = None
     daily_tokens: int | None = None
+    daily_usd: float | None = None
     limited: bool = True  # the static admin key and auth off are never rate-limited
 
     def sees_source(self, source: str) -> bool:

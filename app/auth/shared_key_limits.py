@@ -1,18 +1,21 @@
 """Per-key limits for all replicas together, in Redis; this replica's own counts when it fails.
 
-Per key, two Redis keys under the deployment's prefix (one hash slot: the key id is the tag):
+Per key, three Redis keys under the deployment's prefix (one hash slot: the key id is the tag):
 
 - ``<prefix>:key-limit:{<key id>}:rate`` — the GCRA theoretical arrival time (ms, Redis server
   time) of the key's routes: a token bucket of ``rate`` routes refilled at ``rate`` a minute.
 - ``<prefix>:key-limit:{<key id>}:tokens:<UTC day>`` — the LM tokens spent that day
   (``INCRBY``), expiring two days later.
+- ``<prefix>:key-limit:{<key id>}:micro-usd:<UTC day>`` — the LM dollars spent that day, in
+  whole micro-dollars (``INCRBY``: integers add exactly, on every replica alike), expiring too.
 
-``admit`` is one Lua script: refuse if the day's tokens are spent, else book the ``n`` routes
-at once or none, and say how long until they would fit (the 429's Retry-After); it never waits.
-``spend`` adds to the day's counter. Every count also goes to the local ``KeyLimits``, so while
-Redis is unreachable or answers errors (the link logs that once and probes until it is back)
-the limits still hold: each replica holds its part of them (the key's limits divided by
-``TABLEROUTER_REPLICAS``, as the LM limits are), with what this replica knows of the day's tokens.
+``admit`` is one Lua script: refuse if the day's tokens or dollars are spent, else book the
+``n`` routes at once or none, and say how long until they would fit (the 429's Retry-After); it
+never waits. ``spend`` adds to the day's counters in one transaction (one round trip). Every
+count also goes to the local ``KeyLimits``, so while Redis is unreachable or answers errors (the
+link logs that once and probes until it is back) the limits still hold: each replica holds its
+part of them (the key's limits divided by ``TABLEROUTER_REPLICAS``, as the LM limits are), with
+what this replica knows of the day's tokens and dollars.
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from app.auth.key_limits import (
     KeyLimits,
     budget_of,
     budget_spent,
+    micro_usd,
     rate_of,
     rate_refused,
     too_many_at_once,
+    usd_budget_of,
+    usd_budget_spent,
     utc_day,
 )
 from app.auth.principal import Principal
@@ -44,14 +50,19 @@ FAILED: tuple[type[BaseException], ...] = (*UNREACHABLE, RedisError)
 # The day's counter outlives its day, so a replica whose clock is a little behind still finds it.
 DAY_COUNTER_TTL_S = 2 * 24 * 3600
 
-ADMITTED, RATE, TOKENS = 0, 1, 2
+ADMITTED, RATE, TOKENS, USD = 0, 1, 2, 3
 
-# KEYS: the rate's arrival time, today's tokens. ARGV: budget (0: none), emission interval in ms
-# (0: no rate), routes asked for, rate (the burst). Returns {verdict, ms until the routes fit}.
+# KEYS: the rate's arrival time, today's tokens, today's micro-dollars. ARGV: token budget (0:
+# none), emission interval in ms (0: no rate), routes asked for, rate (the burst), micro-dollar
+# budget (0: none). Returns {verdict, ms until the routes fit}.
 _ADMIT = """
 local budget = tonumber(ARGV[1])
 if budget > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= budget then
   return {2, 0}
+end
+local usd_budget = tonumber(ARGV[5])
+if usd_budget > 0 and tonumber(redis.call('GET', KEYS[3]) or '0') >= usd_budget then
+  return {3, 0}
 end
 local interval = tonumber(ARGV[2])
 if interval <= 0 then return {0, 0} end
@@ -68,7 +79,7 @@ return {0, 0}
 
 
 class SharedKeyLimits:
-    """The per-key rate and daily tokens of every replica, counted in Redis."""
+    """The per-key rate, daily tokens and daily dollars of every replica, counted in Redis."""
 
     def __init__(self, link: RedisLink, local: KeyLimits, replicas: int = 1) -> None:
         self.link = link
@@ -82,24 +93,37 @@ class SharedKeyLimits:
     def _day_key(self, key_id: str, day: str) -> str:
         return self._key(key_id, "tokens", day)
 
+    def _usd_key(self, key_id: str, day: str) -> str:
+        return self._key(key_id, "micro-usd", day)
+
     async def admit(self, principal: Principal, routes: int = 1) -> None:
         """Count ``routes`` starting for ``principal``; KeyLimitError if over its rate or budget."""
         if not principal.limited or principal.key_id is None:
             return
         rate = rate_of(principal, self.local.default_rate)
         budget = budget_of(principal, self.local.default_tokens)
+        usd_budget = usd_budget_of(principal, self.local.default_usd)
         if 0 < rate < routes:
             raise too_many_at_once(routes, rate)
         if self.link.up:
             interval_ms = SECONDS_PER_MINUTE * 1000 / rate if rate > 0 else 0
-            keys = [self._key(principal.key_id, "rate"), self._day_key(principal.key_id, utc_day())]
+            day = utc_day()
+            keys = [
+                self._key(principal.key_id, "rate"),
+                self._day_key(principal.key_id, day),
+                self._usd_key(principal.key_id, day),
+            ]
             try:
-                verdict, wait_ms = await self._admit(keys=keys, args=[budget, interval_ms, routes, rate])
+                verdict, wait_ms = await self._admit(
+                    keys=keys, args=[budget, interval_ms, routes, rate, usd_budget]
+                )
             except FAILED as exc:
                 self.link.mark_down(exc)
             else:
                 if int(verdict) == TOKENS:
                     raise budget_spent(budget)
+                if int(verdict) == USD:
+                    raise usd_budget_spent(usd_budget)
                 if int(verdict) == RATE:
                     raise rate_refused(rate, int(wait_ms) / 1000)
                 return
@@ -111,33 +135,43 @@ class SharedKeyLimits:
             note = f" (this replica's part, 1/{self.replicas}, while the shared counts are unreachable)"
             raise KeyLimitError(f"{exc}{note}", exc.retry_after_s, exc.kind) from None
 
-    async def spend(self, principal: Principal, tokens: int) -> None:
-        """Add the LM tokens a route of ``principal`` used to today's count, here and in Redis."""
-        if not principal.limited or principal.key_id is None or tokens <= 0:
+    async def spend(self, principal: Principal, tokens: int, cost_usd: float | None) -> None:
+        """Add a route's LM tokens and dollars (None: prices unknown) to today's counts, here and in Redis."""
+        tokens, micro = max(0, tokens), micro_usd(cost_usd)
+        if not principal.limited or principal.key_id is None or (tokens <= 0 and micro <= 0):
             return
-        await self.local.spend(principal, tokens)
+        self.local.add(principal, tokens, micro)
         if not self.link.up:
             return
-        key = self._day_key(principal.key_id, utc_day())
+        day = utc_day()
         try:
             async with self.link.client.pipeline(transaction=True) as pipe:
-                pipe.incrby(key, tokens)
-                pipe.expire(key, DAY_COUNTER_TTL_S)
+                for key, amount in (
+                    (self._day_key(principal.key_id, day), tokens),
+                    (self._usd_key(principal.key_id, day), micro),
+                ):
+                    if amount > 0:
+                        pipe.incrby(key, amount)
+                        pipe.expire(key, DAY_COUNTER_TTL_S)
                 await pipe.execute()
         except FAILED as exc:
             self.link.mark_down(exc)
 
-    async def seed(self, day: str, spent: Mapping[str, int]) -> None:
-        """Set ``day``'s counters that Redis lacks (it restarted, or lost them) to ``spent``."""
-        if not spent or not self.link.up:
+    async def seed(
+        self, day: str, tokens: Mapping[str, int], micro_dollars: Mapping[str, int] | None = None
+    ) -> None:
+        """Set ``day``'s counters that Redis lacks (it restarted, or lost them) to what was spent."""
+        counters = [(self._day_key(key_id, day), spent) for key_id, spent in tokens.items()]
+        counters += [(self._usd_key(key_id, day), spent) for key_id, spent in (micro_dollars or {}).items()]
+        if not counters or not self.link.up:
             return
         try:
             async with self.link.client.pipeline(transaction=False) as pipe:
-                for key_id, tokens in spent.items():
-                    pipe.set(self._day_key(key_id, day), tokens, nx=True, ex=DAY_COUNTER_TTL_S)
+                for key, spent in counters:
+                    pipe.set(key, spent, nx=True, ex=DAY_COUNTER_TTL_S)
                 created = await pipe.execute()
         except FAILED as exc:
             self.link.mark_down(exc)
             return
         if any(created):
-            log.info("seeded %d keys' token counts for %s from the route log", sum(map(bool, created)), day)
+            log.info("seeded %d of today's counters for %s from the route log", sum(map(bool, created)), day)

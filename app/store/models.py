@@ -127,5 +127,6 @@ class ApiKey(Base):
     admin: Mapped[bool]
     rate_limit: Mapped[int | None]
     daily_tokens: Mapped[int | None]
+    daily_usd: Mapped[float | None]
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

@@ -1,4 +1,4 @@
-"""Plain values the store reads and writes: a route as logged, and feedback on it."""
+"""Plain values the store reads and writes: a route as logged, feedback on it, a key's spend."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["FeedbackRecord", "RouteRecord"]
+__all__ = ["FeedbackRecord", "KeySpend", "RouteRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +40,11 @@ class FeedbackRecord:
     created_at: datetime
     used_tables: list[str]
     sql: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpend:
+    """What one key's logged routes spent: LM tokens, and dollars where their prices were known."""
+
+    tokens: int
+    cost_usd: float

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from app.store.database import Store
 from app.store.models import RouteFeedback, RouteLog
-from app.store.records import RouteRecord
+from app.store.records import KeySpend, RouteRecord
 
 __all__ = ["RouteLogRepository"]
 
@@ -62,17 +62,30 @@ class RouteLogRepository:
 
     async def tokens_by_key_since(self, since: datetime) -> dict[str, int]:
         """LM tokens (prompt + completion) of the routes logged since ``since``, per key id."""
+        return {key_id: spend.tokens for key_id, spend in (await self.spend_by_key_since(since)).items()}
+
+    async def spend_by_key_since(self, since: datetime) -> dict[str, KeySpend]:
+        """LM tokens and dollars of the routes logged since ``since``, per key id (one query).
+
+        A route whose ``stats.cost_usd`` is null or absent (its LM's prices unknown, or logged
+        before routes had a cost) adds its tokens and no dollars.
+        """
         tokens = sa.func.coalesce(RouteLog.stats["prompt_tokens"].as_integer(), 0) + sa.func.coalesce(
             RouteLog.stats["completion_tokens"].as_integer(), 0
         )
+        cost = RouteLog.stats["cost_usd"].as_float()
         query = (
-            sa.select(RouteLog.key_id, sa.func.sum(tokens))
+            sa.select(RouteLog.key_id, sa.func.sum(tokens), sa.func.sum(cost))
             .where(RouteLog.created_at >= since, RouteLog.key_id.is_not(None))
             .group_by(RouteLog.key_id)
         )
         async with self._store.begin() as session:
             rows = (await session.execute(query)).all()
-        return {key_id: int(total or 0) for key_id, total in rows if key_id is not None}
+        return {
+            key_id: KeySpend(int(total or 0), float(dollars or 0.0))
+            for key_id, total, dollars in rows
+            if key_id is not None
+        }
 
     async def delete_older_than(self, cutoff: datetime) -> int:
         """Delete routes created before ``cutoff`` that have no feedback (feedback is the dataset)."""
