@@ -148,7 +148,8 @@ async def test_a_dollar_budget_holds_in_process_and_survives_a_restart(
     async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
         settings = _settings(sim_url, tmp_path, database_url=store_url)
         async with service_client(settings) as client:
-            budget = 2.5 * await _route_cost(client)
+            # Whole micro-dollars, as the service counts them: the detail shows the same figure.
+            budget = round(2.5 * await _route_cost(client), 6)
             spent = await _key(client, daily_usd=budget)
             roomy = await _key(client, daily_usd=1000.0)
             costs, detail = await _spend_until_refused([client], spent, budget)
@@ -205,7 +206,7 @@ async def test_a_dollar_budget_holds_across_instances_in_redis(
         shared = settings.model_copy(update={"redis_key_prefix": prefix})
         async with AsyncExitStack() as stack:
             a, b = [(await stack.enter_async_context(service_app_client(shared)))[1] for _ in range(2)]
-            budget = 2.5 * await _route_cost(a)
+            budget = round(2.5 * await _route_cost(a), 6)
             secret, key_id = await make_key(a, "budgeted", grants={"demo": ["*"]}, daily_usd=budget)
             headers = {"Authorization": f"Bearer {secret}"}
             costs, _ = await _spend_until_refused([a, b], headers, budget)
