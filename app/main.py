@@ -38,6 +38,7 @@ from app.auth.key_repository import ApiKeyRepository
 from app.auth.shared_key_limits import SharedKeyLimits
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.backend import LMBackend, build_backend
+from app.llm.cache_hints import resolve_cache_hint
 from app.llm.failover_limiter import shared_limits
 from app.llm.limits import ObservedLimiter
 from app.llm.prices import prices_for
@@ -132,7 +133,10 @@ def _router(
     shared_routes: SharedRouteCache | None,
 ) -> CachedRoutes:
     """The route service: the judge behind the verdict cache, the service behind the route cache."""
-    lm_judge = LMJudge(backend, settings.llm_timeout, settings.judge_format) if backend else None
+    lm_judge = None
+    if backend is not None:
+        hint = resolve_cache_hint(settings.llm_cache_hint, backend.model, settings.llm_api_base)
+        lm_judge = LMJudge(backend, settings.llm_timeout, settings.judge_format, hint)
     version = program_version(lm_judge)
     judge = VerdictCache(lm_judge, settings.verdict_cache_size, version) if lm_judge else None
     prices = prices_for(settings) if backend else None

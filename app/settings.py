@@ -144,6 +144,11 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         description="call openai/ and hosted_vllm/ models through the lean chat-completions LM; "
         "false: through DSPy's own engines",
     )
+    llm_cache_hint: Literal["auto", "off", "prompt_cache_key", "cache_control"] = Field(
+        default="auto",
+        description="prompt-cache hint per chunk: OpenAI's prompt_cache_key, Anthropic's cache_control "
+        "breakpoint after the cards; auto picks by the model (OpenAI's own API, anthropic/ models)",
+    )
     llm_timeout: Annotated[float, Field(gt=0)] = Field(
         default=30.0, description="seconds one LM call may take (never more than the route's time left)"
     )

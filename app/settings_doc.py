@@ -50,6 +50,7 @@ _OWN_GROUPS: Final = (
             "llm_api_base",
             "llm_api_key",
             "llm_lean_chat",
+            "llm_cache_hint",
             "llm_timeout",
             "llm_max_concurrency",
             "llm_rpm_limit",

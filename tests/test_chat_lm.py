@@ -31,8 +31,10 @@ async def test_the_program_runs_on_it_as_a_dspy_lm_with_usage() -> None:
         finally:
             await lm.aclose()
     # The short reply names only the table the question needs.
-    assert [t.table for t in prediction.relevant] == ["s.orders"]
-    assert 0 < prediction.relevant[0].confidence <= 1
+    _, confidence, reason = prediction.relevant[0].split(" | ")
+    assert [entry.split(" | ")[0] for entry in prediction.relevant] == ["s.orders"]
+    assert 0 < float(confidence) <= 1
+    assert reason
     usage = prediction.get_lm_usage()["openai/tablerouter-sim"]
     assert usage["prompt_tokens"] > 0
     assert usage["completion_tokens"] > 0

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 from app.harness.service import service_client
+from app.llm.cache_hints import resolve_cache_hint
 from app.settings import Settings
 from app.simulator.service import SimulatorConfig, running_simulator
 
@@ -176,3 +178,44 @@ async def test_a_large_shortlist_is_narrowed_on_compact_cards_first(world: World
     assert stats["chunks"] > stats["first_pass_chunks"]  # the kept tables were judged on full cards
     assert stats["prompt_tokens"] < whole["stats"]["prompt_tokens"]
     assert {t["name"] for t in narrowed["tables"]} >= set(question["gold_tables"])
+
+
+async def _hints(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    sim = settings["llm_api_base"].removesuffix("/v1")
+    async with httpx.AsyncClient(base_url=sim) as client:
+        hints: list[dict[str, Any]] = (await client.get("/prompts")).json()["hints"]
+        await client.post("/stats/reset")
+        return hints
+
+
+@pytest.mark.parametrize("hint", ["prompt_cache_key", "cache_control", "auto"])
+async def test_a_cache_hint_per_chunk_when_the_provider_takes_one(world: World, hint: str) -> None:
+    settings = {**world.oracle_settings, "llm_cache_hint": hint}
+    await _hints(settings)
+    async with service_client(Settings.model_validate(settings)) as client:
+        answers = [
+            (await client.post("/route", json={"question": q["question"]})).json()
+            for q in world.questions[:2]
+        ]
+    hints = await _hints(settings)
+    chunks = answers[0]["stats"]["chunks"]
+    assert len(hints) == chunks * 2
+    assert {t["name"] for t in answers[1]["tables"]} >= set(world.questions[1]["gold_tables"])
+    keys = [h["prompt_cache_key"] for h in hints]
+    if hint == "prompt_cache_key":
+        # One key per chunk, the same for both questions: a chunk's calls meet one cache.
+        assert len(set(keys)) == chunks
+        assert sorted(keys[:chunks]) == sorted(keys[chunks:])
+    else:
+        assert keys == [None] * len(hints)
+    # Anthropic's breakpoint: the cards part of each call marked, the question after it.
+    marked = [h["cache_control_parts"] for h in hints]
+    assert marked == [1 if hint == "cache_control" else 0] * len(hints)
+
+
+async def test_auto_sends_a_hint_to_the_providers_that_take_one() -> None:
+    assert resolve_cache_hint("auto", "openai/gpt-4o-mini", None) == "prompt_cache_key"
+    assert resolve_cache_hint("auto", "anthropic/claude-haiku-4-5", None) == "cache_control"
+    # A self-hosted OpenAI-compatible server (vLLM, llama.cpp) caches on its own and may refuse the key.
+    assert resolve_cache_hint("auto", "openai/qwen", "http://vllm:8000/v1") == "off"
+    assert resolve_cache_hint("off", "anthropic/claude-haiku-4-5", None) == "off"

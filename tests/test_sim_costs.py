@@ -14,7 +14,6 @@ import dspy
 import httpx
 import pytest
 import tiktoken
-from pydantic import BaseModel
 
 from app.simulator.costs import TokenLatency
 from app.simulator.faults import FaultRates
@@ -48,7 +47,7 @@ TABLES = """### sales.orders "One row per customer order"
 
 SYSTEM_SHORT = (
     "Your input fields are:\n1. `tables` (str): table cards\n2. `question` (str): the user's question\n"
-    "Your output fields are:\n1. `relevant` (list[RelevantTable]): only the relevant tables"
+    "Your output fields are:\n1. `relevant` (list[str]): only the relevant tables"
 )
 SYSTEM_OLD = (
     "Your input fields are:\n1. `question` (str)\n2. `tables` (str)\n"
@@ -71,7 +70,7 @@ def short_prompt(question: str, tables: str = TABLES) -> list[dict[str, str]]:
     user = (
         f"[[ ## tables ## ]]\n{tables}\n\n[[ ## question ## ]]\n{question}\n\n"
         "Respond with the corresponding output fields, starting with the field `[[ ## relevant ## ]]` "
-        "(must be formatted as a valid Python list[RelevantTable]), and then ending with the marker "
+        "(must be formatted as a valid Python list[str]), and then ending with the marker "
         "for `[[ ## completed ## ]]`."
     )
     return [{"role": "system", "content": SYSTEM_SHORT}, {"role": "user", "content": user}]
@@ -160,10 +159,10 @@ async def test_the_short_format_lists_only_the_relevant_tables(start: Start) -> 
     content = (await complete(client, short_prompt("How many orders did each customer place?"))).json()
     match = SHORT_REPLY.match(content["choices"][0]["message"]["content"])
     assert match is not None
-    items = json.loads(match.group(1))
-    assert [item["table"] for item in items] == ["sales.orders", "sales.customers"]
-    assert all(set(item) == {"table", "confidence", "reason"} for item in items)
-    assert all(0 < len(item["reason"].split()) <= 5 for item in items)
+    items = [item.split(" | ") for item in json.loads(match.group(1))]
+    assert [name for name, _, _ in items] == ["sales.orders", "sales.customers"]
+    assert all(0 < float(confidence) <= 1 for _, confidence, _ in items)
+    assert all(0 < len(reason.split()) <= 5 for _, _, reason in items)
     none = (await complete(client, short_prompt("Something about weather?"))).json()
     assert none["choices"][0]["message"]["content"] == "[[ ## relevant ## ]]\n[]\n\n[[ ## completed ## ]]"
 
@@ -245,15 +244,9 @@ async def test_faults_spoil_the_short_format_too(start: Start, fault: str, check
     else:
         match = SHORT_REPLY.match(content)
         assert match is not None
-        names = [item["table"] for item in json.loads(match.group(1))]
+        names = [item.split(" | ")[0] for item in json.loads(match.group(1))]
         assert any("ghost_table" in name for name in names)
         assert {"sales.orders", "sales.customers"} <= set(names)
-
-
-class RelevantTable(BaseModel):
-    table: str
-    confidence: float
-    reason: str = ""
 
 
 class JudgeShort(dspy.Signature):  # type: ignore[misc]  # DSPy ships no type information
@@ -261,7 +254,7 @@ class JudgeShort(dspy.Signature):  # type: ignore[misc]  # DSPy ships no type in
 
     tables: str = dspy.InputField(desc="table cards, one per table")
     question: str = dspy.InputField(desc="the user's question")
-    relevant: list[RelevantTable] = dspy.OutputField(desc="only the relevant tables")
+    relevant: list[str] = dspy.OutputField(desc="'name | confidence | reason' per relevant table")
 
 
 async def test_dspy_renders_and_parses_the_short_format(
@@ -273,7 +266,7 @@ async def test_dspy_renders_and_parses_the_short_format(
     lm = dspy.LM("openai/sim", api_base=f"{base_url}/v1", api_key="sim", cache=False, num_retries=0)
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
         result = await dspy.Predict(JudgeShort).acall(tables=TABLES, question="How many orders per customer?")
-    assert {t.table for t in result.relevant} == {"sales.orders", "sales.customers"}
+    assert {entry.split(" | ")[0] for entry in result.relevant} == {"sales.orders", "sales.customers"}
 
 
 def test_a_profile_sets_the_model_and_options_override_it() -> None:

@@ -41,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=20, help="tables asked for per route")
     parser.add_argument("--keep-warehouse", action="store_true", help="do not drop the schemas at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--sim-profile",
+        choices=["hosted-small", "vllm-8b"],
+        help="the simulator's latency and prefix-cache model",
+    )
+    parser.add_argument(
+        "--price-model", default="gpt-4o-mini", help="price the simulator's tokens as this model's (cost_usd)"
+    )
     parser.add_argument("--out", type=Path, help="write the report as JSON")
     parser.add_argument("--plot", type=Path, help="write recall@k curves as PNG")
     parser.add_argument("--compare", type=Path, nargs="+", metavar="REPORT", help="compare saved reports")
@@ -63,6 +71,8 @@ def _options(args: argparse.Namespace) -> EvalOptions:
         top_k=args.top_k,
         keep_warehouse=args.keep_warehouse,
         progress=not args.no_progress,
+        sim_profile=args.sim_profile,
+        price_model=args.price_model,
     )
 
 

@@ -28,6 +28,7 @@ from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, se
 from app.eval.spider import Question, load_databases, load_questions, resolve_gold
 from app.eval.warehouse import Warehouse, build_warehouse, drop_warehouse, plan_warehouse
 from app.settings import Settings
+from app.simulator.costs import ProfileName
 from app.simulator.service import SimulatorConfig, running_simulator
 
 __all__ = ["DEFAULT_WAREHOUSE_URL", "EvalOptions", "evaluate"]
@@ -58,6 +59,10 @@ class EvalOptions:
     top_k: int = 20
     keep_warehouse: bool = False
     progress: bool = True
+    # What the simulator's calls cost: its latency profile (and prefix cache), and the model whose
+    # prices the report's dollars use.
+    sim_profile: ProfileName | None = None
+    price_model: str | None = "gpt-4o-mini"
 
 
 def _sample(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
@@ -102,12 +107,17 @@ async def _judge_settings(
             fnr=options.fnr,
             fpr=options.fpr,
             seed=options.seed,
+            profile=options.sim_profile,
         )
         async with running_simulator(config) as sim_url:
             # No key from the environment travels to the simulator.
             yield (
                 Settings(
-                    sources=sources, llm_model=SIM_MODEL, llm_api_base=f"{sim_url}/v1", llm_api_key=None
+                    sources=sources,
+                    llm_model=SIM_MODEL,
+                    llm_api_base=f"{sim_url}/v1",
+                    llm_api_key=None,
+                    llm_price_model=options.price_model,
                 ),
                 sim_url,
             )
@@ -148,6 +158,8 @@ def _row(question: Question, gold: list[str], outcome: RouteOutcome) -> Question
         lm_calls=outcome.lm_calls,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
+        cached_prompt_tokens=outcome.cached_prompt_tokens,
+        cost_usd=outcome.cost_usd,
         wall_ms=round(outcome.wall_ms, 1),
         service_ms=outcome.service_ms,
         partial=outcome.partial,

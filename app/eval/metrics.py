@@ -40,6 +40,8 @@ class QuestionRow:
     lm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cost_usd: float | None = None  # None: the LM's prices are unknown
     wall_ms: float = 0.0
     service_ms: float = 0.0
     partial: int = 0
@@ -114,5 +116,13 @@ def score_rows(rows: Sequence[QuestionRow], threshold: float) -> dict[str, float
     metrics.update(_spread("tokens", [r.prompt_tokens + r.completion_tokens for r in answered]))
     metrics.update(_spread("prompt_tokens", [r.prompt_tokens for r in answered]))
     metrics.update(_spread("completion_tokens", [r.completion_tokens for r in answered]))
+    metrics.update(_spread("cached_prompt_tokens", [r.cached_prompt_tokens for r in answered]))
+    prompt = sum(r.prompt_tokens for r in answered)
+    cached = sum(r.cached_prompt_tokens for r in answered)
+    metrics["cached_prompt_share"] = round(cached / prompt, 4) if prompt else 0.0
+    costs = [r.cost_usd for r in answered if r.cost_usd is not None]
+    if costs:
+        metrics["cost_usd_mean"] = round(_mean(costs), 6)
+        metrics["cost_usd_p95"] = round(percentile(costs, 95), 6)
     metrics.update(_spread("wall_ms", [r.wall_ms for r in answered]))
     return metrics

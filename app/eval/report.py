@@ -60,8 +60,23 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         f"{'per question':<22}{'mean':>10}{'p50':>10}{'p95':>10}",
     ]
-    for key, label in (("lm_calls", "LM calls"), ("tokens", "tokens"), ("wall_ms", "wall ms")):
-        lines.append(f"{label:<22}" + "".join(f"{m[f'{key}_{s}']:>10.1f}" for s in ("mean", "p50", "p95")))
+    rows = (
+        ("lm_calls", "LM calls"),
+        ("tokens", "tokens"),
+        ("prompt_tokens", "prompt tokens"),
+        ("cached_prompt_tokens", "cached prompt tokens"),
+        ("completion_tokens", "completion tokens"),
+        ("wall_ms", "wall ms"),
+    )
+    for key, label in rows:
+        if f"{key}_mean" in m:
+            lines.append(
+                f"{label:<22}" + "".join(f"{m[f'{key}_{s}']:>10.1f}" for s in ("mean", "p50", "p95"))
+            )
+    if "cost_usd_mean" in m:
+        lines.append(f"{'dollars':<22}{m['cost_usd_mean']:>10.5f}{'':>10}{m['cost_usd_p95']:>10.5f}")
+    if "cached_prompt_share" in m:
+        lines.append(f"prompt tokens served from the provider's prefix cache: {m['cached_prompt_share']:.1%}")
     problems = report["gold_problems"]
     if problems["count"]:
         examples = ", ".join(f"{p['db_id']}:{p['name']}" for p in problems["examples"][:5])

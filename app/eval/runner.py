@@ -51,6 +51,8 @@ class RouteOutcome:
     lm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cost_usd: float | None = None
     service_ms: float = 0.0
     wall_ms: float = 0.0
     partial: int = 0
@@ -111,6 +113,8 @@ def _outcome(job: RouteJob, response: httpx.Response, wall_ms: float) -> RouteOu
         lm_calls=int(stats["lm_calls"]),
         prompt_tokens=int(stats["prompt_tokens"]),
         completion_tokens=int(stats["completion_tokens"]),
+        cached_prompt_tokens=int(stats.get("cached_prompt_tokens", 0)),
+        cost_usd=None if stats.get("cost_usd") is None else float(stats["cost_usd"]),
         service_ms=float(stats["elapsed_ms"]),
         wall_ms=wall_ms,
         # The service has no partial flag yet; count it when it does.

@@ -28,7 +28,7 @@ from app.llm.http1 import OriginPool
 __all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError", "cached_prompt_tokens"]
 
 # Generation options the judge may pass through DSPy; anything else DSPy adds is not sent.
-_PASSED = ("temperature", "max_tokens", "stop", "seed", "top_p")
+_PASSED = ("temperature", "max_tokens", "stop", "seed", "top_p", "prompt_cache_key")
 _EXCERPT = 200
 
 

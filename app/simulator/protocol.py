@@ -7,7 +7,7 @@ section holds the cards of ``app.routing.preparation.cards``. Two signatures are
 - the old one: question first, then tables; the reply's ``[[ ## verdicts ## ]]`` holds one
   ``{"table", "relevant", "confidence", "reason"}`` per table;
 - the short one: tables first (a prefix every question shares), question last; the reply's
-  ``[[ ## relevant ## ]]`` lists only the relevant tables, ``{"table", "confidence", "reason"}``.
+  ``[[ ## relevant ## ]]`` lists only the relevant tables, one ``"name | confidence | reason"`` string each.
 
 Which one a prompt is comes from the output field it asks for. Replies end with
 ``[[ ## completed ## ]]``.
@@ -211,12 +211,12 @@ def format_reply(verdicts: Sequence[Verdict], field: ReplyField = "verdicts") ->
     """The reply content in the ChatAdapter's output format.
 
     ``verdicts``: one object per table with ``relevant`` true or false. ``relevant``: only the
-    relevant tables, without the flag, each with a short reason (``[]`` when none is).
+    relevant tables, one string each, ``"name | confidence | short reason"`` (``[]`` when none is).
     """
-    items: list[dict[str, Any]]
+    items: list[Any]
     if field == "relevant":
         items = [
-            {"table": v.table, "confidence": round(v.confidence, 2), "reason": _short_reason(v.reason)}
+            f"{v.table} | {round(v.confidence, 2)} | {_short_reason(v.reason)}"
             for v in verdicts
             if v.relevant
         ]

@@ -156,6 +156,8 @@ class SimulatorEndpoints:
         self.faults = FaultPicker(faults or FaultRates(), seed)
         self.stats = SimulatorStats()
         self.prompts: deque[str] = deque(maxlen=PROMPTS_KEPT)
+        # The prompt-cache hints each of those requests carried (OpenAI's key, Anthropic's breakpoints).
+        self.hints: deque[dict[str, Any]] = deque(maxlen=PROMPTS_KEPT)
 
     def _completion(
         self, model: str, texts: list[str], verdicts: list[Verdict], fault: FaultKind, reply: ReplyField
@@ -210,6 +212,7 @@ class SimulatorEndpoints:
                 return _error(HTTPStatus.BAD_REQUEST, "the simulator does not stream; send stream=false")
             model = body.get("model")
             model_name = model if isinstance(model, str) and model else self.model_name
+            self.hints.append(_hints(body))
             return await self._answer(request, body["messages"], model_name, arrived)
         finally:
             self.stats.in_flight -= 1
@@ -292,14 +295,28 @@ class SimulatorEndpoints:
 
     async def get_prompts(self, request: Request) -> Response:
         """``GET /prompts``: the text of the latest prompts received (at most PROMPTS_KEPT), oldest first."""
-        return JSONResponse({"prompts": list(self.prompts)})
+        return JSONResponse({"prompts": list(self.prompts), "hints": list(self.hints)})
 
     async def reset_stats(self, request: Request) -> Response:
         """``POST /stats/reset``: zero the counters and forget the prompts."""
         self.stats.reset()
         self.prompts.clear()
+        self.hints.clear()
         return JSONResponse(asdict(self.stats))
 
     async def healthz(self, request: Request) -> Response:
         """``GET /healthz``: alive."""
         return JSONResponse({"status": "ok"})
+
+
+def _hints(body: dict[str, Any]) -> dict[str, Any]:
+    """The prompt-cache hints of a request: its ``prompt_cache_key`` and its ``cache_control`` parts."""
+    key = body.get("prompt_cache_key")
+    marked = sum(
+        1
+        for message in body["messages"]
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and isinstance(part.get("cache_control"), dict)
+    )
+    return {"prompt_cache_key": key if isinstance(key, str) else None, "cache_control_parts": marked}

@@ -22,6 +22,7 @@ import dspy
 import pydantic
 from dspy import AdapterParseError, History
 
+from app.llm.cache_hints import with_cache_breakpoint
 from app.llm.dspy_internals import expand_legacy_type_markers
 
 _HEADER = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
@@ -41,9 +42,11 @@ class _Fields:
 class JudgeAdapter(dspy.ChatAdapter):
     """ChatAdapter that caches per-signature text and validates JSON replies in one step."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, cache_breakpoint: bool = False) -> None:
         # A reply that does not parse is retried by the judge, not re-asked in JSON mode.
         super().__init__(use_json_adapter_fallback=False)
+        # Anthropic caches a prompt only up to a marked part: mark the end of the cards.
+        self.cache_breakpoint = cache_breakpoint
         self._system: dict[Any, str] = {}
         self._requirements: dict[Any, str | None] = {}
         self._validators: dict[Any, pydantic.TypeAdapter[Any]] = {}
@@ -73,7 +76,13 @@ class JudgeAdapter(dspy.ChatAdapter):
         content = self.format_user_message_content(signature, inputs, main_request=True)
         if content:
             messages.append({"role": "user", "content": content})
-        return [expand_legacy_type_markers(m) for m in messages]
+        expanded = [expand_legacy_type_markers(m) for m in messages]
+        return with_cache_breakpoint(expanded) if self.cache_breakpoint else expanded
+
+    def format(self, signature: Any, demos: list[Any], inputs: dict[str, Any]) -> list[dict[str, Any]]:
+        """ChatAdapter's messages (DSPy's own call path), with the cache breakpoint when asked for."""
+        messages: list[dict[str, Any]] = super().format(signature, demos, inputs)
+        return with_cache_breakpoint(messages) if self.cache_breakpoint else messages
 
     def format_system_message(self, signature: Any) -> str:
         cached = self._system.get(signature)

@@ -15,6 +15,7 @@ from typing import Any
 import dspy
 
 from app.llm.backend import LMBackend
+from app.llm.cache_hints import CacheHint, cache_key
 from app.llm.chat_lm import ChatCompletionsLM, cached_prompt_tokens
 from app.observability.metrics import LM_TOKENS
 from app.routing.deadline import Deadline
@@ -87,12 +88,25 @@ def _usage(prediction: dspy.Prediction) -> tuple[int, int, int]:
 class LMJudge:
     """Judges chunks through one LM backend, every call under the backend's shared limiter."""
 
-    def __init__(self, backend: LMBackend, timeout: float, judge_format: JudgeFormat = "short") -> None:
+    def __init__(
+        self,
+        backend: LMBackend,
+        timeout: float,
+        judge_format: JudgeFormat = "short",
+        cache_hint: CacheHint = "off",
+    ) -> None:
         self.backend = backend
         self.timeout = timeout
         self.judge_format = judge_format
+        self.cache_hint = cache_hint
         self.program = TableJudge(judge_format)
-        self.adapter = JudgeAdapter()
+        self.adapter = JudgeAdapter(cache_breakpoint=cache_hint == "cache_control")
+
+    def _hinted(self, chunk: Chunk, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` with the chunk's prompt-cache key, when the provider takes one."""
+        if self.cache_hint != "prompt_cache_key":
+            return config
+        return {**config, "prompt_cache_key": cache_key(chunk.text)}
 
     async def _ask(self, question: str, chunk: Chunk, config: dict[str, Any]) -> Answer:
         """The verdicts of one LM call, and its prompt and completion tokens."""
@@ -101,7 +115,9 @@ class LMJudge:
             return await self._direct(lm, question, chunk)
         # History off: DSPy would keep every prompt of every route in memory.
         with dspy.context(lm=lm, adapter=self.adapter, track_usage=True, disable_history=True):
-            prediction = await self.program.acall(question=question, tables=chunk.text, config=config)
+            prediction = await self.program.acall(
+                question=question, tables=chunk.text, config=self._hinted(chunk, config)
+            )
         return Answer(as_verdicts(prediction[self.program.output_field]), *_usage(prediction))
 
     async def _direct(self, lm: ChatCompletionsLM, question: str, chunk: Chunk) -> Answer:
@@ -112,7 +128,7 @@ class LMJudge:
         # The adapter lays the fields out in the signature's order: the cards, then the question.
         inputs = {"tables": chunk.text, "question": question}
         messages = self.adapter.messages(signature, predict.demos, inputs)
-        text, usage = await lm.complete(messages, **predict.config)
+        text, usage = await lm.complete(messages, **self._hinted(chunk, predict.config))
         reply = self.adapter.parse(signature, text)[self.program.output_field]
         return Answer(
             as_verdicts(reply),

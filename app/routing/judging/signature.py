@@ -5,9 +5,11 @@
 ``[[ ## tables ## ]]`` (the chunk's cards) first and ``[[ ## question ## ]]`` last, so every
 call over the same chunk shares one prompt prefix that a provider's prefix cache serves (the
 question is the only part that changes). The reply carries ``[[ ## relevant ## ]]`` with a JSON
-list of the tables the query needs, each with a confidence and a few words why; a table of the
-chunk the reply does not name is a vote against it. Short replies are what make a route fast:
-a small hosted model writes ~10-15 ms per output token.
+list of one string per table the query needs, ``"name | confidence | a few words why"``; a table
+of the chunk the reply does not name is a vote against it. Short replies are what make a route
+fast and cheap: a small hosted model writes ~10-15 ms per output token, and output tokens cost
+four times input ones. A line per table takes ~15 tokens where a JSON object with named keys
+took ~28.
 
 ``JudgeTables`` is the format before that (the question first, a verdict with a confidence and
 a reason for every table: ~30 output tokens a table), kept only so a benchmark can measure the
@@ -16,6 +18,7 @@ two side by side (TABLEROUTER_JUDGE_FORMAT=verdicts). The LM simulator speaks bo
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import dspy
@@ -25,7 +28,6 @@ __all__ = [
     "JUDGE_FORMATS",
     "JudgeFormat",
     "JudgeTables",
-    "RelevantTable",
     "SelectTables",
     "TableVerdict",
     "as_verdicts",
@@ -34,14 +36,6 @@ __all__ = [
 
 JudgeFormat = Literal["short", "verdicts"]
 PROGRAM_VERSION = "judge-v2"
-
-
-class RelevantTable(BaseModel):
-    """A table the query needs."""
-
-    table: str = Field(description="qualified table name exactly as in its card header")
-    confidence: float = Field(ge=0.0, le=1.0, description="confidence that the query reads it, 0 to 1")
-    reason: str = Field(default="", description="at most five words why")
 
 
 class SelectTables(dspy.Signature):
@@ -57,7 +51,10 @@ class SelectTables(dspy.Signature):
 
     tables: str = dspy.InputField(desc="table cards, one per table")
     question: str = dspy.InputField(desc="the user's question")
-    relevant: list[RelevantTable] = dspy.OutputField(desc="only the tables the query needs; [] if none")
+    relevant: list[str] = dspy.OutputField(
+        desc="one entry per table the query needs, 'qualified name | confidence 0 to 1 | at most five "
+        "words why'; [] if none"
+    )
 
 
 class TableVerdict(BaseModel):
@@ -97,11 +94,24 @@ def program_version_of(judge_format: JudgeFormat) -> str:
     return JUDGE_FORMATS[judge_format][2]
 
 
-def as_verdicts(reply: list[RelevantTable] | list[TableVerdict]) -> list[TableVerdict]:
+# A short-format entry without a readable confidence: it was named, so it counts as a clear yes.
+NAMED_CONFIDENCE = 0.9
+
+
+def _named(entry: str) -> TableVerdict:
+    """One short-format entry, ``name | confidence | reason``; only the name is required."""
+    name, _, rest = entry.partition("|")
+    confidence_text, _, reason = rest.partition("|")
+    try:
+        confidence = float(confidence_text)
+    except ValueError:
+        confidence = NAMED_CONFIDENCE
+    if not math.isfinite(confidence):
+        confidence = NAMED_CONFIDENCE
+    confidence = min(1.0, max(0.0, confidence))
+    return TableVerdict(table=name.strip(), relevant=True, confidence=confidence, reason=reason.strip())
+
+
+def as_verdicts(reply: list[str] | list[TableVerdict]) -> list[TableVerdict]:
     """A reply in either format as verdicts: a table the short format names is a relevant one."""
-    return [
-        item
-        if isinstance(item, TableVerdict)
-        else TableVerdict(table=item.table, relevant=True, confidence=item.confidence, reason=item.reason)
-        for item in reply
-    ]
+    return [item if isinstance(item, TableVerdict) else _named(item) for item in reply]
