@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.catalog.model import Column, ForeignKey, Table
 from app.catalog.fk_graph import fk_graph
+from app.catalog.model import Column, ForeignKey, Table
 from app.routing.ranking.merge import Vote, blend_prior, complete_join_paths, merge_votes, rank
 
 
