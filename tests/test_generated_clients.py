@@ -121,6 +121,7 @@ def ts_client() -> Path:
     return TS_DIR / "dist" / "src" / "route.js"
 
 
+@pytest.mark.slow  # compiling the TypeScript client: ~17 s
 def test_typescript_client_type_checks_and_routes(demo_service: str, ts_client: Path) -> None:
     out = json.loads(_run(["node", str(ts_client), demo_service, QUESTION], cwd=TS_DIR))
     assert out["judge_kind"] == "lexical"

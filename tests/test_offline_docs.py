@@ -66,12 +66,14 @@ def _load_offline(browser: Browser, service: str, path: str, ready: str) -> list
     return blocked
 
 
+@pytest.mark.browser
 def test_swagger_ui_renders_the_route_operation_offline(browser: Browser, demo_service: str) -> None:
     # Swagger UI names each operation's block after its tag and operationId.
     blocked = _load_offline(browser, demo_service, "/docs", "#operations-routing-route")
     assert blocked == []
 
 
+@pytest.mark.browser
 def test_redoc_renders_offline(browser: Browser, demo_service: str) -> None:
     # ReDoc titles each operation with its summary.
     blocked = _load_offline(browser, demo_service, "/redoc", f'h2:has-text("{ROUTE_SUMMARY}")')

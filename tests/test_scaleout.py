@@ -23,7 +23,8 @@ from app.simulator.launcher import free_port
 from tests.fixtures.replicas import REDIS_URL, ReplicaWorldBuilder, World
 from tests.fixtures.settings import SIM_MODEL
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# Replica processes, and slow: whichever test runs first pays their ~10-18 s start-up.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replicas, pytest.mark.slow]
 GLOBAL_LIMIT = 4
 LEASE_SECONDS = 2.0
 

@@ -216,6 +216,7 @@ async def test_unreachable_redis_leaves_each_replica_its_part_of_the_limits(
         _is_429(await client.post("/route", json=ROUTE, headers=budget), "token-budget-spent")
 
 
+@pytest.mark.replicas  # a private redis-server process
 async def test_redis_lost_mid_run_falls_back_to_what_this_instance_counted(
     tmp_path: Path, limit_settings: SettingsBuilder
 ) -> None:

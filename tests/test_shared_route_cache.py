@@ -22,7 +22,8 @@ from app.harness.replicas import RedisServer, Replica, running_replicas
 from app.simulator.launcher import free_port
 from tests.fixtures.replicas import REDIS_URL, ReplicaWorldBuilder, World
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# Replica processes, and slow: whichever test runs first pays their ~10-18 s start-up.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replicas, pytest.mark.slow]
 LOCK_SECONDS = 1.0
 
 
