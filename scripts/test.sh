@@ -7,4 +7,10 @@ bash scripts/bootstrap.sh
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 uv run --frozen mypy app bench tests
-uv run --frozen pytest "$@"
+# The suite's wall time, printed whatever the outcome, so CI logs show it creeping up; the exit
+# code stays pytest's.
+started=$EPOCHREALTIME
+status=0
+uv run --frozen pytest "$@" || status=$?
+awk -v s="$started" -v e="$EPOCHREALTIME" 'BEGIN { printf "pytest wall time: %.1f s\n", e - s }'
+exit "$status"

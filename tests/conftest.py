@@ -10,6 +10,15 @@ import os
 
 import pytest
 
+# Test support as plugins (tests/fixtures/): one builder per thing, shared by every module.
+pytest_plugins = [
+    "tests.fixtures.settings",
+    "tests.fixtures.warehouse",
+    "tests.fixtures.replicas",
+    "tests.fixtures.auth",
+    "tests.fixtures.live_server",
+]
+
 # Most tests are about routing, not keys: their services run with auth off unless a test turns
 # it on (Settings(auth=True), as tests/test_auth.py and its neighbours do). Subprocesses inherit it.
 os.environ.setdefault("TABLEROUTER_AUTH", "off")

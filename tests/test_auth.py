@@ -20,7 +20,7 @@ from app.auth.keys import new_secret
 from app.harness.service import service_client
 from app.main import create_app
 from app.settings import Settings
-from tests.auth_harness import ADMIN_KEY, QUESTION, GrantWorld, grant_world, make_key
+from tests.fixtures.auth import ADMIN_KEY, QUESTION, GrantWorld, GrantWorldBuilder, make_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -67,8 +67,8 @@ def _concrete(path: str) -> str:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(pg_url: str) -> AsyncIterator[GrantWorld]:
-    async with grant_world(pg_url, key_cache_s=60) as w:
+async def world(make_grant_world: GrantWorldBuilder) -> AsyncIterator[GrantWorld]:
+    async with make_grant_world(key_cache_s=60) as w:
         yield w
 
 

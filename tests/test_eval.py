@@ -179,6 +179,7 @@ def test_cli_eval_on_long_mixed_case_names(tmp_path: Path, pg_url: str, backend:
     assert main(["eval", "--compare", str(out), str(out), "--plot", str(tmp_path / "cmp.png")]) == 0
 
 
+@pytest.mark.replicas  # the simulator in its own process
 def test_cli_eval_with_the_configured_lm_sends_evidence_hints_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

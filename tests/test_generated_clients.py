@@ -21,9 +21,6 @@ from typing import Any
 
 import pytest
 
-from app.settings import Settings
-from tests.live_server import live_service
-
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI = ROOT / "openapi.json"
 TS_DIR = ROOT / "clients" / "ts"
@@ -38,13 +35,6 @@ def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     )
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    demo = tmp_path_factory.mktemp("clients") / "demo.db"
-    with live_service(Settings.model_validate({"demo_warehouse_path": str(demo)})) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +60,7 @@ def _module(name: str) -> Any:
 
 
 def test_python_client_routes_browses_and_gets_typed_problems(
-    service: str, python_client: ModuleType
+    demo_service: str, python_client: ModuleType
 ) -> None:
     models = _module("models")
     route = _module("api.routing.route")
@@ -78,7 +68,7 @@ def test_python_client_routes_browses_and_gets_typed_problems(
     list_sources = _module("api.sources.list_sources")
     list_tables = _module("api.sources.list_tables")
     # Every status the service answers must be declared, or the client raises.
-    with python_client.Client(base_url=service, raise_on_unexpected_status=True, timeout=60) as client:
+    with python_client.Client(base_url=demo_service, raise_on_unexpected_status=True, timeout=60) as client:
         answer = route.sync(client=client, body=models.RouteRequest(question=QUESTION, top_k=5))
         assert isinstance(answer, models.RouteResponse)
         assert answer.judge_kind == models.JudgeKind.LEXICAL
@@ -131,8 +121,9 @@ def ts_client() -> Path:
     return TS_DIR / "dist" / "src" / "route.js"
 
 
-def test_typescript_client_type_checks_and_routes(service: str, ts_client: Path) -> None:
-    out = json.loads(_run(["node", str(ts_client), service, QUESTION], cwd=TS_DIR))
+@pytest.mark.slow  # compiling the TypeScript client: ~17 s
+def test_typescript_client_type_checks_and_routes(demo_service: str, ts_client: Path) -> None:
+    out = json.loads(_run(["node", str(ts_client), demo_service, QUESTION], cwd=TS_DIR))
     assert out["judge_kind"] == "lexical"
     assert out["tables"]
     assert all(isinstance(name, str) for name in out["tables"])

@@ -14,15 +14,15 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.auth_harness import QUESTION, SECRET_TABLES, GrantWorld, grant_world
+from tests.fixtures.auth import QUESTION, SECRET_TABLES, GrantWorld, GrantWorldBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(pg_url: str) -> AsyncIterator[GrantWorld]:
+async def world(make_grant_world: GrantWorldBuilder) -> AsyncIterator[GrantWorld]:
     # Route and verdict caches on: a narrower key must never be served a wider key's answer.
-    async with grant_world(pg_url) as w:
+    async with make_grant_world() as w:
         yield w
 
 

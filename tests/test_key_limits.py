@@ -17,7 +17,7 @@ from app.harness.service import service_client
 from app.harness.stores import STORE_BACKENDS, fresh_store_url
 from app.settings import Settings, get_settings
 from app.simulator.service import SimulatorConfig, running_simulator
-from tests.auth_harness import ADMIN_KEY, make_key
+from tests.fixtures.auth import ADMIN_KEY, make_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 QUESTION = "Which customers placed the most orders?"

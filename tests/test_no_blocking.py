@@ -11,21 +11,17 @@ refresh of this 400-table catalog done on the loop instead of a worker thread ta
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 from app.harness.service import service_client
-from app.settings import Settings
 from app.simulator.service import SimulatorConfig, running_simulator
+from tests.fixtures.settings import SettingsBuilder
+from tests.fixtures.warehouse import SyntheticWarehouse, WarehouseBuilder
 
 SLOW_CALLBACK_S = 0.25
 
@@ -52,17 +48,9 @@ async def _blocking_step() -> None:
 
 
 @pytest.fixture
-async def warehouse(pg_url: str) -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
-    schema = f"tr_block_{uuid.uuid4().hex[:8]}"
-    tables = synthetic_tables(400, schema=schema, seed=4)
-    engine = create_async_engine(pg_url)
-    await create_synthetic_warehouse(engine, tables, schema=schema)
-    try:
-        yield schema, synthetic_questions(tables, 6, seed=9)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+async def warehouse(build_warehouse: WarehouseBuilder) -> AsyncIterator[SyntheticWarehouse]:
+    async with build_warehouse(prefix="tr_block", tables=400, questions=6, seeds=(4, 9)) as built:
+        yield built
 
 
 async def test_the_check_sees_a_blocking_call(caplog: pytest.LogCaptureFixture) -> None:
@@ -72,25 +60,17 @@ async def test_the_check_sees_a_blocking_call(caplog: pytest.LogCaptureFixture) 
 
 
 async def test_routes_and_refresh_do_not_block_the_loop(
-    pg_url: str,
-    warehouse: tuple[str, list[dict[str, object]]],
-    caplog: pytest.LogCaptureFixture,
-    tmp_path_factory: pytest.TempPathFactory,
+    warehouse: SyntheticWarehouse, caplog: pytest.LogCaptureFixture, make_settings: SettingsBuilder
 ) -> None:
-    schema, questions = warehouse
-    oracle = tmp_path_factory.mktemp("oracle") / "oracle.jsonl"
-    oracle.write_text("\n".join(json.dumps(q) for q in questions))
-    async with running_simulator(SimulatorConfig(port=0, latency_ms=5, oracle=oracle)) as sim:
-        settings = Settings.model_validate(
-            {
-                "sources": {"wh": {"url": pg_url, "schemas": [schema]}},
-                "llm_model": "openai/tablerouter-sim",
-                "llm_api_base": f"{sim}/v1",
-                "chunk_tokens": 600,
-                "shortlist_size": 40,
-                "embedding_model": "openai/tablerouter-embed",
-                "embedding_api_base": f"{sim}/v1",
-            }
+    questions = warehouse.questions
+    async with running_simulator(SimulatorConfig(port=0, latency_ms=5, oracle=warehouse.oracle)) as sim:
+        settings = make_settings(
+            sim_url=sim,
+            sources=warehouse.source(),
+            chunk_tokens=600,
+            shortlist_size=40,
+            embedding_model="openai/tablerouter-embed",
+            embedding_api_base=f"{sim}/v1",
         )
         async with service_client(settings) as client:
             # Warm-up: first-use work (imports, pydantic validators, connection set-up) is not

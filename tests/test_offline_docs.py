@@ -15,9 +15,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Route, sync_playwright
 
-from app.settings import Settings
-from tests.live_server import live_service
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -34,13 +31,6 @@ ROUTE_SUMMARY = "Route a question to the tables its SQL needs"
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="chromium is not installed (.ci/run installs Debian's package)"
 )
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    demo = tmp_path_factory.mktemp("docs") / "demo.db"
-    with live_service(Settings.model_validate({"demo_warehouse_path": str(demo)})) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +66,25 @@ def _load_offline(browser: Browser, service: str, path: str, ready: str) -> list
     return blocked
 
 
-def test_swagger_ui_renders_the_route_operation_offline(browser: Browser, service: str) -> None:
+@pytest.mark.browser
+def test_swagger_ui_renders_the_route_operation_offline(browser: Browser, demo_service: str) -> None:
     # Swagger UI names each operation's block after its tag and operationId.
-    blocked = _load_offline(browser, service, "/docs", "#operations-routing-route")
+    blocked = _load_offline(browser, demo_service, "/docs", "#operations-routing-route")
     assert blocked == []
 
 
-def test_redoc_renders_offline(browser: Browser, service: str) -> None:
+@pytest.mark.browser
+def test_redoc_renders_offline(browser: Browser, demo_service: str) -> None:
     # ReDoc titles each operation with its summary.
-    blocked = _load_offline(browser, service, "/redoc", f'h2:has-text("{ROUTE_SUMMARY}")')
+    blocked = _load_offline(browser, demo_service, "/redoc", f'h2:has-text("{ROUTE_SUMMARY}")')
     assert blocked == []
 
 
-def test_docs_assets_come_from_the_service(service: str) -> None:
-    html = httpx.get(f"{service}/docs").text
+def test_docs_assets_come_from_the_service(demo_service: str) -> None:
+    html = httpx.get(f"{demo_service}/docs").text
     assert "/static/docs/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
-    redoc = httpx.get(f"{service}/redoc").text
+    redoc = httpx.get(f"{demo_service}/redoc").text
     assert "/static/docs/redoc.standalone.js" in redoc
     assert "fonts.googleapis" not in redoc
-    assert httpx.get(f"{service}/static/docs/swagger-ui.css").status_code == 200
+    assert httpx.get(f"{demo_service}/static/docs/swagger-ui.css").status_code == 200

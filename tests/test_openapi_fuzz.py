@@ -23,6 +23,7 @@ from app.harness.service import running_service
 from app.main import create_app
 from app.settings import Settings
 from app.simulator.service import FaultRates, SimulatorConfig, running_simulator
+from tests.fixtures.settings import SettingsBuilder
 
 FUZZ_KEY = "fuzz-admin-key-" + "x" * 24
 FAULTS = FaultRates(
@@ -30,25 +31,25 @@ FAULTS = FaultRates(
 )
 
 
-def _settings(tmp: Path, sim_url: str = "http://127.0.0.1:1") -> Settings:
-    return Settings(
-        auth=True,
-        admin_key=FUZZ_KEY,
-        database_url=f"sqlite+aiosqlite:///{tmp / 'store.db'}",
-        demo_warehouse_path=str(tmp / "demo.db"),
-        llm_model="openai/tablerouter-sim",
-        llm_api_base=f"{sim_url}/v1",
-        llm_timeout=0.5,
-        route_deadline_ms=3000,
-        retry_backoff_ms=5,
-        # Generated batches of long questions pass 64 KiB; the body limit's 413 is right, but the
-        # fuzzer would not see the 422 the schema promises for a batch over its size.
-        max_body_bytes=16 * 1024 * 1024,
-    )
+# The fuzzed service; the schema below is read at import time, where no fixture reaches.
+FUZZ_SETTINGS = SettingsBuilder().extend(
+    auth=True,
+    admin_key=FUZZ_KEY,
+    llm_timeout=0.5,
+    route_deadline_ms=3000,
+    retry_backoff_ms=5,
+    # Generated batches of long questions pass 64 KiB; the body limit's 413 is right, but the
+    # fuzzer would not see the 422 the schema promises for a batch over its size.
+    max_body_bytes=16 * 1024 * 1024,
+)
+
+
+def fuzz_settings(tmp: Path, sim_url: str = "http://127.0.0.1:1") -> Settings:
+    return FUZZ_SETTINGS(sim_url=sim_url, tmp=tmp, database_url=f"sqlite+aiosqlite:///{tmp / 'store.db'}")
 
 
 # Building the app runs nothing (no engines, no LM): only its OpenAPI document is read here.
-schema = schemathesis.openapi.from_dict(create_app(_settings(Path("/nonexistent"))).openapi())
+schema = schemathesis.openapi.from_dict(create_app(fuzz_settings(Path("/nonexistent"))).openapi())
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop["event"] = asyncio.Event()
         loop_box["loop"] = asyncio.get_running_loop()
         config = SimulatorConfig(port=0, latency_ms="uniform:1:5", faults=FAULTS)
-        async with running_simulator(config) as sim, running_service(_settings(tmp, sim)) as (url, _):
+        async with running_simulator(config) as sim, running_service(fuzz_settings(tmp, sim)) as (url, _):
             found["url"] = url
             started.set()
             await stop["event"].wait()

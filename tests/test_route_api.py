@@ -4,83 +4,58 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 from app.harness.service import service_client
-from app.settings import Settings
 from app.simulator.service import SimulatorConfig, running_simulator
+from tests.fixtures.settings import SettingsBuilder
+from tests.fixtures.warehouse import SyntheticWarehouse, WarehouseBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 N_TABLES = 240
 MAX_CONCURRENCY = 6
 
 
-@dataclass
-class Warehouse:
-    url: str
-    schema: str
-    questions: list[dict[str, Any]]
-    oracle: Path
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def warehouse(build_warehouse: WarehouseBuilder) -> AsyncIterator[SyntheticWarehouse]:
+    async with build_warehouse(prefix="tr_route", tables=N_TABLES, questions=12, seeds=(3, 5)) as built:
+        yield built
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def warehouse(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Warehouse]:
-    schema = f"tr_route_{uuid.uuid4().hex[:8]}"
-    tables = synthetic_tables(N_TABLES, schema=schema, seed=3)
-    engine = create_async_engine(pg_url)
-    await create_synthetic_warehouse(engine, tables, schema=schema)
-    questions = synthetic_questions(tables, 12, seed=5)
-    oracle = tmp_path_factory.mktemp("oracle") / "oracle.jsonl"
-    oracle.write_text("\n".join(json.dumps(q) for q in questions))
-    try:
-        yield Warehouse(pg_url, schema, questions, oracle)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sim_url(warehouse: Warehouse) -> AsyncIterator[str]:
+async def sim_url(warehouse: SyntheticWarehouse) -> AsyncIterator[str]:
     config = SimulatorConfig(port=0, latency_ms="uniform:20:40", oracle=warehouse.oracle, policy="oracle")
     async with running_simulator(config) as url:
         yield url
 
 
-def _settings(warehouse: Warehouse, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "sources": {"wh": {"url": warehouse.url, "schemas": [warehouse.schema]}},
-        "chunk_tokens": 1200,
-        "votes": 2,
-        "llm_max_concurrency": MAX_CONCURRENCY,
-        "llm_timeout": 10,
+@pytest.fixture(scope="module")
+def route_settings(make_settings: SettingsBuilder, warehouse: SyntheticWarehouse) -> SettingsBuilder:
+    return make_settings.extend(
+        sources=warehouse.source(),
+        chunk_tokens=1200,
+        votes=2,
+        llm_max_concurrency=MAX_CONCURRENCY,
+        llm_timeout=10,
         # These tests count LM calls per route; the caches have tests of their own.
-        "route_cache_size": 0,
-        "verdict_cache_size": 0,
-    }
-    values.update(overrides)
-    return Settings.model_validate(values)
+        route_cache_size=0,
+        verdict_cache_size=0,
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(warehouse: Warehouse, sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = _settings(warehouse, llm_model="openai/tablerouter-sim", llm_api_base=f"{sim_url}/v1")
+async def client(route_settings: SettingsBuilder, sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings = route_settings(sim_url=sim_url)
     async with service_client(settings) as c:
         yield c
 
 
-async def test_routes_find_the_gold_tables(client: httpx.AsyncClient, warehouse: Warehouse) -> None:
+async def test_routes_find_the_gold_tables(client: httpx.AsyncClient, warehouse: SyntheticWarehouse) -> None:
     for q in warehouse.questions:
         response = await client.post("/route", json={"question": q["question"], "top_k": 10})
         assert response.status_code == 200, response.text
@@ -100,7 +75,9 @@ async def test_routes_find_the_gold_tables(client: httpx.AsyncClient, warehouse:
         assert stats["completion_tokens"] > 0
 
 
-async def test_fk_join_path_tables_are_marked(client: httpx.AsyncClient, warehouse: Warehouse) -> None:
+async def test_fk_join_path_tables_are_marked(
+    client: httpx.AsyncClient, warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     # Two tables two FK hops apart: the table between them must come back, marked via_fk.
     tables = (await client.get("/sources/wh/tables", params={"limit": 1000})).json()["tables"]
     refs = {t["name"]: {fk["ref_table"] for fk in t["foreign_keys"]} for t in tables}
@@ -118,7 +95,7 @@ async def test_fk_join_path_tables_are_marked(client: httpx.AsyncClient, warehou
     # The simulator read its oracle at start: use a fresh one for this question.
     config = SimulatorConfig(port=0, oracle=warehouse.oracle, policy="oracle")
     async with running_simulator(config) as url:
-        settings = _settings(warehouse, llm_model="openai/tablerouter-sim", llm_api_base=f"{url}/v1")
+        settings = route_settings(sim_url=url)
         async with service_client(settings) as own:
             body = (await own.post("/route", json={"question": question, "top_k": 20})).json()
     by_name = {t["name"]: t for t in body["tables"]}
@@ -133,7 +110,7 @@ async def test_fk_join_path_tables_are_marked(client: httpx.AsyncClient, warehou
 
 
 async def test_fan_out_is_concurrent_and_bounded_across_requests(
-    client: httpx.AsyncClient, warehouse: Warehouse, sim_url: str
+    client: httpx.AsyncClient, warehouse: SyntheticWarehouse, sim_url: str
 ) -> None:
     async with httpx.AsyncClient(base_url=sim_url) as sim:
         await sim.post("/stats/reset")
@@ -146,7 +123,9 @@ async def test_fan_out_is_concurrent_and_bounded_across_requests(
     assert 1 < stats["max_in_flight"] <= MAX_CONCURRENCY
 
 
-async def test_schemas_filter_and_unknown_schema(client: httpx.AsyncClient, warehouse: Warehouse) -> None:
+async def test_schemas_filter_and_unknown_schema(
+    client: httpx.AsyncClient, warehouse: SyntheticWarehouse
+) -> None:
     q = warehouse.questions[0]["question"]
     ok = await client.post("/route", json={"question": q, "schemas": [warehouse.schema]})
     assert ok.status_code == 200
@@ -239,8 +218,10 @@ async def test_source_browsing_and_refresh(client: httpx.AsyncClient) -> None:
     assert ready.json()["sources"] == {"wh": True}
 
 
-async def test_unreachable_lm_answers_lexically_degraded_not_a_5xx(warehouse: Warehouse) -> None:
-    settings = _settings(warehouse, llm_model="openai/tablerouter-sim", llm_api_base="http://127.0.0.1:1/v1")
+async def test_unreachable_lm_answers_lexically_degraded_not_a_5xx(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
+    settings = route_settings(sim_url="http://127.0.0.1:1")
     q = warehouse.questions[0]
     async with service_client(settings) as c:
         response = await c.post("/route", json={"question": q["question"], "top_k": 20})
@@ -256,11 +237,11 @@ async def test_unreachable_lm_answers_lexically_degraded_not_a_5xx(warehouse: Wa
     assert set(q["gold_tables"]) & {t["name"] for t in body["tables"]}
 
 
-async def test_hanging_lm_times_out_into_a_degraded_answer(warehouse: Warehouse) -> None:
+async def test_hanging_lm_times_out_into_a_degraded_answer(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     async with running_simulator(SimulatorConfig(port=0, latency_ms=30_000)) as url:
-        settings = _settings(
-            warehouse, llm_model="openai/tablerouter-sim", llm_api_base=f"{url}/v1", llm_timeout=0.3
-        )
+        settings = route_settings(sim_url=url, llm_timeout=0.3)
         async with service_client(settings) as c:
             response = await c.post("/route", json={"question": warehouse.questions[0]["question"]})
     assert response.status_code == 200
@@ -270,8 +251,10 @@ async def test_hanging_lm_times_out_into_a_degraded_answer(warehouse: Warehouse)
     assert "timed out" in body["degraded_reason"]
 
 
-async def test_without_an_lm_the_lexical_judge_routes(warehouse: Warehouse) -> None:
-    async with service_client(_settings(warehouse)) as c:
+async def test_without_an_lm_the_lexical_judge_routes(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
+    async with service_client(route_settings()) as c:
         q = warehouse.questions[0]
         body = (await c.post("/route", json={"question": q["question"], "top_k": 20})).json()
     assert body["judge"] == "lexical"

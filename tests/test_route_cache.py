@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 from app.harness.service import service_client
-from app.settings import Settings
 from app.simulator.service import SimulatorConfig, running_simulator
+from tests.fixtures.settings import SettingsBuilder
+from tests.fixtures.warehouse import WarehouseBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 N_TABLES = 90
@@ -29,32 +26,17 @@ class World:
     schema: str
     questions: list[dict[str, Any]]
     sim: str
-    settings: dict[str, Any]
+    settings: SettingsBuilder
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    schema = f"tr_cache_{uuid.uuid4().hex[:8]}"
-    tables = synthetic_tables(N_TABLES, schema=schema, seed=11)
-    engine = create_async_engine(pg_url)
-    await create_synthetic_warehouse(engine, tables, schema=schema)
-    questions = synthetic_questions(tables, 8, seed=2)
-    oracle = tmp_path_factory.mktemp("oracle") / "oracle.jsonl"
-    oracle.write_text("\n".join(json.dumps(q) for q in questions))
-    try:
-        async with running_simulator(SimulatorConfig(port=0, latency_ms=20, oracle=oracle)) as sim:
-            settings = {
-                "sources": {"wh": {"url": pg_url, "schemas": [schema]}},
-                "llm_model": "openai/tablerouter-sim",
-                "llm_api_base": f"{sim}/v1",
-                "chunk_tokens": 800,
-                "llm_timeout": 10,
-            }
-            yield World(schema, questions, sim, settings)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+async def world(build_warehouse: WarehouseBuilder, make_settings: SettingsBuilder) -> AsyncIterator[World]:
+    async with (
+        build_warehouse(prefix="tr_cache", tables=N_TABLES, questions=8, seeds=(11, 2)) as wh,
+        running_simulator(SimulatorConfig(port=0, latency_ms=20, oracle=wh.oracle)) as sim,
+    ):
+        settings = make_settings.extend(sim_url=sim, sources=wh.source(), chunk_tokens=800, llm_timeout=10)
+        yield World(wh.schema, wh.questions, sim, settings)
 
 
 async def _sim_calls(sim: str) -> int:
@@ -64,7 +46,7 @@ async def _sim_calls(sim: str) -> int:
 
 
 async def test_identical_route_is_a_hit_with_no_lm_call(world: World) -> None:
-    async with service_client(Settings.model_validate(world.settings)) as client:
+    async with service_client(world.settings()) as client:
         body = {"question": world.questions[0]["question"], "top_k": 5}
         first = (await client.post("/route", json=body)).json()
         calls = await _sim_calls(world.sim)
@@ -85,7 +67,7 @@ async def test_identical_route_is_a_hit_with_no_lm_call(world: World) -> None:
 
 
 async def test_other_options_miss_the_route_cache_but_hit_the_verdict_cache(world: World) -> None:
-    async with service_client(Settings.model_validate(world.settings)) as client:
+    async with service_client(world.settings()) as client:
         question = world.questions[1]["question"]
         first = (await client.post("/route", json={"question": question, "top_k": 5})).json()
         calls = await _sim_calls(world.sim)
@@ -99,7 +81,7 @@ async def test_other_options_miss_the_route_cache_but_hit_the_verdict_cache(worl
 
 
 async def test_identical_routes_in_flight_share_one_computation(world: World) -> None:
-    async with service_client(Settings.model_validate(world.settings)) as client:
+    async with service_client(world.settings()) as client:
         before = await _sim_calls(world.sim)
         body = {"question": world.questions[2]["question"]}
         responses = await asyncio.gather(*(client.post("/route", json=body) for _ in range(5)))
@@ -112,7 +94,7 @@ async def test_identical_routes_in_flight_share_one_computation(world: World) ->
 
 
 async def test_shortlist_judges_the_best_m_and_ranks_the_rest_after(world: World) -> None:
-    settings = Settings.model_validate({**world.settings, "shortlist_size": 12})
+    settings = world.settings(shortlist_size=12)
     async with service_client(settings) as client:
         q = world.questions[3]
         request = {"question": q["question"], "top_k": 40, "min_score": 0}
@@ -131,13 +113,8 @@ async def test_shortlist_judges_the_best_m_and_ranks_the_rest_after(world: World
 
 
 async def test_dense_similarity_from_the_simulators_embeddings(world: World) -> None:
-    settings = Settings.model_validate(
-        {
-            **world.settings,
-            "shortlist_size": 12,
-            "embedding_model": "openai/tablerouter-embed",
-            "embedding_api_base": f"{world.sim}/v1",
-        }
+    settings = world.settings(
+        shortlist_size=12, embedding_model="openai/tablerouter-embed", embedding_api_base=f"{world.sim}/v1"
     )
     async with service_client(settings) as client:
         for q in world.questions[4:6]:
@@ -149,13 +126,10 @@ async def test_dense_similarity_from_the_simulators_embeddings(world: World) -> 
 async def test_unreachable_embeddings_fall_back_to_the_lexical_shortlist(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings.model_validate(
-        {
-            **world.settings,
-            "shortlist_size": 12,
-            "embedding_model": "openai/tablerouter-embed",
-            "embedding_api_base": "http://127.0.0.1:1/v1",
-        }
+    settings = world.settings(
+        shortlist_size=12,
+        embedding_model="openai/tablerouter-embed",
+        embedding_api_base="http://127.0.0.1:1/v1",
     )
     async with service_client(settings) as client:
         q = world.questions[6]

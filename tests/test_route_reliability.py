@@ -6,7 +6,6 @@ A 120-table PostgreSQL warehouse; the LM simulator over a real socket injects th
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,59 +14,39 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 from app.harness.service import app_state, running_service, service_app_client, service_client
 from app.routing.retrieval.shortlist import shortlist
-from app.settings import Settings
 from app.simulator.service import FaultRates, SimulatorConfig, running_simulator
+from tests.fixtures.settings import SettingsBuilder
+from tests.fixtures.warehouse import SyntheticWarehouse, WarehouseBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 N_TABLES = 120
 
 
-@dataclass
-class Warehouse:
-    url: str
-    schema: str
-    questions: list[dict[str, Any]]
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def warehouse(pg_url: str) -> AsyncIterator[Warehouse]:
-    schema = f"tr_rel_{uuid.uuid4().hex[:8]}"
-    tables = synthetic_tables(N_TABLES, schema=schema, seed=11)
-    engine = create_async_engine(pg_url)
-    await create_synthetic_warehouse(engine, tables, schema=schema)
-    try:
-        yield Warehouse(pg_url, schema, synthetic_questions(tables, 6, seed=2))
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+async def warehouse(build_warehouse: WarehouseBuilder) -> AsyncIterator[SyntheticWarehouse]:
+    async with build_warehouse(prefix="tr_rel", tables=N_TABLES, questions=6, seeds=(11, 2)) as built:
+        yield built
 
 
-def _settings(warehouse: Warehouse, sim_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "sources": {"wh": {"url": warehouse.url, "schemas": [warehouse.schema]}},
-        "llm_model": "openai/tablerouter-sim",
-        "llm_api_base": f"{sim_url}/v1",
-        "chunk_tokens": 1200,
-        "votes": 2,
-        "llm_max_concurrency": 8,
-        "llm_timeout": 10,
+@pytest.fixture(scope="module")
+def route_settings(make_settings: SettingsBuilder, warehouse: SyntheticWarehouse) -> SettingsBuilder:
+    return make_settings.extend(
+        sources=warehouse.source(),
+        chunk_tokens=1200,
+        votes=2,
+        llm_max_concurrency=8,
+        llm_timeout=10,
         # Tests look at one route at a time: the budget's floor, not its share, must allow retries.
-        "retry_budget_min": 1000,
-        "retry_backoff_ms": 5,
-        "retry_max_attempts": 5,
+        retry_budget_min=1000,
+        retry_backoff_ms=5,
+        retry_max_attempts=5,
         # Each test watches the LM calls of its own routes: nothing may come from a cache.
-        "route_cache_size": 0,
-        "verdict_cache_size": 0,
-    }
-    values.update(overrides)
-    return Settings.model_validate(values)
+        route_cache_size=0,
+        verdict_cache_size=0,
+    )
 
 
 @asynccontextmanager
@@ -110,11 +89,11 @@ class Shared:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(warehouse: Warehouse) -> AsyncIterator[Shared]:
+async def shared(warehouse: SyntheticWarehouse, route_settings: SettingsBuilder) -> AsyncIterator[Shared]:
     """One simulator and one service for the single-fault tests, faults set per test."""
     async with simulator() as (url, sim):
         # Ten attempts: a chunk still failing at a 0.25 fault rate is a one-in-a-million event.
-        settings = _settings(warehouse, url, llm_timeout=2, retry_max_attempts=10)
+        settings = route_settings(sim_url=url, llm_timeout=2, retry_max_attempts=10)
         async with service_client(settings) as client:
             yield Shared(sim, client)
 
@@ -131,7 +110,7 @@ async def _route_under(shared: Shared, question: str, **faults: Any) -> tuple[di
 
 # Rates high enough that some call of a route's ~26 surely faults.
 @pytest.mark.parametrize("fault", ["rate_limit", "server_error", "reset", "hang", "truncated", "malformed"])
-async def test_each_fault_alone_is_retried(shared: Shared, warehouse: Warehouse, fault: str) -> None:
+async def test_each_fault_alone_is_retried(shared: Shared, warehouse: SyntheticWarehouse, fault: str) -> None:
     faults = {fault: 0.25, "retry_after_s": 0.02, "hang_s": 30}
     body, sim_stats = await _route_under(shared, warehouse.questions[0]["question"], **faults)
     assert body["degraded"] is False
@@ -150,10 +129,11 @@ async def test_each_fault_alone_is_retried(shared: Shared, warehouse: Warehouse,
 
 
 async def test_a_failed_chunk_is_not_asked_again_when_other_chunks_judged_its_tables(
-    warehouse: Warehouse,
+    warehouse: SyntheticWarehouse,
+    route_settings: SettingsBuilder,
 ) -> None:
     async with simulator() as (url, sim):
-        settings = _settings(warehouse, url, llm_timeout=1.0)
+        settings = route_settings(sim_url=url, llm_timeout=1.0)
         async with service_app_client(settings) as (app, client):
             prepared = app_state(app).registry.sources["wh"].prepared
             assert prepared is not None
@@ -186,7 +166,7 @@ async def _retries_skipped(client: httpx.AsyncClient) -> float:
     raise AssertionError("tablerouter_lm_retries_skipped_total is not exposed")
 
 
-async def test_invented_names_are_dropped_and_counted(shared: Shared, warehouse: Warehouse) -> None:
+async def test_invented_names_are_dropped_and_counted(shared: Shared, warehouse: SyntheticWarehouse) -> None:
     body, _ = await _route_under(shared, warehouse.questions[0]["question"], invented=1.0)
     stats = body["stats"]
     assert stats["dropped_names"] == 2 * stats["chunks"]
@@ -195,7 +175,9 @@ async def test_invented_names_are_dropped_and_counted(shared: Shared, warehouse:
     assert body["partial"] is False
 
 
-async def test_mixed_faults_still_answer_every_route(warehouse: Warehouse) -> None:
+async def test_mixed_faults_still_answer_every_route(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     faults = {
         "rate_limit": 0.1,
         "server_error": 0.05,
@@ -206,7 +188,7 @@ async def test_mixed_faults_still_answer_every_route(warehouse: Warehouse) -> No
         "retry_after_s": 0.02,
     }
     async with simulator(**faults) as (url, sim):
-        async with service_client(_settings(warehouse, url, llm_timeout=0.5)) as client:
+        async with service_client(route_settings(sim_url=url, llm_timeout=0.5)) as client:
             questions = [q["question"] for q in warehouse.questions]
             responses = await asyncio.gather(
                 *(client.post("/route", json={"question": q}) for q in questions)
@@ -221,9 +203,11 @@ async def test_mixed_faults_still_answer_every_route(warehouse: Warehouse) -> No
     assert 0 < sim_stats["calls"] <= sum(b["stats"]["lm_calls"] for b in bodies)
 
 
-async def test_deadline_answers_partial_with_the_unjudged_tables(warehouse: Warehouse) -> None:
+async def test_deadline_answers_partial_with_the_unjudged_tables(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     async with simulator() as (url, sim):
-        settings = _settings(warehouse, url, llm_timeout=60, route_deadline_ms=20_000)
+        settings = route_settings(sim_url=url, llm_timeout=60, route_deadline_ms=20_000)
         async with service_app_client(settings) as (app, client):
             state = app_state(app)
             prepared = state.registry.sources["wh"].prepared
@@ -258,10 +242,12 @@ async def _sim_idle(sim: httpx.AsyncClient) -> bool:
     return bool((await sim.get("/stats")).json()["in_flight"] == 0)
 
 
-async def test_request_deadline_is_capped_by_the_setting(warehouse: Warehouse) -> None:
+async def test_request_deadline_is_capped_by_the_setting(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     async with (
         simulator() as (url, _),
-        service_client(_settings(warehouse, url, route_deadline_ms=4000)) as client,
+        service_client(route_settings(sim_url=url, route_deadline_ms=4000)) as client,
     ):
         q = warehouse.questions[0]["question"]
         capped = (await client.post("/route", json={"question": q, "deadline_ms": 60_000})).json()
@@ -272,9 +258,13 @@ async def test_request_deadline_is_capped_by_the_setting(warehouse: Warehouse) -
     assert bad.headers["content-type"] == "application/problem+json"
 
 
-async def test_breaker_opens_falls_back_and_recovers(warehouse: Warehouse) -> None:
+async def test_breaker_opens_falls_back_and_recovers(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     async with simulator(server_error=1.0) as (url, sim):
-        settings = _settings(warehouse, url, breaker_failures=5, breaker_cooldown_s=1.0, retry_max_attempts=1)
+        settings = route_settings(
+            sim_url=url, breaker_failures=5, breaker_cooldown_s=1.0, retry_max_attempts=1
+        )
         async with service_app_client(settings) as (app, client):
             q = warehouse.questions[0]
             first = (await client.post("/route", json={"question": q["question"], "top_k": 20})).json()
@@ -303,9 +293,11 @@ async def test_breaker_opens_falls_back_and_recovers(warehouse: Warehouse) -> No
             assert backend.reliability.breaker.times_opened >= 1
 
 
-async def test_back_pressure_refuses_past_the_route_queue_with_retry_after(warehouse: Warehouse) -> None:
+async def test_back_pressure_refuses_past_the_route_queue_with_retry_after(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     async with simulator(hang=1.0, hang_s=30) as (url, sim):
-        settings = _settings(warehouse, url, route_queue_limit=1, llm_timeout=60)
+        settings = route_settings(sim_url=url, route_queue_limit=1, llm_timeout=60)
         async with service_client(settings) as client:
             q = warehouse.questions[0]["question"]
             waiting = asyncio.create_task(client.post("/route", json={"question": q, "deadline_ms": 3000}))
@@ -327,10 +319,12 @@ async def _sim_busy(sim: httpx.AsyncClient) -> bool:
     return bool((await sim.get("/stats")).json()["in_flight"] > 0)
 
 
-async def test_hedging_rescues_hung_calls(warehouse: Warehouse) -> None:
+async def test_hedging_rescues_hung_calls(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     async with simulator() as (url, sim):
-        settings = _settings(
-            warehouse, url, hedging=True, hedge_budget_ratio=1.0, llm_max_concurrency=64, llm_timeout=60
+        settings = route_settings(
+            sim_url=url, hedging=True, hedge_budget_ratio=1.0, llm_max_concurrency=64, llm_timeout=60
         )
         async with service_client(settings) as client:
             question = warehouse.questions[0]
@@ -355,9 +349,11 @@ async def test_hedging_rescues_hung_calls(warehouse: Warehouse) -> None:
     assert stats["lm_calls"] == stats["chunks"] + stats["hedges"]
 
 
-async def test_a_client_that_disconnects_cancels_its_lm_calls(warehouse: Warehouse) -> None:
+async def test_a_client_that_disconnects_cancels_its_lm_calls(
+    warehouse: SyntheticWarehouse, route_settings: SettingsBuilder
+) -> None:
     async with simulator(hang=1.0, hang_s=120) as (url, sim):
-        settings = _settings(warehouse, url, llm_timeout=120, route_deadline_ms=120_000)
+        settings = route_settings(sim_url=url, llm_timeout=120, route_deadline_ms=120_000)
         async with running_service(settings) as (service_url, app), httpx.AsyncClient() as client:
             q = warehouse.questions[0]["question"]
             request = asyncio.create_task(client.post(f"{service_url}/route", json={"question": q}))

@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +14,9 @@ import pytest_asyncio
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from app.api.schemas import RouteResponse
-from app.settings import Settings
 from app.simulator.service import SimulatorConfig, running_simulator
-from tests.live_server import live_service
+from tests.fixtures.live_server import LiveService
+from tests.fixtures.settings import SettingsBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 QUESTION = "Which customers placed the most orders, and what products were in them?"
@@ -25,24 +24,20 @@ SSE = {"accept": "text/event-stream"}
 WAIT_SECONDS = 20.0
 
 
-def _settings(tmp: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "demo_warehouse_path": str(tmp / "demo.db"),
-        "chunk_tokens": 400,
-        "votes": 2,
-        "llm_max_concurrency": 4,
-        "llm_timeout": 60,
-        # The stream is compared with a JSON answer of the same route: both must really run.
-        "route_cache_size": 0,
-        "verdict_cache_size": 0,
-    }
-    values.update(overrides)
-    return Settings.model_validate(values)
-
-
 @pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stream")
+def stream_settings(
+    make_settings: SettingsBuilder, tmp_path_factory: pytest.TempPathFactory
+) -> SettingsBuilder:
+    return make_settings.extend(
+        tmp=tmp_path_factory.mktemp("stream"),
+        chunk_tokens=400,
+        votes=2,
+        llm_max_concurrency=4,
+        llm_timeout=60,
+        # The stream is compared with a JSON answer of the same route: both must really run.
+        route_cache_size=0,
+        verdict_cache_size=0,
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -52,9 +47,11 @@ async def sim_url() -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def service(tmp: Path, sim_url: str) -> AsyncIterator[str]:
-    settings = _settings(tmp, llm_model="openai/tablerouter-sim", llm_api_base=f"{sim_url}/v1")
-    with live_service(settings) as url:
+async def service(
+    stream_settings: SettingsBuilder, live_server: LiveService, sim_url: str
+) -> AsyncIterator[str]:
+    settings = stream_settings(sim_url=sim_url)
+    with live_server(settings) as url:
         yield url
 
 
@@ -123,19 +120,21 @@ async def test_errors_before_routing_are_plain_problems(service: str) -> None:
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_lexical_judge_streams_progress_then_result(tmp: Path) -> None:
-    with live_service(_settings(tmp)) as url:
+async def test_lexical_judge_streams_progress_then_result(
+    stream_settings: SettingsBuilder, live_server: LiveService
+) -> None:
+    with live_server(stream_settings()) as url:
         events = await _events(url, {"question": "orders by customer"})
     assert [e.event for e in events] == ["progress", "result"]
     assert events[0].json() == {"chunks_done": 0, "chunks_total": 0, "failed_chunks": 0}
     assert events[1].json()["judge_kind"] == "lexical"
 
 
-async def test_failing_lm_ends_the_stream_with_a_degraded_result(tmp: Path) -> None:
-    settings = _settings(
-        tmp, llm_model="openai/tablerouter-sim", llm_api_base="http://127.0.0.1:1/v1", retry_max_attempts=1
-    )
-    with live_service(settings) as url:
+async def test_failing_lm_ends_the_stream_with_a_degraded_result(
+    stream_settings: SettingsBuilder, live_server: LiveService
+) -> None:
+    settings = stream_settings(sim_url="http://127.0.0.1:1", retry_max_attempts=1)
+    with live_server(settings) as url:
         events = await _events(url, {"question": QUESTION})
     assert events[-1].event == "result"
     answer = events[-1].json()
@@ -162,10 +161,12 @@ async def _until(sim: httpx.AsyncClient, done: Any) -> dict[str, int]:
         await asyncio.sleep(0.05)
 
 
-async def test_disconnect_cancels_the_routes_lm_calls(tmp: Path) -> None:
+async def test_disconnect_cancels_the_routes_lm_calls(
+    stream_settings: SettingsBuilder, live_server: LiveService
+) -> None:
     async with running_simulator(SimulatorConfig(port=0, latency_ms=60_000)) as sim_url:
-        settings = _settings(tmp, llm_model="openai/tablerouter-sim", llm_api_base=f"{sim_url}/v1")
-        with live_service(settings) as url:
+        settings = stream_settings(sim_url=sim_url)
+        with live_server(settings) as url:
             async with httpx.AsyncClient(base_url=sim_url) as sim:
                 async with httpx.AsyncClient(base_url=url, timeout=60) as client:
                     async with aconnect_sse(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpx
@@ -20,16 +20,19 @@ from app.harness.replicas import RedisServer, Replica, running_replicas
 from app.llm.limits import backend_key
 from app.settings import Settings
 from app.simulator.launcher import free_port
-from tests.replica_world import SIM_MODEL, World, redis_prefix, replica_world
+from tests.fixtures.replicas import REDIS_URL, ReplicaWorldBuilder, World
+from tests.fixtures.settings import SIM_MODEL
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# Replica processes, and slow: whichever test runs first pays their ~10-18 s start-up.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replicas, pytest.mark.slow]
 GLOBAL_LIMIT = 4
 LEASE_SECONDS = 2.0
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+async def replica_world(
+    make_replica_world: ReplicaWorldBuilder, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
     env = {
         "TABLEROUTER_LLM_MAX_CONCURRENCY": str(GLOBAL_LIMIT),
         "TABLEROUTER_LLM_TIMEOUT": "30",
@@ -40,37 +43,23 @@ async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
     }
     workdir = tmp_path_factory.mktemp("replicas")
-    async with replica_world(
-        pg_url, workdir, name="tr_scale", seeds=(11, 2), latency_ms="uniform:40:80", env=env
+    async with make_replica_world(
+        workdir, name="tr_scale", seeds=(11, 2), latency_ms="uniform:40:80", env=env
     ) as world:
         yield world
 
 
-@pytest.fixture(scope="module")
-def prefix() -> Iterator[str]:
-    """A Redis key prefix of this module alone; its keys are deleted afterwards."""
-    with redis_prefix(REDIS_URL) as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
-def trio(setup: World, prefix: str) -> Iterator[list[Replica]]:
-    """Three replicas sharing the local Redis; the last test of the module kills one."""
-    env = {**setup.env, "TABLEROUTER_REDIS_URL": REDIS_URL, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
-    env["TABLEROUTER_REPLICAS"] = "3"
-    with running_replicas(3, env, setup.workdir / prefix, setup.spawn) as replicas:
-        yield replicas
-
-
-def _lease_key(setup: World, prefix: str) -> str:
+def _lease_key(replica_world: World, module_redis_prefix: str) -> str:
     settings = Settings.model_validate(
-        {"llm_model": SIM_MODEL, "llm_api_base": setup.env["TABLEROUTER_LLM_API_BASE"]}
+        {"llm_model": SIM_MODEL, "llm_api_base": replica_world.env["TABLEROUTER_LLM_API_BASE"]}
     )
-    return f"{prefix}:sem:{backend_key(settings)}"
+    return f"{module_redis_prefix}:sem:{backend_key(settings)}"
 
 
-async def _sim_stats(client: httpx.AsyncClient, setup: World, reset: bool = False) -> dict[str, Any]:
-    response = await client.request("POST" if reset else "GET", f"{setup.sim_url}/stats{'/reset' * reset}")
+async def _sim_stats(client: httpx.AsyncClient, replica_world: World, reset: bool = False) -> dict[str, Any]:
+    response = await client.request(
+        "POST" if reset else "GET", f"{replica_world.sim_url}/stats{'/reset' * reset}"
+    )
     stats: dict[str, Any] = response.json()
     return stats
 
@@ -95,12 +84,12 @@ def _metric(client_text: str, name: str) -> float | None:
     return None
 
 
-async def test_three_replicas_hold_one_global_limit(setup: World, trio: list[Replica]) -> None:
+async def test_three_replicas_hold_one_global_limit(replica_world: World, trio: list[Replica]) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
-        await _sim_stats(client, setup, reset=True)
+        await _sim_stats(client, replica_world, reset=True)
         # Each replica alone would allow GLOBAL_LIMIT calls: 3x the limit without Redis.
-        statuses = await _routes(client, trio, setup.questions, 12)
-        stats = await _sim_stats(client, setup)
+        statuses = await _routes(client, trio, replica_world.questions, 12)
+        stats = await _sim_stats(client, replica_world)
         metrics = (await client.get(f"{trio[0].url}/metrics")).text
     assert statuses == [200] * 12
     assert stats["calls"] >= 12 * 3
@@ -134,14 +123,14 @@ async def test_an_idle_connection_outlives_uvicorns_default_keep_alive(trio: lis
 
 
 async def test_killed_replica_leases_expire_within_the_lease_time(
-    setup: World, trio: list[Replica], prefix: str
+    replica_world: World, trio: list[Replica], module_redis_prefix: str
 ) -> None:
     redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    key = _lease_key(setup, prefix)
+    key = _lease_key(replica_world, module_redis_prefix)
     victim, survivors = trio[2], trio[:2]
     mark = f":{victim.pid}:"
     async with httpx.AsyncClient(timeout=60) as client:
-        load = asyncio.create_task(_routes(client, trio, setup.questions, 30))
+        load = asyncio.create_task(_routes(client, trio, replica_world.questions, 30))
         for _ in range(2000):
             held = [m for m in await redis.zrange(key, 0, -1) if mark in m]
             if held:
@@ -156,7 +145,7 @@ async def test_killed_replica_leases_expire_within_the_lease_time(
         scores = [float(score) for member, score in cast(list[tuple[str, float]], leases) if mark in member]
         statuses = await load
         # Later routes on the survivors drop the expired leases when they acquire.
-        more = await _routes(client, survivors, setup.questions, 4)
+        more = await _routes(client, survivors, replica_world.questions, 4)
         left = [m for m in await redis.zrange(key, 0, -1) if mark in m]
     await redis.aclose()
     assert all(score <= killed_at_ms + LEASE_SECONDS * 1000 for score in scores)
@@ -166,24 +155,28 @@ async def test_killed_replica_leases_expire_within_the_lease_time(
     assert more == [200] * 4
 
 
-async def test_redis_down_mid_load_routes_go_on_under_local_limits(setup: World) -> None:
+async def test_redis_down_mid_load_routes_go_on_under_local_limits(replica_world: World) -> None:
     prefix = f"tr-test-{uuid.uuid4().hex[:10]}"  # a private Redis: nothing to clean up
-    redis_server = RedisServer(free_port(), setup.workdir)
+    redis_server = RedisServer(free_port(), replica_world.workdir)
     redis_server.start()
-    env = {**setup.env, "TABLEROUTER_REDIS_URL": redis_server.url, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
+    env = {
+        **replica_world.env,
+        "TABLEROUTER_REDIS_URL": redis_server.url,
+        "TABLEROUTER_REDIS_KEY_PREFIX": prefix,
+    }
     env["TABLEROUTER_REPLICAS"] = "2"
     try:
         async with httpx.AsyncClient(timeout=60) as client:
-            with running_replicas(2, env, setup.workdir / prefix, setup.spawn) as replicas:
-                load = asyncio.create_task(_routes(client, replicas, setup.questions, 16))
+            with running_replicas(2, env, replica_world.workdir / prefix, replica_world.spawn) as replicas:
+                load = asyncio.create_task(_routes(client, replicas, replica_world.questions, 16))
                 await asyncio.sleep(0.3)
                 redis_server.kill()
                 statuses = await load
-                after = await _routes(client, replicas, setup.questions, 6)
+                after = await _routes(client, replicas, replica_world.questions, 6)
                 down = (await client.get(f"{replicas[0].url}/metrics")).text
                 redis_server.start()
                 shared_again = await _wait_for_shared(client, replicas[0])
-                back = await _routes(client, replicas, setup.questions, 4)
+                back = await _routes(client, replicas, replica_world.questions, 4)
                 log = replicas[0].log.read_text()
     finally:
         redis_server.kill()

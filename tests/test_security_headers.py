@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from http import HTTPStatus
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,27 +12,31 @@ import pytest_asyncio
 from app.api.offline_docs import DOCS_CSP
 from app.api.security_headers import API_CSP
 from app.harness.service import service_client
-from app.settings import Settings
+from tests.fixtures.settings import SettingsBuilder
 
 ALLOWED = "https://bi.example.com"
 OTHER = "https://evil.example.net"
 BASELINE = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "x-frame-options": "DENY"}
 
 
-def _settings(tmp: Path, **extra: object) -> Settings:
-    values = {"demo_warehouse_path": str(tmp / "demo.db"), "refresh_interval_s": 0, "max_body_bytes": 2048}
-    return Settings.model_validate(values | extra)
+@pytest.fixture(scope="module")
+def header_settings(make_settings: SettingsBuilder) -> SettingsBuilder:
+    return make_settings.extend(refresh_interval_s=0, max_body_bytes=2048)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def plain(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with service_client(_settings(tmp_path_factory.mktemp("plain"))) as client:
+async def plain(
+    tmp_path_factory: pytest.TempPathFactory, header_settings: SettingsBuilder
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with service_client(header_settings(tmp=tmp_path_factory.mktemp("plain"))) as client:
         yield client
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cors(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    settings = _settings(tmp_path_factory.mktemp("cors"), cors_origins=[ALLOWED])
+async def cors(
+    tmp_path_factory: pytest.TempPathFactory, header_settings: SettingsBuilder
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = header_settings(tmp=tmp_path_factory.mktemp("cors"), cors_origins=[ALLOWED])
     async with service_client(settings) as client:
         yield client
 

@@ -34,10 +34,11 @@ from app.store.database import Store
 from app.store.migrate import upgrade_async
 from app.store.records import RouteRecord
 from app.store.route_log import RouteLogRepository
-from tests.auth_harness import ADMIN_KEY, make_key
+from tests.fixtures.auth import ADMIN_KEY, make_key
+from tests.fixtures.replicas import REDIS_URL
+from tests.fixtures.settings import SettingsBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-REDIS_URL = "redis://127.0.0.1:6379/0"
 QUESTION = "Which customers placed the most orders?"
 ROUTE = {"question": QUESTION}
 
@@ -48,34 +49,20 @@ async def sim_url() -> AsyncIterator[str]:
         yield url
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own on the shared Redis; its keys are deleted afterwards."""
-    prefix = f"tr-test-{uuid.uuid4().hex[:10]}"
-    yield prefix
-    client = aioredis.Redis.from_url(REDIS_URL)
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-def _settings(sim_url: str, tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "auth": True,
-        "admin_key": ADMIN_KEY,
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
-        "demo_warehouse_path": str(tmp_path / "demo.db"),
-        "llm_model": "openai/tablerouter-sim",
-        "llm_api_base": f"{sim_url}/v1",
-        "key_rate_limit": 0,
-        "key_daily_tokens": 0,
+@pytest.fixture
+def limit_settings(make_settings: SettingsBuilder, sim_url: str, tmp_path: Path) -> SettingsBuilder:
+    return make_settings.extend(
+        sim_url=sim_url,
+        tmp=tmp_path,
+        auth=True,
+        admin_key=ADMIN_KEY,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+        key_rate_limit=0,
+        key_daily_tokens=0,
         # Every route reaches the LM and spends tokens.
-        "route_cache_size": 0,
-        "verdict_cache_size": 0,
-        **overrides,
-    }
-    return Settings.model_validate(values)
+        route_cache_size=0,
+        verdict_cache_size=0,
+    )
 
 
 @asynccontextmanager
@@ -107,8 +94,10 @@ def _tokens(response: httpx.Response) -> int:
     return int(stats["prompt_tokens"]) + int(stats["completion_tokens"])
 
 
-async def test_a_keys_rate_holds_for_both_instances(sim_url: str, tmp_path: Path, redis_prefix: str) -> None:
-    settings = _settings(sim_url, tmp_path, redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
+async def test_a_keys_rate_holds_for_both_instances(
+    redis_prefix: str, limit_settings: SettingsBuilder
+) -> None:
+    settings = limit_settings(redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
     async with _instances(settings) as [(_, a), (_, b)]:
         headers, _ = await _key(a, rate_limit=5)
         for i in range(5):  # 3 on A, 2 on B: each alone would admit more
@@ -129,9 +118,9 @@ async def test_a_keys_rate_holds_for_both_instances(sim_url: str, tmp_path: Path
 
 
 async def test_a_budget_spent_on_one_instance_is_refused_on_the_other(
-    sim_url: str, tmp_path: Path, redis_prefix: str
+    redis_prefix: str, limit_settings: SettingsBuilder
 ) -> None:
-    settings = _settings(sim_url, tmp_path, redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
+    settings = limit_settings(redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
     async with _instances(settings) as [(_, a), (_, b)]:
         headers, key_id = await _key(a, daily_tokens=50)
         spent = _tokens(await a.post("/route", json=ROUTE, headers=headers))
@@ -153,10 +142,10 @@ async def test_a_budget_spent_on_one_instance_is_refused_on_the_other(
 
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
 async def test_the_days_budget_survives_a_restart(
-    backend: str, pg_url: str, sim_url: str, tmp_path: Path
+    backend: str, pg_url: str, tmp_path: Path, limit_settings: SettingsBuilder
 ) -> None:
     async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
-        settings = _settings(sim_url, tmp_path, database_url=store_url)
+        settings = limit_settings(database_url=store_url)
         async with service_client(settings) as client:
             spent, _ = await _key(client, daily_tokens=50)
             roomy, _ = await _key(client, daily_tokens=1_000_000)
@@ -211,11 +200,11 @@ async def test_tokens_by_key_since_sums_todays_routes(backend: str, pg_url: str,
 
 
 async def test_unreachable_redis_leaves_each_replica_its_part_of_the_limits(
-    sim_url: str, tmp_path: Path
+    limit_settings: SettingsBuilder,
 ) -> None:
     closed = f"redis://127.0.0.1:{closed_port()}/0"
     # Three replicas that cannot reach their shared counts: each allows a third of a key's rate.
-    async with service_client(_settings(sim_url, tmp_path, redis_url=closed, replicas=3)) as client:
+    async with service_client(limit_settings(redis_url=closed, replicas=3)) as client:
         rated, _ = await _key(client, rate_limit=6)
         for _ in range(2):
             assert (await client.post("/route", json=ROUTE, headers=rated)).status_code == 200
@@ -227,14 +216,15 @@ async def test_unreachable_redis_leaves_each_replica_its_part_of_the_limits(
         _is_429(await client.post("/route", json=ROUTE, headers=budget), "token-budget-spent")
 
 
+@pytest.mark.replicas  # a private redis-server process
 async def test_redis_lost_mid_run_falls_back_to_what_this_instance_counted(
-    sim_url: str, tmp_path: Path
+    tmp_path: Path, limit_settings: SettingsBuilder
 ) -> None:
     # A private redis-server, to kill without touching the shared one.
     redis = RedisServer(free_port(), tmp_path)
     await asyncio.to_thread(redis.start)
     try:
-        settings = _settings(sim_url, tmp_path, redis_url=redis.url)
+        settings = limit_settings(redis_url=redis.url)
         async with service_app_client(settings) as (app, client):
             limits = app_state(app).limits
             assert isinstance(limits, SharedKeyLimits)

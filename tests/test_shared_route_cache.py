@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,15 +20,17 @@ from redis import asyncio as aioredis
 
 from app.harness.replicas import RedisServer, Replica, running_replicas
 from app.simulator.launcher import free_port
-from tests.replica_world import World, redis_prefix, replica_world
+from tests.fixtures.replicas import REDIS_URL, ReplicaWorldBuilder, World
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# Replica processes, and slow: whichever test runs first pays their ~10-18 s start-up.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replicas, pytest.mark.slow]
 LOCK_SECONDS = 1.0
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+async def replica_world(
+    make_replica_world: ReplicaWorldBuilder, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
     # Slow calls and a global limit of 2: a route takes long enough to kill its replica mid-way.
     env = {
         "TABLEROUTER_LLM_MAX_CONCURRENCY": "2",
@@ -40,29 +42,14 @@ async def setup(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
     }
     workdir = tmp_path_factory.mktemp("shared-cache")
-    async with replica_world(
-        pg_url, workdir, name="tr_shcache", seeds=(12, 3), latency_ms="uniform:200:300", env=env
+    async with make_replica_world(
+        workdir, name="tr_shcache", seeds=(12, 3), latency_ms="uniform:200:300", env=env
     ) as world:
         yield world
 
 
-@pytest.fixture(scope="module")
-def prefix() -> Iterator[str]:
-    """A Redis key prefix of this module alone; its keys are deleted afterwards."""
-    with redis_prefix(REDIS_URL) as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
-def trio(setup: World, prefix: str) -> Iterator[list[Replica]]:
-    """Three replicas sharing the local Redis; the kill test kills the one that computes."""
-    env = {**setup.env, "TABLEROUTER_REDIS_URL": REDIS_URL, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
-    with running_replicas(3, env, setup.workdir / prefix, setup.spawn) as replicas:
-        yield replicas
-
-
-async def _sim_calls(client: httpx.AsyncClient, setup: World) -> int:
-    calls: int = (await client.get(f"{setup.sim_url}/stats")).json()["calls"]
+async def _sim_calls(client: httpx.AsyncClient, replica_world: World) -> int:
+    calls: int = (await client.get(f"{replica_world.sim_url}/stats")).json()["calls"]
     return calls
 
 
@@ -74,14 +61,14 @@ async def _route(client: httpx.AsyncClient, replica: Replica, question: str) -> 
 
 
 async def test_a_route_computed_by_one_replica_is_served_by_the_others(
-    setup: World, trio: list[Replica]
+    replica_world: World, trio: list[Replica]
 ) -> None:
-    question = setup.questions[0]
+    question = replica_world.questions[0]
     async with httpx.AsyncClient(timeout=60) as client:
         first = await _route(client, trio[0], question)
-        calls = await _sim_calls(client, setup)
+        calls = await _sim_calls(client, replica_world)
         others = [await _route(client, replica, question) for replica in trio[1:]]
-        after = await _sim_calls(client, setup)
+        after = await _sim_calls(client, replica_world)
         counters = (await client.get(f"{trio[1].url}/cache")).json()["routes"]
     assert first["stats"]["cache"] == "miss"
     assert first["stats"]["lm_calls"] > 0
@@ -96,12 +83,14 @@ async def test_a_route_computed_by_one_replica_is_served_by_the_others(
     assert counters["misses"] == 0
 
 
-async def test_identical_routes_across_replicas_are_computed_once(setup: World, trio: list[Replica]) -> None:
-    question = setup.questions[1]
+async def test_identical_routes_across_replicas_are_computed_once(
+    replica_world: World, trio: list[Replica]
+) -> None:
+    question = replica_world.questions[1]
     async with httpx.AsyncClient(timeout=60) as client:
-        before = await _sim_calls(client, setup)
+        before = await _sim_calls(client, replica_world)
         bodies = await asyncio.gather(*(_route(client, trio[i % 3], question) for i in range(9)))
-        calls = await _sim_calls(client, setup) - before
+        calls = await _sim_calls(client, replica_world) - before
     computed = [b for b in bodies if b["stats"]["cache"] == "miss"]
     assert len(computed) == 1
     assert calls == computed[0]["stats"]["lm_calls"] > 0
@@ -109,16 +98,16 @@ async def test_identical_routes_across_replicas_are_computed_once(setup: World, 
 
 
 async def test_when_the_computing_replica_dies_another_computes_after_its_lock_expires(
-    setup: World, trio: list[Replica], prefix: str
+    replica_world: World, trio: list[Replica], module_redis_prefix: str
 ) -> None:
-    question = setup.questions[2]
+    question = replica_world.questions[2]
     victim, survivors = trio[2], trio[:2]
     redis = aioredis.Redis.from_url(REDIS_URL)
     async with httpx.AsyncClient(timeout=60) as client:
         doomed = asyncio.create_task(client.post(f"{victim.url}/route", json={"question": question}))
         locks: list[bytes] = []
         for _ in range(2000):
-            locks = [k async for k in redis.scan_iter(match=f"{prefix}:route:*:lock")]
+            locks = [k async for k in redis.scan_iter(match=f"{module_redis_prefix}:route:*:lock")]
             if locks:
                 break
             await asyncio.sleep(0.005)
@@ -142,16 +131,20 @@ async def test_when_the_computing_replica_dies_another_computes_after_its_lock_e
     assert served["tables"] == computed["tables"]
 
 
-async def test_redis_down_mid_load_routes_go_on_with_the_local_cache(setup: World) -> None:
+async def test_redis_down_mid_load_routes_go_on_with_the_local_cache(replica_world: World) -> None:
     prefix = f"tr-test-{uuid.uuid4().hex[:10]}"  # a private Redis: nothing to clean up
-    redis_server = RedisServer(free_port(), setup.workdir)
+    redis_server = RedisServer(free_port(), replica_world.workdir)
     redis_server.start()
-    env = {**setup.env, "TABLEROUTER_REDIS_URL": redis_server.url, "TABLEROUTER_REDIS_KEY_PREFIX": prefix}
+    env = {
+        **replica_world.env,
+        "TABLEROUTER_REDIS_URL": redis_server.url,
+        "TABLEROUTER_REDIS_KEY_PREFIX": prefix,
+    }
     env["TABLEROUTER_LLM_MAX_CONCURRENCY"] = "12"
-    questions = setup.questions[3:]
+    questions = replica_world.questions[3:]
     try:
         async with httpx.AsyncClient(timeout=60) as client:
-            with running_replicas(2, env, setup.workdir / prefix, setup.spawn) as replicas:
+            with running_replicas(2, env, replica_world.workdir / prefix, replica_world.spawn) as replicas:
 
                 async def one(i: int) -> int:
                     body = {"question": questions[i % len(questions)], "top_k": 5}

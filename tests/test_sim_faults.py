@@ -24,7 +24,7 @@ from app.simulator.service import (
     config_from_args,
     running_simulator,
 )
-from tests.test_simulator import TABLES, judge_prompt
+from tests.fixtures.judge_prompts import TABLES, judge_prompt
 
 Start = Callable[..., Awaitable[tuple[str, httpx.AsyncClient]]]
 

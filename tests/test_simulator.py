@@ -19,40 +19,12 @@ from app.routing.judging.signature import JudgeTables, TableVerdict
 from app.simulator.latency import Latency, parse_latency
 from app.simulator.protocol import parse_prompt
 from app.simulator.service import SimulatorConfig, add_arguments, config_from_args, running_simulator
+from tests.fixtures.judge_prompts import TABLES, judge_prompt
 
 REPLY = re.compile(r"\A\[\[ ## verdicts ## \]\]\n(\[.*\])\n\n\[\[ ## completed ## \]\]\Z", re.DOTALL)
 EMPTY_REPLY = "[[ ## verdicts ## ]]\n[]\n\n[[ ## completed ## ]]"
 
-TABLES = """### sales.orders "One row per customer order"
-- id integer PK
-- customer_id integer FK sales.customers.id
-- placed_at timestamp null "when the order was placed"
-
-### sales.customers [view]
-- id integer PK
-- fullName text
-
-### hr.employees
-- id integer PK
-- salary numeric null "yearly, in \\"EUR\\""
-
-### ops.shipment_facts
-- ship_region text
-- carrier_name text"""
-
 Client = Callable[..., Awaitable[httpx.AsyncClient]]
-
-
-def judge_prompt(question: str, tables: str = TABLES) -> list[dict[str, str]]:
-    """Messages shaped like DSPy's ChatAdapter rendering of JudgeTables."""
-    user = (
-        f"[[ ## question ## ]]\n{question}\n\n[[ ## tables ## ]]\n{tables}\n\n"
-        "Respond with the corresponding output fields, starting with the field `[[ ## verdicts ## ]]` "
-        "(must be formatted as a valid Python list[TableVerdict]), and then ending with the marker "
-        "for `[[ ## completed ## ]]`."
-    )
-    system = "Your input fields are:\n[[ ## question ## ]]\n{question}\n\n[[ ## tables ## ]]\n{tables}"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from app.store.records import FeedbackRecord, RouteRecord
 from app.store.retention import Retention
 from app.store.runtime import StoreRuntime
 from app.store.snapshot_codec import catalog_from_json, catalog_to_json
+from tests.fixtures.settings import SettingsBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -50,14 +51,9 @@ async def runtime(store_url: str) -> AsyncIterator[StoreRuntime]:
     await store.aclose()
 
 
-def _settings(store_url: str, source: str, url: str, schema: str, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "sources": {source: {"url": url, "schemas": [schema]}},
-        "database_url": store_url,
-        "refresh_interval_s": 0,
-        "cleanup_interval_s": 0,
-    }
-    return Settings.model_validate(values | extra)
+@pytest.fixture(scope="module")
+def store_settings(make_settings: SettingsBuilder, store_url: str) -> SettingsBuilder:
+    return make_settings.extend(database_url=store_url, refresh_interval_s=0, cleanup_interval_s=0)
 
 
 def _source_name() -> str:
@@ -75,12 +71,12 @@ async def _until(client: httpx.AsyncClient, path: str, key: str, done: Any) -> d
 
 
 async def test_same_warehouse_same_version_and_a_new_column_a_new_one(
-    store_url: str, pg_url: str, runtime: StoreRuntime
+    store_url: str, pg_url: str, runtime: StoreRuntime, store_settings: SettingsBuilder
 ) -> None:
     name = _source_name()
     async with (
         small_pg_warehouse(pg_url) as schema,
-        service_client(_settings(store_url, name, pg_url, schema)) as client,
+        service_client(store_settings(sources={name: {"url": pg_url, "schemas": [schema]}})) as client,
     ):
         first = (await client.get(f"/sources/{name}")).json()
         assert first["tables"] == 3
@@ -105,16 +101,18 @@ async def test_same_warehouse_same_version_and_a_new_column_a_new_one(
 
 
 async def test_restart_serves_the_stored_snapshot_while_the_warehouse_is_unreachable(
-    store_url: str, pg_url: str
+    store_url: str, pg_url: str, store_settings: SettingsBuilder
 ) -> None:
     name = _source_name()
     question = {"question": "total of orders per customer", "source": name, "min_score": 0}
     async with small_pg_warehouse(pg_url) as schema:
-        async with service_client(_settings(store_url, name, pg_url, schema)) as client:
+        async with service_client(
+            store_settings(sources={name: {"url": pg_url, "schemas": [schema]}})
+        ) as client:
             before = (await client.post("/route", json=question)).json()
         assert before["catalog_stale"] is False
 
-        down = _settings(store_url, name, unreachable_pg_url(pg_url), schema)
+        down = store_settings(sources={name: {"url": unreachable_pg_url(pg_url), "schemas": [schema]}})
         async with service_client(down) as client:
             ready = await client.get("/readyz")
             assert ready.status_code == 200
@@ -139,19 +137,27 @@ async def test_restart_serves_the_stored_snapshot_while_the_warehouse_is_unreach
             )
 
 
-async def test_unreachable_source_without_a_stored_snapshot_is_not_ready(store_url: str, pg_url: str) -> None:
+async def test_unreachable_source_without_a_stored_snapshot_is_not_ready(
+    store_url: str, pg_url: str, store_settings: SettingsBuilder
+) -> None:
     name = _source_name()
-    async with service_client(_settings(store_url, name, unreachable_pg_url(pg_url), "public")) as client:
+    async with service_client(
+        store_settings(sources={name: {"url": unreachable_pg_url(pg_url), "schemas": ["public"]}})
+    ) as client:
         assert (await client.get("/readyz")).status_code == 503
         routed = await client.post("/route", json={"question": "orders", "source": name})
         assert routed.status_code == 503
         assert routed.headers["content-type"] == "application/problem+json"
 
 
-async def test_scheduled_refresh_picks_up_a_change(store_url: str, pg_url: str) -> None:
+async def test_scheduled_refresh_picks_up_a_change(
+    store_url: str, pg_url: str, store_settings: SettingsBuilder
+) -> None:
     name = _source_name()
     async with small_pg_warehouse(pg_url) as schema:
-        settings = _settings(store_url, name, pg_url, schema, refresh_interval_s=0.1)
+        settings = store_settings(
+            sources={name: {"url": pg_url, "schemas": [schema]}}, refresh_interval_s=0.1
+        )
         async with service_client(settings) as client:
             first = (await client.get(f"/sources/{name}")).json()
             engine = create_async_engine(pg_url)
