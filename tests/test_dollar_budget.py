@@ -33,7 +33,7 @@ from app.store.database import Store
 from app.store.migrate import upgrade_async
 from app.store.records import KeySpend, RouteRecord
 from app.store.route_log import RouteLogRepository
-from tests.auth_harness import ADMIN_KEY, make_key
+from tests.fixtures.auth import ADMIN_KEY, make_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REDIS_URL = "redis://127.0.0.1:6379/0"

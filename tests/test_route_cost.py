@@ -3,8 +3,6 @@ token counts and dollars in the answer and the metrics, and a per-route token bu
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,14 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
 from app.harness.service import service_client
 from app.llm.cache_hints import resolve_cache_hint
 from app.settings import Settings
 from app.simulator.service import SimulatorConfig, running_simulator
+from tests.fixtures.warehouse import WarehouseBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 N_TABLES = 120
@@ -36,22 +32,15 @@ class World:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    schema = f"tr_cost_{uuid.uuid4().hex[:8]}"
-    tables = synthetic_tables(N_TABLES, schema=schema, seed=5)
-    engine = create_async_engine(pg_url)
-    await create_synthetic_warehouse(engine, tables, schema=schema)
-    questions = synthetic_questions(tables, 6, seed=3)
-    oracle = tmp_path_factory.mktemp("oracle") / "oracle.jsonl"
-    oracle.write_text("\n".join(json.dumps(q) for q in questions))
-    try:
-        exact = SimulatorConfig(port=0, policy="oracle", oracle=oracle, prefix_cache=True)
+async def world(build_warehouse: WarehouseBuilder) -> AsyncIterator[World]:
+    async with build_warehouse(prefix="tr_cost", tables=N_TABLES, questions=6, seeds=(5, 3)) as wh:
+        exact = SimulatorConfig(port=0, policy="oracle", oracle=wh.oracle, prefix_cache=True)
         async with (
-            running_simulator(SimulatorConfig(port=0, latency_ms=5, oracle=oracle)) as sim,
+            running_simulator(SimulatorConfig(port=0, latency_ms=5, oracle=wh.oracle)) as sim,
             running_simulator(exact) as oracle_sim,
         ):
             settings = {
-                "sources": {"wh": {"url": pg_url, "schemas": [schema]}},
+                "sources": wh.source(),
                 "llm_model": "openai/tablerouter-sim",
                 "llm_api_base": f"{sim}/v1",
                 "chunk_tokens": 800,
@@ -60,11 +49,7 @@ async def world(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
                 "verdict_cache_size": 0,
             }
             oracle_settings = {**settings, "llm_api_base": f"{oracle_sim}/v1", "chunk_tokens": 2000}
-            yield World(questions, settings, oracle_settings)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+            yield World(wh.questions, settings, oracle_settings)
 
 
 async def test_cost_follows_the_tokens_at_the_configured_prices(world: World) -> None:
