@@ -9,8 +9,13 @@ import httpx
 import numpy as np
 import pytest
 
+from app.harness.forward_proxy import running_forward_proxy
+from app.llm.backend import build_backend
 from app.llm.chat_lm import ChatCompletionsLM, LMHTTPError, LMReplyError, _reply_text
+from app.llm.failures import classify
+from app.llm.http1 import HTTPConnectionError
 from app.routing.judging.judge import TableJudge
+from app.settings import Settings
 from app.simulator.service import SimulatorConfig, running_simulator
 
 CARDS = '### s.orders "one row per order"\n- id integer PK\n\n### s.customers\n- id integer PK'
@@ -65,6 +70,55 @@ async def test_http_errors_and_non_completions_raise() -> None:
             _reply_text(body)
     text, usage = _reply_text(b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 3}}')
     assert (text, usage) == ("x", {"prompt_tokens": 3})
+
+
+async def test_calls_go_through_the_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with (
+        running_simulator(SimulatorConfig(port=0)) as url,
+        running_forward_proxy() as (proxy_url, proxy),
+    ):
+        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", proxy_url)
+        backend = build_backend(Settings(llm_model="openai/tablerouter-sim", llm_api_base=f"{url}/v1"))
+        assert backend is not None
+        assert isinstance(backend.lm, ChatCompletionsLM)
+        try:
+            with dspy.context(lm=backend.lm, track_usage=True, disable_history=True):
+                for _ in range(2):
+                    prediction = await TableJudge().acall(question="How many orders?", tables=CARDS)
+        finally:
+            await backend.aclose()
+        lost = ChatCompletionsLM(  # no /v1: the simulator answers 404, through the proxy too
+            "openai/m", api_base=url, api_key=None, timeout=5, max_connections=2, proxy=proxy_url
+        )
+        try:
+            with pytest.raises(LMHTTPError, match="HTTP 404"):
+                await lost.complete([{"role": "user", "content": "hi"}])
+        finally:
+            await lost.aclose()
+    assert [entry.split(" | ")[0] for entry in prediction.relevant] == ["s.orders"]
+    assert proxy.requests == 3
+    assert proxy.connections == 2  # kept alive through the proxy: one per LM
+
+
+async def test_a_proxy_that_cannot_be_reached_is_a_retryable_connection_failure() -> None:
+    lm = ChatCompletionsLM(
+        "openai/m",
+        api_base="http://127.0.0.1:9/v1",
+        api_key=None,
+        timeout=5,
+        max_connections=2,
+        proxy="http://127.0.0.1:1",
+    )
+    try:
+        with pytest.raises(HTTPConnectionError) as raised:
+            await lm.complete([{"role": "user", "content": "hi"}])
+    finally:
+        await lm.aclose()
+    failure = classify(raised.value, 5)
+    assert failure.retryable
+    assert failure.backend_fault
 
 
 async def test_simulator_embeddings_are_deterministic_unit_vectors() -> None:

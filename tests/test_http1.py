@@ -4,6 +4,7 @@ and connection endings the simulator does not produce."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import ssl
 import subprocess
@@ -14,8 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from app.harness.forward_proxy import running_forward_proxy
 from app.llm.failures import classify
-from app.llm.http1 import HTTPConnectionError, OriginPool
+from app.llm.http1 import HTTPConnectionError, OriginPool, Proxy
 from app.simulator.launcher import free_port
 from app.simulator.service import SimulatorConfig, running_simulator
 
@@ -185,3 +187,81 @@ async def test_https_verifies_the_server_certificate(tmp_path: Path, monkeypatch
     assert [a.status for a in answers] == [200, 200]
     assert orjson.loads(answers[1].body) == {"choices": [{"message": {"content": "ok"}}]}
     assert trusted.connections_made == 1  # kept alive over TLS too
+
+
+def test_proxy_urls_and_their_credentials() -> None:
+    assert Proxy.from_url("proxy.corp:3128") == Proxy("proxy.corp", 3128)
+    assert Proxy.from_url("http://proxy.corp") == Proxy("proxy.corp", 80)
+    with_user = Proxy.from_url("http://svc%40corp:p%3Ass@proxy.corp:3128")
+    assert with_user.authorization == "Basic " + base64.b64encode(b"svc@corp:p:ss").decode()
+    with pytest.raises(ValueError, match="only http:// proxies") as raised:
+        Proxy.from_url("socks5://user:hunter2@proxy.corp:1080")
+    assert "hunter2" not in str(raised.value)
+
+
+async def test_plain_http_goes_through_the_proxy_on_kept_alive_connections() -> None:
+    content = orjson.dumps({"choices": [{"message": {"content": "ok"}}]})
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(content), content)
+    async with (
+        bare_server(lambda _: reply, close_after=False) as (url, accepted),
+        running_forward_proxy() as (proxy_url, proxy),
+    ):
+        pool = OriginPool(url, HEADERS, max_idle=4, proxy=Proxy.from_url(proxy_url.replace("//", "//u:pw@")))
+        try:
+            answers = [await pool.post(PROMPT) for _ in range(3)]
+        finally:
+            await pool.aclose()
+    assert [a.body for a in answers] == [content] * 3
+    assert (proxy.requests, proxy.connections, len(accepted)) == (3, 1, 1)
+    assert proxy.authorization == "Basic " + base64.b64encode(b"u:pw").decode()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for a certificate")
+async def test_https_goes_through_a_connect_tunnel_and_verifies_the_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with (
+        bare_server(lambda _: reply, close_after=False, tls=server_tls) as (url, _),
+        running_forward_proxy() as (proxy_url, proxy),
+    ):
+        pool = OriginPool(url, HEADERS, max_idle=4, proxy=Proxy.from_url(proxy_url))
+        try:
+            answers = [await pool.post(PROMPT) for _ in range(2)]
+        finally:
+            await pool.aclose()
+        monkeypatch.delenv("SSL_CERT_FILE")
+        stranger = OriginPool(url, HEADERS, max_idle=4, proxy=Proxy.from_url(proxy_url))
+        try:
+            with pytest.raises(HTTPConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await stranger.post(PROMPT)
+        finally:
+            await stranger.aclose()
+    assert [a.body for a in answers] == [b"ok", b"ok"]
+    assert pool.connections_made == 1  # the tunnel is kept alive
+    assert proxy.tunnels == 2
+
+
+async def test_a_refused_tunnel_is_a_retryable_connection_failure() -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = OriginPool("https://127.0.0.1:9/v1", HEADERS, max_idle=4, proxy=Proxy("127.0.0.1", port))
+    try:
+        with pytest.raises(HTTPConnectionError, match=r"refused a tunnel.*HTTP 403") as refused:
+            await pool.post(PROMPT)
+    finally:
+        await pool.aclose()
+        server.close()
+        await server.wait_closed()
+    failure = classify(refused.value, 5.0)
+    assert (failure.retryable, failure.backend_fault) == (True, True)

@@ -6,7 +6,7 @@ preparation and price lookup), the request rebuilt through three representations
 HTTP/1.1 client written in Python. For the endpoints the judge meets most (OpenAI, vLLM,
 llama.cpp, Ollama's OpenAI door, the simulator) this LM posts the adapter's messages over
 keep-alive connections (``app.llm.http1``: httptools' C parser, a third of aiohttp's CPU per
-call; through a proxy, aiohttp) and hands DSPy the reply text. Everything above the LM is
+call; through an HTTP proxy too) and hands DSPy the reply text. Everything above the LM is
 DSPy's: the program, its Predict, the adapter, loaded demos.
 
 LM output is untrusted: a reply that is not a chat completion raises ``LMReplyError``; HTTP
@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import dspy
 import orjson
 
 from app.llm.dspy_internals import retry_after_seconds
-from app.llm.http1 import OriginPool
+from app.llm.http1 import OriginPool, Proxy
 
 __all__ = ["ChatCompletionsLM", "LMHTTPError", "LMReplyError", "cached_prompt_tokens"]
 
@@ -111,26 +110,16 @@ class ChatCompletionsLM(dspy.BaseLM):
         self.timeout = timeout
         self.max_connections = max_connections
         self.proxy = proxy
-        self._session: aiohttp.ClientSession | None = None
+        # Parsed now, so a proxy URL the client cannot use fails at start-up, not on every call.
+        self._proxy = Proxy.from_url(proxy) if proxy else None
         self._pool: OriginPool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Built on first use, inside the running loop the session belongs to.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                trust_env=False,
-            )
-        return self._session
 
     def _origin(self) -> OriginPool:
         # Connections belong to the loop that made them: a new loop gets a new pool.
         loop = asyncio.get_running_loop()
         if self._pool is None or self._pool_loop is not loop:
-            self._pool = OriginPool(self.url, self.headers, self.max_connections)
+            self._pool = OriginPool(self.url, self.headers, self.max_connections, self._proxy)
             self._pool_loop = loop
         return self._pool
 
@@ -146,18 +135,11 @@ class ChatCompletionsLM(dspy.BaseLM):
     async def complete(self, messages: list[dict[str, Any]], **kwargs: Any) -> tuple[str, dict[str, int]]:
         """One completion: the reply text and its usage counters (prompt_tokens, completion_tokens)."""
         data = self._payload(messages, kwargs)
-        if self.proxy is None:
-            async with asyncio.timeout(self.timeout):
-                reply = await self._origin().post(data)
-            if reply.status >= 400:
-                raise LMHTTPError(reply.status, reply.body, reply.retry_after)
-            return _reply_text(reply.body)
-        post = self._client().post(self.url, data=data, headers=self.headers, proxy=self.proxy)
-        async with post as response:
-            body = await response.read()
-            if response.status >= 400:
-                raise LMHTTPError(response.status, body, response.headers.get("retry-after"))
-        return _reply_text(body)
+        async with asyncio.timeout(self.timeout):
+            reply = await self._origin().post(data)
+        if reply.status >= 400:
+            raise LMHTTPError(reply.status, reply.body, reply.retry_after)
+        return _reply_text(reply.body)
 
     async def acall(
         self, prompt: str | None = None, *, messages: list[dict[str, Any]] | None = None, **kwargs: Any
@@ -176,8 +158,3 @@ class ChatCompletionsLM(dspy.BaseLM):
         if self._pool is not None:
             await self._pool.aclose()
             self._pool = None
-        if self._session is not None:
-            await self._session.close()
-            # aiohttp closes transports on the next loop turn; let it, so no socket leaks a warning.
-            await asyncio.sleep(0)
-            self._session = None

@@ -20,7 +20,6 @@ import random
 from dataclasses import dataclass
 from http import HTTPStatus
 
-import aiohttp
 from dspy import (
     AdapterParseError,
     LMError,
@@ -66,7 +65,7 @@ def classify(exc: BaseException, timeout_s: float) -> Failure:
         return Failure(str(exc), retryable=False, backend_fault=False)
     if isinstance(exc, TimeoutError):
         return Failure(f"timed out after {timeout_s:.3g} s", retryable=True, backend_fault=True)
-    if isinstance(exc, (LMHTTPError, LMReplyError, aiohttp.ClientError, HTTPConnectionError)):
+    if isinstance(exc, (LMHTTPError, LMReplyError, HTTPConnectionError)):
         return _chat_failure(exc)
     rate_limited = isinstance(exc, LMRateLimitError)
     return Failure(
@@ -79,12 +78,12 @@ def classify(exc: BaseException, timeout_s: float) -> Failure:
     )
 
 
-def _chat_failure(exc: LMHTTPError | LMReplyError | aiohttp.ClientError | HTTPConnectionError) -> Failure:
+def _chat_failure(exc: LMHTTPError | LMReplyError | HTTPConnectionError) -> Failure:
     """What the lean chat-completions LM's errors mean, as DSPy's equivalents would."""
     if isinstance(exc, LMReplyError):
         # A body that is not a chat completion is an unparseable reply, like a bad verdict list.
         return Failure("unparseable reply", retryable=True, backend_fault=False, parse=True)
-    if isinstance(exc, aiohttp.ClientError | HTTPConnectionError):
+    if isinstance(exc, HTTPConnectionError):
         return Failure(f"{type(exc).__name__}: {str(exc)[:200]}", retryable=True, backend_fault=True)
     status = exc.status
     if status == HTTPStatus.TOO_MANY_REQUESTS:
