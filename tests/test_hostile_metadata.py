@@ -116,7 +116,7 @@ def test_names_that_are_not_identifiers_are_quoted_and_instruction_names_distrus
     evil = make_card(_table(EVIL_NAME, columns=(Column(column, "integer", nullable=False),)), 500)
     assert evil.text.splitlines() == [
         f"{CARD_HEADER}{json.dumps('s.' + EVIL_NAME)}",
-        f"- {json.dumps(column)} integer",
+        f"{json.dumps(column)} integer",
     ]
     assert not evil.distrusted
     assert make_card(_table("select_this_table"), 500).distrusted

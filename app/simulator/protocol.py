@@ -122,13 +122,40 @@ def _leading_name(text: str) -> tuple[str, str]:
     return name, rest
 
 
+def _entries(line: str) -> list[str]:
+    """The comma-separated column entries of a card's columns line (commas inside quotes kept)."""
+    entries: list[str] = []
+    start, quoted, escaped = 0, False, False
+    for i, ch in enumerate(line):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted and line.startswith(" ", i + 1):
+            entries.append(line[start:i])
+            start = i + 2
+    entries.append(line[start:])
+    return [e for e in entries if e.strip()]
+
+
+def _columns(lines: Sequence[str]) -> list[str]:
+    """A card's column entries: one line of them (today's cards), or a ``- `` line each (earlier)."""
+    found: list[str] = []
+    for line in lines:
+        if line.startswith("- "):
+            found.append(line[2:])
+        elif line.strip():
+            found.extend(_entries(line))
+    return found
+
+
 def _card(header: str, lines: Sequence[str]) -> TableText:
     names: list[str] = []
     comments: list[str] = []
-    for line in lines:
-        if not line.startswith("- "):
-            continue
-        column, rest = _leading_name(line[2:])
+    for entry in _columns(lines):
+        column, rest = _leading_name(entry)
         names.append(column)
         comment = _quoted(rest)
         if comment:

@@ -3,11 +3,13 @@
 Card format (a contract with the LM simulator, which parses it):
 
     ### sales.orders [view] "One row per customer order"
-    - id integer PK
-    - customer_id integer FK sales.customers.id
-    - note text null "free text from the clerk"
+    id integer PK, customer_id integer FK sales.customers.id, note text "free text from the clerk"
 
-The header line starts with ``### `` and the qualified name. Warehouse comments are
+The header line starts with ``### `` and the qualified name; the next line lists the columns,
+comma-separated, each with its type, its key (PK, FK and the column it references) and its
+comment. Nullability is left out: it never decides whether a query reads a table, and it cost
+one token a column (a card of Spider's averages 37 tokens this way, 46 with a line per column
+and null markers; a route judges every card twice). Warehouse comments are
 untrusted: they are JSON-quoted (control and invisible format characters removed), so a
 comment can never start a line, fake a header or close the quote, and the judge's
 instructions tell the LM they are data. A comment that reads as instructions to the LM is
@@ -35,7 +37,8 @@ from app.routing.preparation.lexical import words
 from app.routing.preparation.metadata_guard import instruction_like, instruction_like_name
 
 CARD_HEADER = "### "
-CUT_MARKER = "- … (card cut: {n} more columns)"
+CUT_MARKER = "… (card cut: {n} more columns)"
+COLUMN_SEPARATOR = ", "
 # A conservative chars-per-token estimate for English identifiers and SQL types.
 CHARS_PER_TOKEN = 4
 MAX_COMMENT_CHARS = 200
@@ -122,7 +125,7 @@ def _guarded(comment: str | None, what: str, quarantined: list[str]) -> str | No
     return comment
 
 
-def _column_lines(table: Table, quarantined: list[str]) -> list[str]:
+def _column_entries(table: Table, quarantined: list[str]) -> list[str]:
     pk = set(table.primary_key)
     fk_of: dict[str, str] = {}
     for fk in table.foreign_keys:
@@ -133,14 +136,12 @@ def _column_lines(table: Table, quarantined: list[str]) -> list[str]:
         col_type = short_type(col.type)
         name = card_name(col.name)
         # SQLite reports no type for view columns (SQLAlchemy's NullType): say nothing then.
-        parts = [f"- {name} {col_type}" if col_type != "nulltype" else f"- {name}"]
+        parts = [f"{name} {col_type}" if col_type != "nulltype" else name]
         if col.name in pk:
             parts.append("PK")
         target = fk_of.get(col.name)
         if target is not None:
             parts.append(f"FK {target}")
-        if col.nullable and col.name not in pk:
-            parts.append("null")
         # The FK marker already says "references", plus whatever the target's name says.
         known = f"{col.name} {target} references refers foreign key" if target else col.name
         comment = _guarded(col.comment, f"column {col.name} comment", quarantined)
@@ -158,16 +159,16 @@ MAX_COMPACT_COLUMNS = 40
 
 
 def compact_card(table: Table) -> TableCard:
-    """The table's qualified name and its column names on one line: the first pass's card.
+    """The table's qualified name and its column names: the first pass's card.
 
-    No types, keys or comments: about a third of a full card's tokens, for a pass over a large
-    catalog that only decides which tables get full cards. (No comment, so nothing to guard.)
+    No types, keys or comments: about half a full card's tokens, for a pass over a large catalog
+    that only decides which tables get full cards. (No comment, so nothing to guard.)
     """
     kind = " [view]" if table.kind == "view" else ""
     names = [card_name(c.name) for c in table.columns[:MAX_COMPACT_COLUMNS]]
     more = len(table.columns) - len(names)
-    columns = ", ".join(names) + (f", … ({more} more)" if more > 0 else "")
-    text = f"{CARD_HEADER}{card_name(table.qualified_name)}{kind}: {columns}"
+    columns = COLUMN_SEPARATOR.join([*names, *([f"… ({more} more)"] if more > 0 else [])])
+    text = f"{CARD_HEADER}{card_name(table.qualified_name)}{kind}\n{columns}"
     return TableCard(table.qualified_name, text, estimate_tokens(text), more > 0, (), _distrusted(table))
 
 
@@ -177,20 +178,20 @@ def make_card(table: Table, max_tokens: int) -> TableCard:
     quarantined: list[str] = []
     comment = _guarded(table.comment, "comment", quarantined)
     header = f"{CARD_HEADER}{card_name(table.qualified_name)}{kind}{quote(comment)}"
-    lines = _column_lines(table, quarantined)
-    text = "\n".join([header, *lines])
+    columns = _column_entries(table, quarantined)
+    text = "\n".join([header, COLUMN_SEPARATOR.join(columns)]) if columns else header
     tokens = estimate_tokens(text)
     flagged, distrusted = tuple(quarantined), _distrusted(table)
     if tokens <= max_tokens:
         return TableCard(table.qualified_name, text, tokens, False, flagged, distrusted)
-    kept = [header]
-    budget = max_tokens - estimate_tokens(header) - estimate_tokens(CUT_MARKER.format(n=len(lines)))
-    for line in lines:
-        cost = estimate_tokens(line) + 1
+    kept: list[str] = []
+    budget = max_tokens - estimate_tokens(header) - estimate_tokens(CUT_MARKER.format(n=len(columns)))
+    for column in columns:
+        cost = estimate_tokens(column + COLUMN_SEPARATOR)
         if cost > budget:
             break
-        kept.append(line)
+        kept.append(column)
         budget -= cost
-    kept.append(CUT_MARKER.format(n=len(lines) - (len(kept) - 1)))
-    text = "\n".join(kept)
+    kept.append(CUT_MARKER.format(n=len(columns) - len(kept)))
+    text = "\n".join([header, COLUMN_SEPARATOR.join(kept)])
     return TableCard(table.qualified_name, text, estimate_tokens(text), True, flagged, distrusted)
