@@ -167,8 +167,13 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         "(a stable prompt prefix for the provider's cache); 'verdicts', a verdict for every table after "
         "the question, is the format before it, kept for cost comparisons only",
     )
+    # With short replies a call's output grows with the tables it names, not with the chunk, so
+    # fewer, larger chunks cut what every call repeats (instructions, question, markers: ~350
+    # tokens). Measured with bench/cost.py (Spider union, hosted-small, 6 warm routes): 2,000 ->
+    # $0.0081 and p50 2.47 s a route, 2,500 -> $0.0080 and 2.34 s, 3,000 -> $0.0077 and 2.68 s
+    # (fewer calls, but each waits for a longer reply).
     chunk_tokens: Annotated[int, Field(ge=200)] = Field(
-        default=2000, description="estimated token budget of table cards per chunk"
+        default=2500, description="estimated token budget of table cards per chunk"
     )
     votes: Annotated[int, Field(ge=1, le=9)] = Field(
         default=2, description="chunks each table appears in, each time with other neighbours"

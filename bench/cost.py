@@ -133,7 +133,10 @@ def _spider_jobs(wh: Warehouse, questions: Sequence[Question], gold: dict[str, l
     ]
 
 
-async def spider_part(n: int, seed: int) -> dict[str, list[Routed]]:
+FORMATS = {"before": "verdicts", "after": "short"}
+
+
+async def spider_part(n: int, seed: int, labels: Sequence[str] = tuple(FORMATS)) -> dict[str, list[Routed]]:
     """Both formats over the Spider union: cold then warm routes; returns the rows per label."""
     folder = DATASETS / "spider"
     databases = load_databases(folder / "tables.json")
@@ -147,7 +150,8 @@ async def spider_part(n: int, seed: int) -> dict[str, list[Routed]]:
     await build_warehouse(wh)
     results: dict[str, list[Routed]] = {}
     try:
-        for label, judge_format in (("before", "verdicts"), ("after", "short")):
+        for label in labels:
+            judge_format = FORMATS[label]
             sim_args = ("--profile", "hosted-small", "--policy", "oracle", "--fnr", "0.1", "--fpr", "0.05")
             with simulator_process(*sim_args, "--seed", str(seed), oracle=oracle) as sim:
                 settings = _service_settings(wh.source_configs(), sim, judge_format=judge_format)
@@ -230,10 +234,14 @@ async def main() -> None:
     parser.add_argument("--synthetic-questions", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write every route's figures as JSON")
+    parser.add_argument(
+        "--only", choices=tuple(FORMATS), help="run one format of the Spider part (no side-by-side summary)"
+    )
     args = parser.parse_args()
-    spider = await spider_part(args.questions, args.seed)
+    spider = await spider_part(args.questions, args.seed, (args.only,) if args.only else tuple(FORMATS))
     synthetic = await synthetic_part(args.synthetic_questions, args.seed) if args.synthetic_questions else {}
-    _summary(spider, synthetic)
+    if not args.only:
+        _summary(spider, synthetic)
     if args.out:
         rows = {k: [r.__dict__ for r in v] for k, v in {**spider, **synthetic}.items()}
         args.out.write_text(json.dumps(rows, indent=1))

@@ -9,7 +9,7 @@ import pytest
 from dspy import AdapterParseError
 
 from app.routing.judging.adapter import JudgeAdapter
-from app.routing.judging.signature import JudgeTables, TableVerdict
+from app.routing.judging.signature import JudgeTables, SelectTables, TableVerdict
 
 CARDS = '### s.orders "one row per order"\n- id integer PK\n\n### s.customers\n- id integer PK'
 
@@ -63,3 +63,17 @@ def test_parse_matches_chat_adapter_on_json_and_lenient_replies() -> None:
 def test_unparseable_replies_raise_adapter_parse_error(reply: str) -> None:
     with pytest.raises(AdapterParseError):
         JudgeAdapter().parse(JudgeTables, reply)
+
+
+def test_the_short_format_puts_only_the_question_after_the_shared_prefix() -> None:
+    adapter = JudgeAdapter()
+    cards = "### s.orders\nid integer PK\n\n### s.customers\nid integer PK"
+    first = adapter.messages(SelectTables, [], {"tables": cards, "question": "How many orders?"})
+    second = adapter.messages(SelectTables, [], {"tables": cards, "question": "Who bought most?"})
+    assert first[0] == second[0]  # the system message
+    head, _, question = first[-1]["content"].rpartition("[[ ## question ## ]]")
+    assert question.strip() == "How many orders?"
+    assert second[-1]["content"].startswith(head)
+    assert "starting with the field `[[ ## relevant ## ]]`" in head
+    # DSPy's own call path renders the same messages.
+    assert adapter.format(SelectTables, [], {"tables": cards, "question": "How many orders?"}) == first

@@ -27,6 +27,9 @@ from app.llm.dspy_internals import expand_legacy_type_markers
 
 _HEADER = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
 _COMPLETED = "[[ ## completed ## ]]"
+# The output fields of the signature laid out for prompt caching (SelectTables): its question,
+# the last input, comes after everything else, the output requirements included.
+QUESTION_LAST_OUTPUTS = ("relevant",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,11 @@ class JudgeAdapter(dspy.ChatAdapter):
         parts = [prefix, *(f"[[ ## {k} ## ]]\n{inputs[k]}" for k in fields)]
         if main_request:
             requirements = self.user_message_output_requirements(signature)
-            if requirements is not None:
+            if requirements is not None and known.outputs == QUESTION_LAST_OUTPUTS and len(parts) > 2:
+                # The reply's format belongs to the prefix every question shares (the provider caches
+                # it); only the question, the last field, differs between calls over a chunk.
+                parts.insert(len(parts) - 1, requirements)
+            elif requirements is not None:
                 parts.append(requirements)
         parts.append(suffix)
         return "\n\n".join(parts).strip()

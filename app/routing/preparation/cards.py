@@ -66,6 +66,7 @@ def estimate_tokens(text: str) -> int:
 _SHORT_TYPES = (
     (re.compile(r"\bcharacter varying\b"), "varchar"),
     (re.compile(r"\bcharacter\b"), "char"),
+    (re.compile(r"\bdouble precision\b"), "double"),
     (re.compile(r"\b(time(?:stamp)?(?:\(\d+\))?) without time zone\b"), r"\1"),
     (re.compile(r"\b(time(?:stamp)?)(\(\d+\))? with time zone\b"), r"\1tz\2"),
 )
