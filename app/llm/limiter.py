@@ -3,7 +3,7 @@
 A per-request semaphore is not a limit: N concurrent routes would put N times the limit in
 flight. This object lives in the application state and every LM call of every route passes
 through it. ``SlotLimiter`` is what the judge needs of a limiter, so the in-process one here and
-the Redis-backed one shared by replicas (``app.cluster``) are interchangeable.
+the Redis-backed one shared by replicas (``app.llm.failover_limiter``) are interchangeable.
 """
 
 from __future__ import annotations
