@@ -9,7 +9,7 @@ import pytest
 from dspy import AdapterParseError
 
 from app.routing.judging.adapter import JudgeAdapter
-from app.routing.judging.signature import JudgeTables, SelectTables, TableVerdict
+from app.routing.judging.signature import JudgeTables, SelectTables, TableVerdict, as_verdicts
 
 CARDS = '### s.orders "one row per order"\n- id integer PK\n\n### s.customers\n- id integer PK'
 
@@ -77,3 +77,24 @@ def test_the_short_format_puts_only_the_question_after_the_shared_prefix() -> No
     assert "starting with the field `[[ ## relevant ## ]]`" in head
     # DSPy's own call path renders the same messages.
     assert adapter.format(SelectTables, [], {"tables": cards, "question": "How many orders?"}) == first
+
+
+def test_short_entries_are_untrusted_text() -> None:
+    reply = [
+        "s.orders | 0.8 | counts orders",
+        "s.customers",  # no confidence: named, so a clear yes
+        "s.items | very | sure",  # unreadable confidence
+        "s.refunds | nan | x",
+        "s.returns | 7 | out of range",
+        ' "s.quoted" | 0.3 ',
+    ]
+    verdicts = as_verdicts(reply)
+    assert [(v.table, v.confidence, v.reason) for v in verdicts] == [
+        ("s.orders", 0.8, "counts orders"),
+        ("s.customers", 0.9, ""),
+        ("s.items", 0.9, "sure"),
+        ("s.refunds", 0.9, "x"),
+        ("s.returns", 1.0, "out of range"),
+        ('"s.quoted"', 0.3, ""),
+    ]
+    assert all(v.relevant for v in verdicts)
