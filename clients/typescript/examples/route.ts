@@ -1,16 +1,11 @@
-// Routes one question through the client generated from openapi.json, then asks for an unknown
-// source to show the typed problem. Usage: node dist/src/route.js BASE_URL [QUESTION]
+// Routes one question through the packaged client, then asks for an unknown source to show the
+// typed problem; prints both as JSON. Usage: node dist/examples/route.js BASE_URL [QUESTION]
 import process from "node:process";
-import createClient from "openapi-fetch";
-import type { components, paths } from "../generated/schema.js";
-
-type RouteResponse = components["schemas"]["RouteResponse"];
-type Problem = components["schemas"]["Problem"];
+import { createClient, type Problem, type RouteResponse } from "tablerouter-client";
 
 const [baseUrl = "http://127.0.0.1:8000", question = "Which customers placed the most orders?"] =
   process.argv.slice(2);
-// JSON bodies and problems; the route's text/event-stream answer is left to an EventSource.
-const client = createClient<paths, `application/${string}`>({ baseUrl });
+const client = createClient(baseUrl);
 
 const routed = await client.POST("/route", { body: { question, top_k: 5 } });
 if (routed.error !== undefined) {
