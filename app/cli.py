@@ -148,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((word for word in argv if not word.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from app.settings import settings_error_line
 
@@ -156,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         # One line naming the field, never a traceback: the values (a source's URL) hold passwords.
         sys.stderr.write(settings_error_line(exc) + "\n")
+        return 2
+    except SettingsError as exc:  # a value that is not JSON; pydantic-settings' message names no value
+        sys.stderr.write(f"invalid settings: {exc}\n")
         return 2
     return result
 

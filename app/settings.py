@@ -374,7 +374,10 @@ def settings_error_line(exc: ValidationError) -> str:
     """What is wrong with the settings, on one line, naming the fields but never their values."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in error["loc"])
+        loc = [str(part) for part in error["loc"]]
+        if error["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "sources":
+            problems.append(f"TABLEROUTER_SOURCES: source {loc[1]!r} has an unknown key {loc[2]!r}")
+            continue
         what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        problems.append(f"{where}: {what}")
+        problems.append(f"{'.'.join(loc)}: {what}")
     return f"invalid settings ({exc.title}): " + "; ".join(problems)
