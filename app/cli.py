@@ -147,7 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The subcommand is the first word that is not an option (the top level takes no values).
     command = next((word for word in argv if not word.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
-    result: int = args.func(args)
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from app.settings import settings_error_line
+
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:
+        # One line naming the field, never a traceback: the values (a source's URL) hold passwords.
+        sys.stderr.write(settings_error_line(exc) + "\n")
+        return 2
+    except SettingsError as exc:  # a value that is not JSON; pydantic-settings' message names no value
+        sys.stderr.write(f"invalid settings: {exc}\n")
+        return 2
     return result
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SOURCE = "demo"
@@ -19,9 +19,17 @@ MIN_ADMIN_KEY_CHARS = 32
 class SourceConfig(BaseModel):
     """One named warehouse: an SQLAlchemy async URL and the schemas to introspect."""
 
+    # A misspelt key ("schema" for "schemas") must not be dropped silently: start-up refuses it.
+    model_config = ConfigDict(extra="forbid")
+
     url: SecretStr = Field(description="SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db")
     schemas: list[str] | None = Field(
-        default=None, description="Schemas to introspect; default: the connection's default schema"
+        default=None,
+        description="Schemas to introspect; default: every non-system schema (PostgreSQL: all but "
+        "pg_* and information_schema; MySQL/MariaDB: the URL's database; SQLite: main)",
+    )
+    exclude_schemas: list[str] = Field(
+        default_factory=list, description="Schemas left out of the introspected ones"
     )
 
 
@@ -360,3 +368,16 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
 def get_settings() -> Settings:
     """The settings read from the environment, built once on first use (never at import)."""
     return Settings()
+
+
+def settings_error_line(exc: ValidationError) -> str:
+    """What is wrong with the settings, on one line, naming the fields but never their values."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        if error["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "sources":
+            problems.append(f"TABLEROUTER_SOURCES: source {loc[1]!r} has an unknown key {loc[2]!r}")
+            continue
+        what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        problems.append(f"{'.'.join(loc)}: {what}")
+    return f"invalid settings ({exc.title}): " + "; ".join(problems)

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.replicas",
     "tests.fixtures.auth",
     "tests.fixtures.live_server",
+    "tests.fixtures.private_pg",
 ]
 
 # Most tests are about routing, not keys: their services run with auth off unless a test turns

@@ -200,8 +200,11 @@ async def test_postgres_view_comment_and_default_schema(pg: tuple[AsyncEngine, l
     assert by_name[f"{schema}.v"].comment == "a view"
     assert by_name[f"{schema}.mv"].kind == "view"
     assert by_name[f"{schema}.t"].kind == "table"
-    default = await introspect(engine, "pg")
-    assert all(t.schema == "public" for t in default.tables)
+    # No schemas named: every non-system schema, this one included, none of PostgreSQL's own.
+    default = {t.schema for t in (await introspect(engine, "pg")).tables}
+    assert schema in default
+    assert not {s for s in default if s is None or s.startswith("pg_") or s == "information_schema"}
+    assert schema not in {t.schema for t in (await introspect(engine, "pg", exclude=[schema])).tables}
 
 
 async def test_mariadb_database(maria: tuple[AsyncEngine, list[str]]) -> None:

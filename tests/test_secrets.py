@@ -168,7 +168,9 @@ async def test_no_secret_in_logs_answers_errors_or_the_route_log(
         texts = {"GET /sources": sources.text}
         for name in ("pgdown", "mydown"):
             refreshed = await client.post(f"/sources/{name}/refresh")
-            assert refreshed.json()["last_error"]
+            assert refreshed.status_code == HTTPStatus.BAD_GATEWAY  # a failed refresh is an error
+            assert refreshed.json()["detail"]
+            assert refreshed.json()["source"]["last_error"]
             texts[f"POST /sources/{name}/refresh"] = refreshed.text
             texts[f"GET /sources/{name}"] = (await client.get(f"/sources/{name}")).text
             texts[f"GET /sources/{name}/tables"] = (await client.get(f"/sources/{name}/tables")).text

@@ -22,14 +22,17 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     operation_id="readyz",
-    summary="Readiness: every source has a catalog snapshot",
+    summary="Readiness: the store answers and some source has a catalog snapshot",
     response_model=Health,
-    responses={503: {"model": Health, "description": "some source has no snapshot yet"}},
+    responses={503: {"model": Health, "description": "the store is down, or no source has a snapshot"}},
 )
 async def readyz(state: Annotated[AppState, Depends(get_state)]) -> JSONResponse:
-    """Ready when every source can be routed over."""
+    """Ready when the service can serve: its store reachable and at least one source routable.
+
+    A source that failed does not make the others unready: `GET /sources` shows each one's state.
+    """
     loaded = {name: s.prepared is not None for name, s in state.registry.sources.items()}
-    ready = all(loaded.values())
+    ready = any(loaded.values()) and await state.store.store.reachable()
     # Open to anyone: with keys required it does not name the sources (a key may not see them all).
     shown = {} if state.settings.auth else loaded
     body = Health(status=HealthStatus.READY if ready else HealthStatus.NOT_READY, sources=shown)

@@ -13,7 +13,9 @@ Exception tree::
     ├── TooManyRoutesError      429  too many routes wait for the LM (with Retry-After)
     ├── RateLimitedError        429  the key's routes per minute are used up (with Retry-After)
     ├── TokenBudgetError        429  the key's LM tokens of the day are spent (with Retry-After)
-    ├── NotReadyError           503  no catalog snapshot yet for the source
+    ├── SourceEmptyError        409  the source's schemas hold no table: nothing to route over
+    ├── SourceReadError         502  a refresh could not read the warehouse (with error_kind)
+    ├── NotReadyError           503  no catalog snapshot yet for the source (with Retry-After)
     └── StoreUnavailableError   503  the service's own store cannot be read or written
 
 Every handler renders ``application/problem+json``; clients never see a stack trace.
@@ -56,6 +58,8 @@ class ProblemType(StrEnum):
     RATE_LIMITED = "rate-limited"
     TOKEN_BUDGET_SPENT = "token-budget-spent"  # noqa: S105 (a problem type, not a secret)
     NOT_READY = "not-ready"
+    SOURCE_EMPTY = "source-empty"
+    SOURCE_READ_FAILED = "source-read-failed"
     STORE_UNAVAILABLE = "store-unavailable"
     INTERNAL = "internal-error"
 
@@ -184,11 +188,26 @@ class TokenBudgetError(AppError):
     sends_retry_after = True
 
 
+class SourceEmptyError(AppError):
+    """The source's schemas hold no table (see its `schemas` and `exclude_schemas`)."""
+
+    status = HTTPStatus.CONFLICT
+    problem = ProblemType.SOURCE_EMPTY
+
+
+class SourceReadError(AppError):
+    """The warehouse could not be read; `error_kind` says why, the old snapshot keeps serving."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    problem = ProblemType.SOURCE_READ_FAILED
+
+
 class NotReadyError(AppError):
-    """The source has no catalog snapshot yet."""
+    """The source has no catalog snapshot yet (loading, or failed and retried); retry after Retry-After."""
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     problem = ProblemType.NOT_READY
+    sends_retry_after = True
 
 
 class StoreUnavailableError(AppError):

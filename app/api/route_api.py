@@ -16,6 +16,7 @@ from app.api.problems import (
     NotFoundError,
     NotReadyError,
     RateLimitedError,
+    SourceEmptyError,
     TokenBudgetError,
     TooManyRoutesError,
     UnprocessableError,
@@ -23,6 +24,7 @@ from app.api.problems import (
 )
 from app.api.route_events import EVENT_STREAM, event_stream, event_stream_openapi, wants_event_stream
 from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
+from app.api.source_problems import unroutable
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.llm.reliability import RouteQueueFullError
@@ -36,7 +38,14 @@ from app.sources.registry import SourceState
 
 router = APIRouter(tags=["routing"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
 # Every error a route can answer besides the body's: the key's limits, the LM queue, the source.
-ROUTE_ERRORS = (NotFoundError, UnprocessableError, RateLimitedError, TokenBudgetError, TooManyRoutesError)
+ROUTE_ERRORS = (
+    NotFoundError,
+    UnprocessableError,
+    SourceEmptyError,
+    RateLimitedError,
+    TokenBudgetError,
+    TooManyRoutesError,
+)
 log = logging.getLogger(__name__)
 # nginx's "client closed request": logged, never seen by the client that left.
 CLIENT_CLOSED_REQUEST = 499
@@ -60,14 +69,12 @@ def resolve_source(state: AppState, name: str | None, principal: Principal) -> S
 
 
 def ready_catalog(state: AppState, body: RouteRequest, principal: Principal) -> PreparedCatalog:
-    """The catalog snapshot a route runs over; 404/422/503 problems otherwise."""
+    """The catalog snapshot a route runs over; 404/422 problems, 409 for an empty source, 503 otherwise."""
     source = resolve_source(state, body.source, principal)
-    if source.prepared is None:
-        # The refresh error may name any table of the source: only an admin key reads it.
-        why = source.last_error or "loading"
-        if source.last_error and not principal.admin:
-            why = "the last refresh failed"
-        raise NotReadyError(f"source {source.name!r} has no catalog snapshot yet: {why}")
+    problem = unroutable(source, principal)
+    if problem is not None:
+        raise problem
+    assert source.prepared is not None  # a ready source has a snapshot
     return source.prepared
 
 

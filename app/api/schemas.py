@@ -7,6 +7,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.catalog.read_errors import ReadErrorKind
+from app.sources.registry import SourceStatus
+
 EXAMPLE_QUESTION = "Which customers placed more than five orders last month?"
 
 
@@ -236,7 +239,16 @@ class SourceSummary(BaseModel):
     name: str = Field(description="the source's configured name", examples=["demo"])
     dialect: str = Field(description="SQL dialect of the warehouse", examples=["postgresql"])
     schemas: list[str] | None = Field(
-        description="introspected schemas; null: the default one", examples=[["public"]]
+        description="the configured schemas; null: every non-system one", examples=[["public"]]
+    )
+    exclude_schemas: list[str] = Field(
+        default_factory=list, description="schemas left out of the introspected ones", examples=[[]]
+    )
+    status: SourceStatus = Field(
+        description="ready: a snapshot serves (maybe stale); loading: the first read is running; "
+        "failed: no snapshot and the last read failed (retried in the background); empty: no table "
+        "in the source's schemas",
+        examples=["ready"],
     )
     catalog_version: str | None = Field(
         description="current snapshot version; null before the first", examples=["9b1d2c3e4f5a6b7c"]
@@ -247,6 +259,13 @@ class SourceSummary(BaseModel):
         examples=["2025-01-31T12:00:00Z"],
     )
     last_error: str | None = Field(description="error of the last refresh, if it failed", examples=[None])
+    error_kind: ReadErrorKind | None = Field(
+        default=None, description="why the last refresh failed, if it did", examples=[None]
+    )
+    retry_in_s: float | None = Field(
+        default=None, description="seconds until a failed source is tried again", examples=[None]
+    )
+    note: str | None = Field(default=None, description="what needs attention, if anything", examples=[None])
     catalog_stale: bool = Field(
         description="the snapshot is not confirmed by the latest refresh attempt", examples=[False]
     )

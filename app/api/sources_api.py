@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.api.auth import ADMIN_RESPONSES, KEY_RESPONSES, admin_only, authenticated
-from app.api.problems import NotFoundError, NotReadyError, problem_responses
+from app.api.problems import NotFoundError, NotReadyError, SourceReadError, problem_responses
 from app.api.schemas import (
     ColumnInfo,
     ForeignKeyInfo,
@@ -22,18 +22,18 @@ from app.api.schemas import (
     TableKind,
     TableList,
 )
+from app.api.source_problems import REFRESH_FAILED, unroutable
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.catalog.model import Table
 from app.routing.preparation.cards import TableCard
 from app.routing.preparation.grants import sees_table
-from app.sources.registry import SourceState
+from app.sources.registry import SourceState, SourceStatus
 
 router = APIRouter(
     prefix="/sources", tags=["sources"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES
 )
-# What a key that does not see every table is told instead of the refresh error (which may name any).
-REFRESH_FAILED = "the last refresh failed"
+EMPTY_NOTE = "no table in the source's schemas: check its schemas and exclude_schemas settings"
 
 
 def _visible_tables(source: SourceState, principal: Principal) -> tuple[Table, ...]:
@@ -48,20 +48,28 @@ def _summary(source: SourceState, principal: Principal) -> SourceSummary:
     prepared = source.prepared
     tables = _visible_tables(source, principal)
     schemas = source.config.schemas
+    excluded = source.config.exclude_schemas
     error = source.last_error
     if principal.patterns(source.name) is not None:
         # A restricted key learns nothing of hidden tables: not their schemas, not their errors.
         if schemas is not None:
             schemas = sorted({t.schema for t in tables if t.schema is not None})
+        excluded = []
         error = REFRESH_FAILED if error is not None else None
+    status = source.status
     return SourceSummary(
         name=source.name,
         dialect=source.dialect,
         schemas=schemas,
-        catalog_version=prepared.version if prepared else None,
+        exclude_schemas=excluded,
+        status=status,
+        catalog_version=prepared.version if prepared else source.empty_version,
         tables=len(tables),
         last_refresh=source.last_refresh,
         last_error=error,
+        error_kind=source.error_kind,
+        retry_in_s=source.retry_in_s(),
+        note=EMPTY_NOTE if status is SourceStatus.EMPTY else None,
         catalog_stale=source.stale,
         catalog_age_s=source.age_s(),
     )
@@ -136,8 +144,12 @@ async def list_tables(
 ) -> TableList:
     """A page of the tables the key may see, in name order."""
     source = _source(state, name, principal)
-    if source.prepared is None:
-        raise NotReadyError(f"source {name!r} has no catalog snapshot yet")
+    if source.status is SourceStatus.EMPTY:
+        return TableList(source=name, catalog_version=source.empty_version or "", total=0, tables=[])
+    problem = unroutable(source, principal)
+    if problem is not None:
+        raise problem
+    assert source.prepared is not None  # a ready source has a snapshot
     catalog = source.prepared.catalog
     restricted = principal.patterns(name) is not None
     pairs = list(zip(catalog.tables, source.prepared.cards, strict=True))
@@ -158,7 +170,7 @@ async def list_tables(
     operation_id="refreshSource",
     summary="Introspect a warehouse again now",
     response_model=SourceSummary,
-    responses={**problem_responses(NotFoundError), **ADMIN_RESPONSES},
+    responses={**problem_responses(NotFoundError, SourceReadError), **ADMIN_RESPONSES},
 )
 async def refresh_source(
     name: str,
@@ -167,7 +179,14 @@ async def refresh_source(
 ) -> SourceSummary:
     """Introspect the source and swap in the new snapshot; on failure the old one keeps serving.
 
+    A refresh that cannot read the warehouse answers 502 with the error and its `error_kind`.
     Needs an admin key.
     """
     source = await state.registry.refresh(_source(state, name, principal).name)
+    if source.last_error is not None:
+        raise SourceReadError(
+            source.last_error,
+            error_kind=source.error_kind.value if source.error_kind else None,
+            source=_summary(source, principal).model_dump(mode="json"),
+        )
     return _summary(source, principal)

@@ -7,9 +7,14 @@ built off the event loop). Other dialects with native bulk reflection go through
 ``SHOW CREATE TABLE`` per table, so they read ``information_schema`` directly (three queries per
 schema). SQLite uses the Inspector as well; its per-table PRAGMAs run in-process, not over a network.
 
+Without configured schemas every non-system schema is read: on PostgreSQL all but ``pg_*`` and
+``information_schema``, on MySQL/MariaDB the URL's database, on SQLite ``main``; ``exclude``
+drops schemas from either list.
+
 Exceptions:
 
-    IntrospectionError   a schema does not exist, the source is unreachable, or a catalog query failed
+    IntrospectionError   a schema does not exist, the source is unreachable, or a catalog query
+                         failed; ``kind`` (``ReadErrorKind``) says which, without any secret
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table, qualify
 from app.catalog.pg_catalog import read_postgresql_schemas
+from app.catalog.read_errors import ReadErrorKind, kind_of
 
 __all__ = ["IntrospectionError", "introspect"]
 
@@ -39,15 +45,27 @@ logger = logging.getLogger(__name__)
 class IntrospectionError(Exception):
     """The catalog could not be read; the message never contains the URL or a password."""
 
+    def __init__(self, message: str, kind: ReadErrorKind = ReadErrorKind.FAILED) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# PostgreSQL's own schemas: pg_catalog, pg_toast, pg_temp_N ... and the SQL-standard views.
+_PG_USER_SCHEMAS = sa.text(
+    "SELECT nspname FROM pg_namespace"
+    " WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY nspname"
+)
+
 
 async def introspect(
     engine: AsyncEngine,
     source: str,
     schemas: Sequence[str] | None = None,
     *,
+    exclude: Sequence[str] = (),
     timeout_s: float | None = None,
 ) -> Catalog:
-    """Read the tables and views of ``schemas`` (default: the connection's schema) into a Catalog.
+    """Read the tables and views of ``schemas`` (default: every non-system one) into a Catalog.
 
     ``timeout_s`` bounds the whole read, connecting included: a warehouse that accepts the
     connection and never answers must not hold the service's start-up or a refresh forever.
@@ -55,16 +73,19 @@ async def introspect(
     try:
         async with asyncio.timeout(timeout_s), engine.connect() as conn:
             if conn.dialect.name == "postgresql":
-                tables = await _read_postgresql(conn, source, schemas)
+                tables = await _read_postgresql(conn, source, schemas, exclude)
             else:
-                tables = await conn.run_sync(_read_catalog, source, schemas)
+                tables = await conn.run_sync(_read_catalog, source, schemas, exclude)
     except TimeoutError as exc:  # ours, or a driver's own connect timeout
         after = f" after {timeout_s:g} s" if timeout_s is not None else ""
-        raise IntrospectionError(f"reading the catalog of source {source!r} timed out{after}") from exc
+        raise IntrospectionError(
+            f"reading the catalog of source {source!r} timed out{after}", ReadErrorKind.TIMED_OUT
+        ) from exc
     except (OSError, DBAPIError) as exc:
-        # str(exc) may name host, user or statement; the class names are enough to act on.
+        # str(exc) may name host, user or statement; the kind and the class name are enough to act on.
+        kind = kind_of(exc)
         cause = type(getattr(exc, "orig", None) or exc).__name__
-        raise IntrospectionError(f"cannot read catalog of source {source!r}: {cause}") from exc
+        raise IntrospectionError(f"cannot read catalog of source {source!r}: {kind} ({cause})", kind) from exc
     # Sorting and hashing 10,000 tables takes a while: not on the event loop.
     return await asyncio.to_thread(_catalog, source, tables)
 
@@ -73,20 +94,30 @@ def _catalog(source: str, tables: list[Table]) -> Catalog:
     return Catalog(source=source, tables=tuple(sorted(tables, key=lambda t: t.qualified_name)))
 
 
-async def _read_postgresql(conn: AsyncConnection, source: str, schemas: Sequence[str] | None) -> list[Table]:
-    if schemas is None:
-        default = await conn.scalar(sa.text("SELECT current_schema()"))
-        if default is None:
-            raise IntrospectionError(f"source {source!r} has no default schema; name the schemas")
-        schemas = [default]
-    wanted = list(dict.fromkeys(schemas))
-    found = await conn.execute(
-        sa.text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:schemas)"), {"schemas": wanted}
+def _missing_schema(source: str, schema: str) -> IntrospectionError:
+    return IntrospectionError(
+        f"schema {schema!r} does not exist in source {source!r}", ReadErrorKind.SCHEMA_MISSING
     )
-    existing = {row[0] for row in found}
-    for schema in wanted:
-        if schema not in existing:
-            raise IntrospectionError(f"schema {schema!r} does not exist in source {source!r}")
+
+
+def _in_scope(schemas: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    return [s for s in dict.fromkeys(schemas) if s not in set(exclude)]
+
+
+async def _read_postgresql(
+    conn: AsyncConnection, source: str, schemas: Sequence[str] | None, exclude: Sequence[str]
+) -> list[Table]:
+    if schemas is None:
+        wanted = _in_scope((await conn.scalars(_PG_USER_SCHEMAS)).all(), exclude)
+    else:
+        wanted = _in_scope(schemas, exclude)
+        found = await conn.execute(
+            sa.text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:schemas)"), {"schemas": wanted}
+        )
+        existing = {row[0] for row in found}
+        for schema in wanted:
+            if schema not in existing:
+                raise _missing_schema(source, schema)
     started = time.perf_counter()
     tables = await read_postgresql_schemas(conn, source, wanted)
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -96,18 +127,24 @@ async def _read_postgresql(conn: AsyncConnection, source: str, schemas: Sequence
     return tables
 
 
-def _read_catalog(conn: Connection, source: str, schemas: Sequence[str] | None) -> list[Table]:
+def _read_catalog(
+    conn: Connection, source: str, schemas: Sequence[str] | None, exclude: Sequence[str] = ()
+) -> list[Table]:
     inspector = sa.inspect(conn)
+    # MySQL/MariaDB: the URL's database; SQLite: main. Other databases on the server are not
+    # this source's (a MariaDB account often sees several).
     default = inspector.default_schema_name
     if schemas is None:
         if default is None:
-            raise IntrospectionError(f"source {source!r} has no default schema; name the schemas")
+            raise IntrospectionError(
+                f"source {source!r} has no default schema; name the schemas", ReadErrorKind.SCHEMA_MISSING
+            )
         schemas = [default]
-    wanted = list(dict.fromkeys(schemas))
+    wanted = _in_scope(schemas, exclude)
     existing = set(inspector.get_schema_names())
     for schema in wanted:
         if schema not in existing:
-            raise IntrospectionError(f"schema {schema!r} does not exist in source {source!r}")
+            raise _missing_schema(source, schema)
     tables: list[Table] = []
     for schema in wanted:
         # SQLite's main schema is implicit: report bare table names.

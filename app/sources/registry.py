@@ -4,7 +4,12 @@ A refresh introspects the warehouse, stores the snapshot (when a store is attach
 the routing structures off the event loop, and swaps the whole snapshot at once; a route holds
 the snapshot it started with. A failed refresh keeps the last good snapshot and records the
 error. At start-up a source with a stored snapshot serves it at once and is refreshed in the
-background; a source without one is introspected before the service takes requests.
+background; a source without one is introspected once before the service takes requests.
+
+A source that fails does not hold the others back: it is ``failed`` (its error names the kind:
+authentication failed, database missing, unreachable ...) and is tried again in the background
+after 1 s, then 2 s, 4 s ... up to the refresh interval, until a refresh succeeds. A scope with
+no table is ``empty``: it has a version, but no routing structures to build.
 """
 
 from __future__ import annotations
@@ -15,18 +20,31 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.catalog.introspect import IntrospectionError, introspect
 from app.catalog.model import Catalog
+from app.catalog.read_errors import ReadErrorKind
 from app.catalog.stored import SnapshotStore
 from app.observability.redaction import Redactor, url_secrets
 from app.routing.preparation.prepared import PreparedCatalog, prepare
 from app.settings import Settings, SourceConfig
 
 log = logging.getLogger(__name__)
+RETRY_FIRST_S = 1.0  # the first retry after a failed refresh; each next one waits twice as long
+RETRY_CAP_S = 300.0  # the longest wait between retries when scheduled refreshes are off
+
+
+class SourceStatus(StrEnum):
+    """Whether a source can be routed over."""
+
+    READY = "ready"  # a snapshot serves (maybe stale: see last_error)
+    LOADING = "loading"  # no snapshot yet, the first read not finished
+    FAILED = "failed"  # no snapshot, the last read failed; retried in the background
+    EMPTY = "empty"  # read, but no table is in its scope
 
 
 @dataclass
@@ -44,7 +62,27 @@ class SourceState:
     last_error: str | None = None
     refreshed: bool = False  # a refresh has succeeded since this process started
     default_schema: str | None = None
+    error_kind: ReadErrorKind | None = None
+    failures: int = 0  # refreshes failed in a row
+    retry_at: float | None = None  # loop time of the next retry after a failure
+    empty_version: str | None = None  # the version of a read that found no table in scope
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    retry: asyncio.Task[Any] | None = None
+
+    @property
+    def status(self) -> SourceStatus:
+        """Ready, loading, failed or empty (see ``SourceStatus``)."""
+        if self.prepared is not None:
+            return SourceStatus.READY
+        if self.empty_version is not None:
+            return SourceStatus.EMPTY
+        return SourceStatus.FAILED if self.last_error is not None else SourceStatus.LOADING
+
+    def retry_in_s(self) -> float | None:
+        """Seconds until the next retry of a failed refresh, or None when none is due."""
+        if self.retry_at is None:
+            return None
+        return round(max(0.0, self.retry_at - asyncio.get_running_loop().time()), 3)
 
     @property
     def stale(self) -> bool:
@@ -105,17 +143,31 @@ class CatalogRegistry:
             started = time.perf_counter()
             try:
                 catalog = await introspect(
-                    state.engine, name, state.config.schemas, timeout_s=self._settings.introspect_timeout_s
+                    state.engine,
+                    name,
+                    state.config.schemas,
+                    exclude=state.config.exclude_schemas,
+                    timeout_s=self._settings.introspect_timeout_s,
                 )
             except IntrospectionError as exc:
-                state.last_error = self._redact(str(exc))
+                state.last_error, state.error_kind = self._redact(str(exc)), exc.kind
                 log.warning("refresh of %s failed: %s", name, state.last_error)
+                self._retry_later(state)
                 return state
             now = datetime.now(UTC)
-            await self._store(catalog, now)
-            await self._install(state, catalog)
+            if catalog.tables:
+                await self._store(catalog, now)
+                await self._install(state, catalog)
+                state.empty_version = None
+            else:  # nothing to route over: no index to build, nothing worth storing
+                state.prepared, state.empty_version = None, catalog.version
+                log.warning("source %s: no table in its schemas; check schemas / exclude_schemas", name)
             state.default_schema = state.engine.dialect.default_schema_name
             state.last_refresh, state.last_error, state.refreshed = now, None, True
+            state.error_kind, state.failures, state.retry_at = None, 0, None
+            if state.retry is not None and state.retry is not asyncio.current_task():
+                state.retry.cancel()
+            state.retry = None
             log.info(
                 "source %s: %d tables, version %s, refreshed in %.0f ms",
                 name,
@@ -124,6 +176,24 @@ class CatalogRegistry:
                 (time.perf_counter() - started) * 1000,
             )
             return state
+
+    def _retry_later(self, state: SourceState) -> None:
+        """Try a failed source again after 1 s, 2 s, 4 s ... up to the refresh interval."""
+        state.failures += 1
+        if state.retry is not None and not state.retry.done():
+            return  # one pending retry per source is enough
+        cap = self._settings.refresh_interval_s or RETRY_CAP_S
+        delay = min(RETRY_FIRST_S * 2 ** min(state.failures - 1, 30), cap)
+        state.retry_at = asyncio.get_running_loop().time() + delay
+        state.retry = self._spawn(self._retry(state, delay))
+
+    async def _retry(self, state: SourceState, delay: float) -> None:
+        await asyncio.sleep(delay)
+        state.retry = None  # this one is spent: a failure now schedules the next
+        try:
+            await self.refresh(state.name)
+        except Exception:  # a bug must not end the retries silently
+            log.exception("retrying source %s failed", state.name)
 
     async def refresh_all(self) -> None:
         """Refresh every source concurrently."""
@@ -136,7 +206,7 @@ class CatalogRegistry:
         except Exception:  # an unreadable store leaves the source to introspection
             log.exception("source %s: reading the stored snapshot failed", state.name)
             return
-        if stored is not None:
+        if stored is not None and stored.catalog.tables:
             await self._install(state, stored.catalog)
             state.last_refresh = stored.confirmed_at
             log.info("source %s: serving stored snapshot %s", state.name, stored.catalog.version)
@@ -160,14 +230,15 @@ class CatalogRegistry:
             except Exception:  # a bug in one round must not end the schedule
                 log.exception("scheduled catalog refresh failed")
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def aclose(self) -> None:
         """Stop background refreshes and dispose of every source's connection pool."""
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(s.engine.dispose() for s in self.sources.values()))

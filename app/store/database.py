@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 __all__ = ["JSONText", "Store", "create_store_engine"]
 
+log = logging.getLogger(__name__)
 # SQLite waits this long for a lock held by another writer before "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -66,6 +69,16 @@ class Store:
         """A session in a transaction, committed on success and rolled back on error."""
         async with self.sessions.begin() as session:
             yield session
+
+    async def reachable(self, timeout_s: float = 2.0) -> bool:
+        """Whether the store answers a trivial query within ``timeout_s`` (the readiness probe)."""
+        try:
+            async with asyncio.timeout(timeout_s), self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception:  # any failure means not reachable; the probe must answer, not raise
+            log.warning("the store is not reachable")
+            return False
+        return True
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
