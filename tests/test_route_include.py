@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from app.catalog.model import Column, Table
+from app.routing.schema_detail import SchemaPart, SchemaRequest, schema_detail
 from tests.fixtures.auth import ORDERS_COMMENT, TOTAL_COMMENT, GrantWorld, GrantWorldBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -48,7 +50,7 @@ async def world(make_grant_world: GrantWorldBuilder) -> AsyncIterator[GrantWorld
 
 async def _route(world: GrantWorld, key: str, **body: Any) -> dict[str, Any]:
     response = await world.client.post(
-        "/route", json={"question": QUESTION, "source": "sales", **body}, headers=world.auth(key)
+        "/route", json={"question": QUESTION, "source": "sales"} | body, headers=world.auth(key)
     )
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
@@ -210,3 +212,25 @@ async def test_the_event_stream_result_carries_the_schema(world: GrantWorld) -> 
     assert {t["name"] for t in detail["tables"]} == {t["name"] for t in results[0]["tables"]}
     assert all(t["ddl"].startswith("CREATE TABLE") for t in detail["tables"])
     assert [name for name in world.secret_names() if name in text] == []
+
+
+async def test_joins_run_through_a_table_added_via_fk(world: GrantWorld) -> None:
+    # The question names customers and lines, not orders: orders joins them and comes via_fk.
+    answer = await _route(
+        world, "pub", question="customer name with lines product", min_score=0.8, include=["joins"]
+    )
+    pub = world.pub
+    via_fk = {t["name"] for t in answer["tables"] if t["via_fk"]}
+    assert via_fk == {f"{pub}.orders"}, answer["tables"]
+    assert {(j["from_table"], j["to_table"]) for j in answer["schema_detail"]["joins"]} == {
+        (f"{pub}.order_lines", f"{pub}.orders"),
+        (f"{pub}.orders", f"{pub}.customers"),
+    }
+
+
+async def test_a_type_that_is_not_a_type_name_cannot_break_the_ddl() -> None:
+    # A PostgreSQL type may be any quoted name: it goes into the DDL as one quoted name.
+    table = Table("s", "t", columns=(Column("a", 'x"); DROP TABLE s.t; --'), Column("b", "my_domain")))
+    request = SchemaRequest(frozenset({SchemaPart.DDL}))
+    ddl = schema_detail({"s.t": table}, ["s.t"], None, request, "postgresql").tables[0].ddl
+    assert ddl == 'CREATE TABLE s.t (\n  a "x""); DROP TABLE s.t; --",\n  b my_domain\n)'

@@ -15,6 +15,7 @@ catalog.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -173,14 +174,22 @@ def _untyped(column: Column) -> bool:
     return column.type.lower() in ("nulltype", "")
 
 
-def _type(column: Column, read: str) -> exp.DataType | None:
+# A type sqlglot cannot read is written as the warehouse names it when it looks like a type name.
+_PLAIN_TYPE = re.compile(r"[\w .,()\[\]]+")
+
+
+def _type(column: Column, read: str, write: str) -> exp.DataType | None:
     if _untyped(column):
         return None
     try:
         return exp.DataType.build(column.type, dialect=read)
     except (SqlglotError, ValueError):
-        # A type sqlglot cannot read (a domain, an extension's type) is written as the warehouse names it.
-        return exp.DataType.build(column.type, udt=True)
+        # A domain or an extension's type; anything else (quotes, semicolons) goes in as one quoted
+        # name, so a type can never end the statement early or add text to the frontend's prompt.
+        name = column.type
+        if not _PLAIN_TYPE.fullmatch(name):
+            name = exp.to_identifier(name, quoted=True).sql(dialect=write)
+        return exp.DataType.build(name, udt=True)
 
 
 def _ddl(table: Table, catalog: dict[str, Table], read: str, write: str) -> str:
@@ -189,7 +198,7 @@ def _ddl(table: Table, catalog: dict[str, Table], read: str, write: str) -> str:
         constraints = [] if column.nullable else [exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())]
         columns.append(
             exp.ColumnDef(
-                this=exp.to_identifier(column.name), kind=_type(column, read), constraints=constraints
+                this=exp.to_identifier(column.name), kind=_type(column, read, write), constraints=constraints
             )
         )
     if table.primary_key:
