@@ -62,8 +62,8 @@ class RouteJoin(BaseModel):
     to_table: str = Field(description="the referenced table", examples=["customers"])
     to_columns: list[str] = Field(description="the referenced columns, pairwise", examples=[["customer_id"]])
     condition: str = Field(
-        description="the join condition in SQL over the qualified names, in 'ddl_dialect' (the "
-        "source's dialect when no DDL was asked)",
+        description="the join condition in SQL over the qualified names, in the request's 'ddl_dialect' "
+        "when it names one, else in the source's dialect",
         examples=["orders.customer_id = customers.customer_id"],
     )
 
