@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.store",),
     ("app.llm",),
     ("app.routing.deadline", "app.routing.preparation"),
-    ("app.routing.retrieval", "app.routing.query"),
+    ("app.routing.retrieval", "app.routing.query", "app.routing.schema_detail"),
     ("app.routing.ranking",),
     ("app.routing.judging", "app.routing.result"),
     ("app.routing.plan", "app.routing.service"),

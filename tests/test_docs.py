@@ -1,5 +1,6 @@
 """The docs tell the truth: the configuration page is what the settings say, the README's sample
-route is what the demo answers, and every link and code path the docs name exists.
+route (and docs/api.md's sample with 'include') is what the demo answers, and every link and
+code path the docs name exists.
 
 The README marks its samples with HTML comments, invisible once rendered:
 ``<!-- sample:route-request ... -->`` before the fenced curl command whose ``-d '...'`` body is
@@ -27,7 +28,7 @@ PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 VOLATILE = frozenset({"route_id", "catalog_age_s", "elapsed_ms"})
 SAMPLE = re.compile(r"<!-- sample:(?P<name>[\w-]+)[^>]*-->\s*```[a-z]*\n(?P<body>.*?)\n```", re.DOTALL)
 LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
-CODE_PATH = re.compile(r"`((?:app|bench|tests|deploy|scripts|migrations|clients|docs)/[\w./-]+)`")
+CODE_PATH = re.compile(r"`((?:app|bench|tests|deploy|scripts|migrations|clients|docs|examples)/[\w./-]+)`")
 
 
 def test_configuration_page_is_what_the_settings_generate() -> None:
@@ -35,8 +36,11 @@ def test_configuration_page_is_what_the_settings_generate() -> None:
     assert committed == render_configuration(), f"docs/configuration.md is stale: run `uv run {COMMAND}`"
 
 
-def _samples() -> dict[str, str]:
-    return {m["name"]: m["body"] for m in SAMPLE.finditer(README.read_text(encoding="utf-8"))}
+API_PAGE = ROOT / "docs" / "api.md"
+
+
+def _samples(page: Path = README) -> dict[str, str]:
+    return {m["name"]: m["body"] for m in SAMPLE.finditer(page.read_text(encoding="utf-8"))}
 
 
 def _abbreviated(text: str) -> Any:
@@ -65,12 +69,15 @@ def _assert_shown(shown: Any, real: Any, path: str) -> None:
         assert shown == real, f"{path}: the README shows {shown!r}, the demo answers {real!r}"
 
 
-async def test_readme_route_sample_is_what_the_demo_answers(tmp_path: Path) -> None:
-    samples = _samples()
-    body_match = re.search(r"-d '([^']*)'", samples["route-request"])
-    assert body_match, "no -d '...' body in the README's route-request sample"
+@pytest.mark.parametrize(
+    ("page", "name"), [(README, "route"), (API_PAGE, "include")], ids=["readme-route", "api-include"]
+)
+async def test_route_samples_are_what_the_demo_answers(tmp_path: Path, page: Path, name: str) -> None:
+    samples = _samples(page)
+    body_match = re.search(r"-d '([^']*)'", samples[f"{name}-request"])
+    assert body_match, f"no -d '...' body in the {name}-request sample of {page.name}"
     body = json.loads(body_match[1])
-    shown = _abbreviated(samples["route-response"])
+    shown = _abbreviated(samples[f"{name}-response"])
     # The demo as scripts/serve.sh starts it: no sources, no LM, keys off; nothing from .env.
     settings = Settings(
         _env_file=None, auth=False, sources={}, llm_model=None, demo_warehouse_path=str(tmp_path / "demo.db")

@@ -19,7 +19,7 @@ from app.api.problems import (
     error_body,
     problem_responses,
 )
-from app.api.route_api import answer, query_of, ready_catalog
+from app.api.route_api import answer, query_of, ready_catalog, schema_request
 from app.api.schemas import EXAMPLE_QUESTION, RouteRequest, RouteResponse
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
@@ -65,7 +65,7 @@ class RouteBatchResponse(BaseModel):
 async def _one(state: AppState, body: RouteRequest, principal: Principal, instance: str) -> RouteBatchItem:
     try:
         query = query_of(state, ready_catalog(state, body, principal), body, principal)
-        result = await answer(state, query, principal)
+        result = await answer(state, query, principal, schema=schema_request(body))
     except AppError as exc:
         return RouteBatchItem(result=None, error=Problem.model_validate(error_body(exc, instance)))
     return RouteBatchItem(result=result, error=None)

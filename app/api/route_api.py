@@ -23,6 +23,7 @@ from app.api.problems import (
     problem_responses,
 )
 from app.api.route_events import EVENT_STREAM, event_stream, event_stream_openapi, wants_event_stream
+from app.api.schema_detail_schemas import schema_detail_body
 from app.api.schemas import JudgeKind, RoutedTable, RouteRequest, RouteResponse, RouteStatsBody
 from app.api.source_problems import unroutable
 from app.api.state import AppState, get_state
@@ -33,6 +34,7 @@ from app.routing.deadline import Deadline
 from app.routing.preparation.prepared import PreparedCatalog, UnknownSchemaError
 from app.routing.query import RouteQuery
 from app.routing.result import LEXICAL_JUDGE
+from app.routing.schema_detail import SchemaRequest, schema_detail
 from app.routing.service import OnRouteEvent
 from app.sources.registry import SourceState
 
@@ -111,9 +113,30 @@ def _token_budget(cap: int, asked: int | None) -> int | None:
     return min(asked, cap) if cap else asked
 
 
-def route_response(answer: RouteAnswer) -> RouteResponse:
-    """The HTTP body of an answered route."""
+def schema_request(body: RouteRequest) -> SchemaRequest | None:
+    """What the request's ``include`` asks about the returned tables; None: nothing."""
+    return SchemaRequest(frozenset(body.include), body.ddl_dialect) if body.include else None
+
+
+def route_response(
+    answer: RouteAnswer, query: RouteQuery, schema: SchemaRequest | None = None, source_dialect: str = ""
+) -> RouteResponse:
+    """The HTTP body of an answered route; with ``schema``, the tables' schema from the query's snapshot.
+
+    The schema is built here, after the route cache: a cached route serves any ``include``,
+    and the snapshot is the one the route ran over (the cache key holds its version).
+    """
     result = answer.result
+    detail = None
+    if schema is not None:
+        built = schema_detail(
+            query.prepared.catalog.by_name(),
+            [t.name for t in result.tables],
+            query.scope.grant,
+            schema,
+            source_dialect,
+        )
+        detail = schema_detail_body(built)
     return RouteResponse(
         route_id=result.route_id,
         source=result.source,
@@ -130,17 +153,24 @@ def route_response(answer: RouteAnswer) -> RouteResponse:
         budget_cut=result.budget_cut,
         budget_unjudged=result.budget_unjudged,
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
+        schema_detail=detail,
     )
 
 
 async def answer(
-    state: AppState, query: RouteQuery, principal: Principal, on_event: OnRouteEvent | None = None
+    state: AppState,
+    query: RouteQuery,
+    principal: Principal,
+    on_event: OnRouteEvent | None = None,
+    schema: SchemaRequest | None = None,
 ) -> RouteResponse:
-    """Answer one route query; 429 problem when the LM queue is full."""
+    """Answer one route query (with the schema ``schema`` asks for); 429 problem when the LM queue is full."""
     try:
-        return route_response(await state.answering.answer(query, principal, on_event))
+        answered = await state.answering.answer(query, principal, on_event)
     except RouteQueueFullError as exc:
         raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
+    source = state.registry.sources.get(query.source)
+    return route_response(answered, query, schema, "" if source is None else source.dialect)
 
 
 @router.post(
@@ -172,10 +202,11 @@ async def route(
     """
     await admit(request, principal)
     query = query_of(state, ready_catalog(state, body, principal), body, principal)
+    schema = schema_request(body)
     if wants_event_stream(request):
-        return event_stream(request, lambda on_event: answer(state, query, principal, on_event))
+        return event_stream(request, lambda on_event: answer(state, query, principal, on_event, schema))
     try:
-        return await unless_disconnected(request, answer(state, query, principal))
+        return await unless_disconnected(request, answer(state, query, principal, schema=schema))
     except ClientDisconnectedError:
         log.info("client disconnected from /route; its LM calls were cancelled")
         return Response(status_code=CLIENT_CLOSED_REQUEST)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
+from app.api.schema_detail_schemas import RouteSchemaDetail
 from app.catalog.read_errors import ReadErrorKind
+from app.routing.schema_detail import DDL_DIALECTS, SchemaPart
 from app.sources.registry import SourceStatus
 
 EXAMPLE_QUESTION = "Which customers placed more than five orders last month?"
@@ -90,12 +93,41 @@ class RouteRequest(BaseModel):
         examples=[50000],
     )
 
+    # Not strict: JSON has no enums, so a part comes as its string.
+    include: list[Annotated[SchemaPart, Strict(False)]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="what the answer's 'schema_detail' carries about the returned tables, from the "
+        "route's own snapshot and as the key may see it: 'columns' (name, type, nullable, primary key, "
+        "referenced column, comment), 'ddl' (a CREATE TABLE each), 'joins' (the FK join conditions "
+        "between them); default none, and no 'schema_detail'",
+        examples=[["columns", "ddl", "joins"]],
+    )
+    ddl_dialect: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="the SQL dialect of the DDL and join conditions, one of sqlglot's: "
+        + ", ".join(DDL_DIALECTS)
+        + "; default: the source's own",
+        examples=["snowflake"],
+    )
+
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("question must not be blank")
         return value.strip()
+
+    @field_validator("ddl_dialect")
+    @classmethod
+    def _known_dialect(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.lower() not in DDL_DIALECTS:
+            raise ValueError(f"unknown ddl_dialect; one of: {', '.join(DDL_DIALECTS)}")
+        return value.lower()
 
 
 class RoutedTable(BaseModel):
@@ -231,6 +263,12 @@ class RouteResponse(BaseModel):
         examples=["the LM backend's circuit breaker is open"],
     )
     stats: RouteStatsBody = Field(description="counters of this route")
+    schema_detail: RouteSchemaDetail | None = Field(
+        default=None,
+        # Absent, not null, without 'include': the answer stays as it was for every client.
+        exclude_if=lambda value: value is None,
+        description="the returned tables' columns, DDL and joins, as 'include' asked; absent without it",
+    )
 
 
 class SourceSummary(BaseModel):

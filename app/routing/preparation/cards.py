@@ -105,17 +105,26 @@ def card_name(name: str) -> str:
     return name if _PLAIN_NAME.fullmatch(name) else json.dumps(name, ensure_ascii=False)
 
 
+def shown_comment(comment: str | None) -> str | None:
+    """A warehouse comment on one line, control and format characters gone, shortened; None if empty.
+
+    The text a card quotes, and the text the route's schema detail gives a frontend.
+    """
+    if not comment or not comment.strip():
+        return None
+    text = _visible(comment)
+    if not text:
+        return None
+    if len(text) > MAX_COMMENT_CHARS:
+        text = text[: MAX_COMMENT_CHARS - 1] + "…"
+    return text
+
+
 @lru_cache(maxsize=65536)  # comments repeat across a warehouse's tables
 def quote(comment: str | None) -> str:
     """A warehouse comment as a one-line JSON string, shortened, or nothing."""
-    if not comment or not comment.strip():
-        return ""
-    text = _visible(comment)
-    if not text:
-        return ""
-    if len(text) > MAX_COMMENT_CHARS:
-        text = text[: MAX_COMMENT_CHARS - 1] + "…"
-    return " " + json.dumps(text, ensure_ascii=False)
+    text = shown_comment(comment)
+    return "" if text is None else " " + json.dumps(text, ensure_ascii=False)
 
 
 def _guarded(comment: str | None, what: str, quarantined: list[str]) -> str | None:

@@ -42,6 +42,10 @@ class TableGrant:
         """``card`` as this grant shows it."""
         return self.cards.get(card.name, card)
 
+    def table(self, table: Table) -> Table:
+        """``table`` as this grant shows it: its foreign keys to hidden tables left out."""
+        return _without_hidden_links(table, self.names)
+
 
 def _without_hidden_links(table: Table, names: frozenset[str]) -> Table:
     kept = tuple(fk for fk in table.foreign_keys if fk.ref_table in names)
