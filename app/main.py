@@ -38,16 +38,12 @@ from app.api.state import AppState
 from app.auth.authenticator import Authenticator
 from app.auth.key_limits import KeyLimiter, KeyLimits, micro_usd, utc_day
 from app.auth.key_repository import ApiKeyRepository
-from app.auth.shared_key_limits import SharedKeyLimits
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.cache_hints import resolve_cache_hint
-from app.llm.failover_limiter import shared_limits
 from app.llm.limits import ObservedLimiter
 from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
-from app.redis_link import RedisLink
 from app.routing.caching.route_cache import CachedRoutes
-from app.routing.caching.shared_route_cache import SharedRouteCache, shared_route_cache
 from app.routing.caching.verdict_cache import VerdictCache
 from app.routing.judging.program_version import program_version
 from app.routing.judging.versions import program_version_of
@@ -59,6 +55,8 @@ from app.store.runtime import StoreRuntime, open_store
 
 if TYPE_CHECKING:
     from app.llm.backend import LMBackend
+    from app.redis_link import RedisLink
+    from app.routing.caching.shared_route_cache import SharedRouteCache
     from app.routing.judging.judge import LMJudge
     from app.routing.retrieval.dense import TableEmbeddings
 
@@ -79,6 +77,11 @@ async def _shared_in_redis(
     """The link, LM limits and route cache shared with the other replicas, when there is a Redis."""
     if settings.redis_url is None:
         return None, None, None
+    # The Redis client takes ~0.4 s to import (measured): only a service with a Redis pays it.
+    from app.llm.failover_limiter import shared_limits
+    from app.redis_link import RedisLink
+    from app.routing.caching.shared_route_cache import shared_route_cache
+
     link = RedisLink(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
     await link.start()
     stack.push_async_callback(link.aclose)
@@ -125,6 +128,8 @@ async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink |
     local.seed(utc_day(now), tokens, dollars)
     if link is None:
         return local
+    from app.auth.shared_key_limits import SharedKeyLimits
+
     shared = SharedKeyLimits(link, local, settings.replicas)
     await shared.seed(utc_day(now), tokens, dollars)  # Redis stays the authority: only counters it lacks
     return shared

@@ -4,6 +4,11 @@ Each run is a new deployment's first start: a fresh SQLite store and a fresh dem
 scratch directory, no LM configured. The time is from spawning the process to the first 200 from
 ``/readyz``: interpreter start, imports, migrations, introspection, preparation.
 
+Bytecode is cached as in the Docker image (which compiles it at build): in a scratch
+``PYTHONPYCACHEPREFIX`` even where the environment sets ``PYTHONDONTWRITEBYTECODE``, after one
+warm-up start per checkout that is not counted. ``--no-bytecode`` measures without a cache: every
+start then compiles every module it imports (seconds).
+
 To compare with another checkout (say the commit before a change, as a ``git worktree`` in
 /tmp), name it with ``--checkout``: runs alternate between the checkouts, so a machine busy with
 other work slows them alike. Each checkout runs ``python -m app.cli`` from its own directory with
@@ -45,10 +50,13 @@ def _ready(url: str) -> bool:
         return False
 
 
-def time_to_ready(checkout: Path) -> float:
+def time_to_ready(checkout: Path, pycache: Path | None) -> float:
     """Seconds from spawning ``serve`` in ``checkout`` to its first ``/readyz`` 200."""
     with tempfile.TemporaryDirectory(prefix="tablerouter-startup-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+        if pycache is not None:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(pycache)
         env |= {
             "TABLEROUTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/store.db",
             "TABLEROUTER_DEMO_WAREHOUSE_PATH": f"{tmp}/demo.db",
@@ -77,17 +85,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--checkout", type=Path, action="append", help="a source checkout (default: .)")
+    parser.add_argument("--no-bytecode", action="store_true", help="no bytecode cache: compile every start")
     args = parser.parse_args()
     checkouts: list[Path] = [c.resolve() for c in (args.checkout or [Path()])]
     times: dict[Path, list[float]] = {c: [] for c in checkouts}
-    for run in range(args.runs):
-        for checkout in checkouts:
-            took = time_to_ready(checkout)
-            times[checkout].append(took)
-            print(f"run {run + 1}: {checkout}: {took:.2f} s", flush=True)
-    print(f"\nstart-up to /readyz 200, {args.runs} runs each (median, min-max):")
+    with tempfile.TemporaryDirectory(prefix="tablerouter-pycache-") as cache:
+        pycache = None if args.no_bytecode else Path(cache)
+        if pycache is not None:
+            for checkout in checkouts:
+                took = time_to_ready(checkout, pycache)
+                print(f"warm-up (compiling): {checkout}: {took:.2f} s", flush=True)
+        _measure(checkouts, args.runs, pycache, times)
+    label = "no bytecode cache" if args.no_bytecode else "bytecode cached"
+    print(f"\nstart-up to /readyz 200, {args.runs} runs each, {label} (median, min-max):")
     for checkout, seconds in times.items():
         print(f"  {checkout}: {statistics.median(seconds):.2f} s ({min(seconds):.2f}-{max(seconds):.2f})")
+
+
+def _measure(checkouts: list[Path], runs: int, pycache: Path | None, times: dict[Path, list[float]]) -> None:
+    for run in range(runs):
+        for checkout in checkouts:
+            took = time_to_ready(checkout, pycache)
+            times[checkout].append(took)
+            print(f"run {run + 1}: {checkout}: {took:.2f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Start-up of a lexical service: DSPy and LiteLLM stay unimported, and every phase is logged."""
+"""A lexical service's start-up: no DSPy, LiteLLM, Redis client or sqlglot imported; each phase logged."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ async def main() -> None:
     async with service_client(settings) as client:
         ready = await client.get("/readyz")
         routed = await client.post("/route", json={"question": "Which customers placed the most orders?"})
-    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"dspy", "litellm"})
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"dspy", "litellm", "redis", "sqlglot"})
     print(json.dumps({"ready": ready.status_code, "routed": routed.status_code, "loaded": loaded}))
 
 asyncio.run(main())
