@@ -1,16 +1,19 @@
 """The FastAPI application: ``create_app(settings)`` and the lifespan that builds its parts.
 
 Nothing runs at import: the app, its engines and its LM are built per ``create_app`` call
-and closed when the lifespan ends.
+and closed when the lifespan ends. DSPy (and what it pulls in) is imported only when an LM or
+embeddings are configured: it took most of a lexical service's start-up (see docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import time as clock
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, time
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,28 +38,27 @@ from app.api.state import AppState
 from app.auth.authenticator import Authenticator
 from app.auth.key_limits import KeyLimiter, KeyLimits, micro_usd, utc_day
 from app.auth.key_repository import ApiKeyRepository
-from app.auth.shared_key_limits import SharedKeyLimits
 from app.demo.warehouse import ensure_demo_warehouse
-from app.llm.backend import LMBackend, build_backend
 from app.llm.cache_hints import resolve_cache_hint
-from app.llm.failover_limiter import shared_limits
 from app.llm.limits import ObservedLimiter
-from app.llm.prices import prices_for
 from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
-from app.redis_link import RedisLink
 from app.routing.caching.route_cache import CachedRoutes
-from app.routing.caching.shared_route_cache import SharedRouteCache, shared_route_cache
 from app.routing.caching.verdict_cache import VerdictCache
-from app.routing.judging.judge import LMJudge
 from app.routing.judging.program_version import program_version
-from app.routing.judging.signature import program_version_of
+from app.routing.judging.versions import program_version_of
 from app.routing.plan import FirstPass
-from app.routing.retrieval.dense import TableEmbeddings, build_table_embeddings
 from app.routing.service import RouteService
 from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
 from app.sources.registry import CatalogRegistry
 from app.store.runtime import StoreRuntime, open_store
+
+if TYPE_CHECKING:
+    from app.llm.backend import LMBackend
+    from app.redis_link import RedisLink
+    from app.routing.caching.shared_route_cache import SharedRouteCache
+    from app.routing.judging.judge import LMJudge
+    from app.routing.retrieval.dense import TableEmbeddings
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,11 @@ async def _shared_in_redis(
     """The link, LM limits and route cache shared with the other replicas, when there is a Redis."""
     if settings.redis_url is None:
         return None, None, None
+    # The Redis client takes ~0.4 s to import (measured): only a service with a Redis pays it.
+    from app.llm.failover_limiter import shared_limits
+    from app.redis_link import RedisLink
+    from app.routing.caching.shared_route_cache import shared_route_cache
+
     link = RedisLink(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
     await link.start()
     stack.push_async_callback(link.aclose)
@@ -121,9 +128,53 @@ async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink |
     local.seed(utc_day(now), tokens, dollars)
     if link is None:
         return local
+    from app.auth.shared_key_limits import SharedKeyLimits
+
     shared = SharedKeyLimits(link, local, settings.replicas)
     await shared.seed(utc_day(now), tokens, dollars)  # Redis stays the authority: only counters it lacks
     return shared
+
+
+# The DSPy-backed parts, each imported where it is built: a lexical service never imports DSPy
+# (~1.6 s of a 2-core machine's start-up, measured), and never needs to.
+
+
+def _lm_backend(settings: Settings, limiter: ObservedLimiter | None) -> LMBackend | None:
+    if not settings.llm_model:
+        return None
+    from app.llm.backend import build_backend
+
+    return build_backend(settings, limiter)
+
+
+def _table_embeddings(settings: Settings) -> TableEmbeddings | None:
+    if not settings.embedding_model:
+        return None
+    from app.routing.retrieval.dense import build_table_embeddings
+
+    return build_table_embeddings(settings)
+
+
+def _lm_parts(
+    settings: Settings, limiter: ObservedLimiter | None, stack: AsyncExitStack
+) -> tuple[LMBackend | None, TableEmbeddings | None]:
+    """The LM backend and the table embeddings the settings configure, closed with ``stack``."""
+    backend = _lm_backend(settings, limiter)
+    if backend is None:
+        log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
+    else:
+        stack.push_async_callback(backend.aclose)
+    embeddings = _table_embeddings(settings)
+    if embeddings is not None:
+        stack.push_async_callback(embeddings.aclose)
+    return backend, embeddings
+
+
+def _lm_judge(settings: Settings, backend: LMBackend) -> LMJudge:
+    from app.routing.judging.judge import LMJudge
+
+    hint = resolve_cache_hint(settings.llm_cache_hint, backend.model, settings.llm_api_base)
+    return LMJudge(backend, settings.llm_timeout, settings.judge_format, hint)
 
 
 def _router(
@@ -133,13 +184,14 @@ def _router(
     shared_routes: SharedRouteCache | None,
 ) -> CachedRoutes:
     """The route service: the judge behind the verdict cache, the service behind the route cache."""
-    lm_judge = None
-    if backend is not None:
-        hint = resolve_cache_hint(settings.llm_cache_hint, backend.model, settings.llm_api_base)
-        lm_judge = LMJudge(backend, settings.llm_timeout, settings.judge_format, hint)
+    lm_judge = _lm_judge(settings, backend) if backend is not None else None
     version = program_version(lm_judge)
     judge = VerdictCache(lm_judge, settings.verdict_cache_size, version) if lm_judge else None
-    prices = prices_for(settings) if backend else None
+    prices = None
+    if backend is not None:
+        from app.llm.prices import prices_for  # LiteLLM's price list, only with an LM
+
+        prices = prices_for(settings)
     service = RouteService(
         judge,
         settings.shortlist_size,
@@ -160,25 +212,27 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            started = clock.perf_counter()
+
+            def phase(done: str) -> None:
+                # One INFO line per phase, so a slow start-up shows where its time went.
+                log.info("start-up: %s (%.0f ms)", done, (clock.perf_counter() - started) * 1000)
+
             _warn_about_auth(settings)
             # First, so every record of this app's life (a failing store or source included) is masked.
             redactor = Redactor(secrets_of(settings))
             stack.enter_context(redacting_logs(redactor))
             store = await open_store(settings)
+            phase("store opened" + (" and migrated" if settings.migrate_on_start else ""))
             # Closed last, after the server stopped taking requests: every answered route gets logged.
             stack.push_async_callback(store.aclose)
             keys = ApiKeyRepository(store.store)
             registry = CatalogRegistry(settings, await _sources(settings), store.snapshots, redactor)
             stack.push_async_callback(registry.aclose)
+            phase(f"sources configured ({len(registry.sources)})")
             link, limiter, shared_routes = await _shared_in_redis(settings, stack)
-            backend = build_backend(settings, limiter)
-            if backend is None:
-                log.warning("no TABLEROUTER_LLM_MODEL configured: routing with the lexical (BM25) judge")
-            else:
-                stack.push_async_callback(backend.aclose)
-            embeddings = build_table_embeddings(settings)
-            if embeddings is not None:
-                stack.push_async_callback(embeddings.aclose)
+            backend, embeddings = _lm_parts(settings, limiter, stack)
+            phase(f"LM backend built ({backend.model})" if backend else "lexical judge")
             router = _router(settings, backend, embeddings, shared_routes)
             app.state.tablerouter = AppState(
                 settings,
@@ -191,12 +245,14 @@ def create_app(settings: Settings) -> FastAPI:
                 await _key_limits(settings, store, link),
             )
             await registry.start()
+            phase(f"sources loaded ({len(registry.sources)})")
             # Start-up leaves ~500,000 long-lived objects (DSPy, pydantic, the catalogs); a full
             # collection scanning them held the event loop 0.4 s (measured). Frozen, they are
             # skipped; unfrozen at shutdown so a stopped app's cycles can still be collected.
             gc.collect()
             gc.freeze()
             stack.callback(gc.unfreeze)
+            phase("ready")
             yield
 
     app = FastAPI(

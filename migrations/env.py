@@ -29,19 +29,20 @@ def _url() -> str:
     return (
         context.get_x_argument(as_dictionary=True).get("url")
         or config.get_main_option("sqlalchemy.url")
-        or Settings().database_url
+        # A SecretStr: the URL's password stays masked everywhere else in the service.
+        or Settings().database_url.get_secret_value()
     )
 
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
-    dialect = connection.dialect.name if connection is not None else url and url.split(":")[0]
+    dialect = connection.dialect.name if connection is not None else (url or "").split(":")[0]
     context.configure(
         connection=connection,
         url=url,
         target_metadata=target_metadata,
         compare_type=True,
         # SQLite cannot ALTER most things: Alembic rebuilds the table instead.
-        render_as_batch=str(dialect).startswith("sqlite"),
+        render_as_batch=dialect.startswith("sqlite"),
         literal_binds=connection is None,
     )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -23,6 +26,7 @@ from app.store.models import Base
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 STORE_TABLES = {"catalog_snapshot", "route_log", "route_feedback", "api_key"}
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _tables(url: str) -> set[str]:
@@ -114,3 +118,39 @@ async def test_tablerouter_migrate_finds_its_migrations_from_any_directory(
         get_settings.cache_clear()
     await asyncio.to_thread(migrate.check, url)
     assert not (tmp_path / "tablerouter.db").exists()
+
+
+def _alembic_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    """``alembic ...`` as an operator runs it: from the checkout, the store URL in the environment."""
+    env = {**os.environ, "TABLEROUTER_DATABASE_URL": database_url}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("alembic")), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+async def test_alembic_command_line_upgrades_the_store_in_the_environment(
+    backend: str, pg_url: str, tmp_path: Path
+) -> None:
+    async with fresh_store_url(backend, pg_url, tmp_path) as url:
+        upgraded = await asyncio.to_thread(_alembic_cli, "upgrade", "head", database_url=url)
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert await _tables(url) == STORE_TABLES | {"alembic_version"}
+        current = await asyncio.to_thread(_alembic_cli, "current", database_url=url)
+        assert current.returncode == 0, current.stderr
+        head = ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
+        assert head is not None
+        assert f"{head} (head)" in current.stdout
+        # ``-x url=...`` wins over the environment (here: a URL that cannot be opened).
+        elsewhere = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+        other = await asyncio.to_thread(
+            _alembic_cli, "-x", f"url={elsewhere}", "upgrade", "head", database_url="nonsense://"
+        )
+        assert other.returncode == 0, other.stderr
+        assert await _tables(elsewhere) == STORE_TABLES | {"alembic_version"}

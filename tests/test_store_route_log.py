@@ -23,7 +23,7 @@ from app.cli import main
 from app.eval.spider import load_questions
 from app.harness.service import service_client
 from app.harness.stores import STORE_BACKENDS, fresh_store_url, small_pg_warehouse
-from app.routing.judging.signature import PROGRAM_VERSION
+from app.routing.judging.versions import PROGRAM_VERSION
 from app.settings import Settings, get_settings
 from app.simulator.service import SimulatorConfig, running_simulator
 from app.store.database import Store

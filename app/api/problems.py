@@ -311,11 +311,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body_errors = any(e["loc"] and e["loc"][0] == "body" for e in errors)
-        if body_errors and media_type not in ("application/json", "") and not media_type.endswith("+json"):
+        # FastAPI reads a body as JSON only when the request says so; without a Content-Type the
+        # body stays bytes and fails validation, which is a media problem (415), not a value one.
+        if body_errors and media_type != "application/json" and not media_type.endswith("+json"):
+            given = f"not {media_type}" if media_type else "and the request has no Content-Type"
             return problem_response(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 ProblemType.UNSUPPORTED_MEDIA_TYPE,
-                f"the request body must be application/json, not {media_type}",
+                f"the request body must be application/json, {given}",
                 request.url.path,
             )
         if any(e.get("type") == "json_invalid" for e in errors):

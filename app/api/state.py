@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from fastapi import Request
 
@@ -11,11 +11,13 @@ from app.answering import RouteAnswering
 from app.auth.authenticator import Authenticator
 from app.auth.key_limits import KeyLimiter
 from app.auth.key_repository import ApiKeyRepository
-from app.llm.backend import LMBackend
 from app.routing.service import Router
 from app.settings import Settings
 from app.sources.registry import CatalogRegistry
 from app.store.runtime import StoreRuntime
+
+if TYPE_CHECKING:  # built only when an LM is configured; a lexical service never imports DSPy
+    from app.llm.backend import LMBackend
 
 
 @dataclass

@@ -16,8 +16,6 @@ fails that chunk only and is not retried.
 from __future__ import annotations
 
 import math
-import random
-from dataclasses import dataclass
 from http import HTTPStatus
 
 from dspy import (
@@ -33,21 +31,11 @@ from dspy import (
 from app.llm.breaker import BreakerOpenError
 from app.llm.chat_lm import LMHTTPError, LMReplyError
 from app.llm.http1 import HTTPConnectionError
+from app.llm.retry_policy import Failure, backoff_s
 
 __all__ = ["Failure", "backoff_s", "classify"]
 
 _TRANSIENT = (LMRateLimitError, LMServerError, LMTransportError, LMTimeoutError)
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """One failed attempt, as the retry loop and the breaker see it."""
-
-    reason: str
-    retryable: bool
-    backend_fault: bool
-    retry_after: float | None = None
-    parse: bool = False
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -93,8 +81,3 @@ def _chat_failure(exc: LMHTTPError | LMReplyError | HTTPConnectionError) -> Fail
     # Bad credentials or billing say the backend is unusable; another 4xx is our request's fault.
     auth = status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.PAYMENT_REQUIRED, HTTPStatus.FORBIDDEN)
     return Failure(str(exc)[:200], retryable=False, backend_fault=auth)
-
-
-def backoff_s(retry: int, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Full-jitter exponential backoff before retry number ``retry`` (0 for the first)."""
-    return rng.uniform(0.0, min(cap_s, base_s * 2.0**retry))

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 
 from app.llm.breaker import CircuitBreaker
 from app.llm.call_latency import LatencyWindow
-from app.llm.failures import Failure, backoff_s
 from app.llm.limiter import LimiterLoad
 from app.llm.ratio_budget import RatioBudget
+from app.llm.retry_policy import Failure, backoff_s
 from app.settings import ReliabilitySettings
 
 __all__ = ["BackendReliability", "RouteQueueFullError"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.routing.judging.judge import ChunkOutcome
+from app.routing.judging.outcome import ChunkOutcome
 from app.routing.preparation.cards import estimate_tokens
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery

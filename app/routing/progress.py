@@ -7,7 +7,7 @@ lands and ranks the votes so far the way the final answer is ranked (shortlist p
 
 from __future__ import annotations
 
-from app.routing.judging.judge import ChunkOutcome
+from app.routing.judging.outcome import ChunkOutcome
 from app.routing.plan import RoutePlanned
 from app.routing.ranking.final import finish_ranking, lexical_ranking, rank_votes
 from app.routing.ranking.merge import RankedTable, Vote

@@ -17,14 +17,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from app.llm.backend import LMBackend
-from app.llm.prices import Prices
 from app.routing.deadline import Deadline
 from app.routing.judging.coverage import Coverage
-from app.routing.judging.judge import ChunkOutcome
-from app.routing.judging.signature import PROGRAM_VERSION
+from app.routing.judging.outcome import ChunkOutcome
+from app.routing.judging.versions import PROGRAM_VERSION
 from app.routing.plan import FirstPass, RoutePlanned, plan_route, second_pass
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
@@ -37,8 +35,12 @@ from app.routing.ranking.final import (
 )
 from app.routing.ranking.merge import Vote
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
-from app.routing.retrieval.dense import TableEmbeddings
 from app.routing.retrieval.shortlist import shortlist
+
+if TYPE_CHECKING:  # DSPy's: only an LM-backed route has them, and the lexical path never imports DSPy
+    from app.llm.backend import LMBackend
+    from app.llm.prices import Prices
+    from app.routing.retrieval.dense import TableEmbeddings
 
 __all__ = [
     "DEFAULT_SHORTLIST_SIZE",

@@ -16,16 +16,19 @@ import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from app.observability.metrics import ROUTE_CACHE
 from app.routing.caching.lru import CacheCounters, LRUCache
 from app.routing.caching.route_codec import decode_route, encode_route
 from app.routing.caching.route_key import RouteKey, route_key
-from app.routing.caching.shared_route_cache import SharedRouteCache
 from app.routing.caching.verdict_cache import VerdictCache
 from app.routing.query import RouteQuery
 from app.routing.result import RouteResult
 from app.routing.service import OnRouteEvent, RouteService
+
+if TYPE_CHECKING:  # built only with a Redis; a single replica never imports the Redis client
+    from app.routing.caching.shared_route_cache import SharedRouteCache
 
 __all__ = ["CachedRoutes"]
 

@@ -9,15 +9,18 @@ It wraps a judge and is one to the route service.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from app.llm.backend import LMBackend
 from app.routing.caching.lru import CacheCounters, LRUCache, normalize_question
 from app.routing.deadline import Deadline
 from app.routing.judging.coverage import Coverage
-from app.routing.judging.judge import ChunkOutcome
+from app.routing.judging.outcome import ChunkOutcome
 from app.routing.preparation.chunks import Chunk
 from app.routing.ranking.merge import Vote
 from app.routing.service import Judge
+
+if TYPE_CHECKING:  # only an LM-backed judge is cached; the lexical path never imports DSPy
+    from app.llm.backend import LMBackend
 
 __all__ = ["VerdictCache"]
 

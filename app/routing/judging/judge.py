@@ -9,7 +9,7 @@ input: unknown names dropped, omitted tables voted against) is ``app.routing.jud
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
@@ -22,10 +22,10 @@ from app.routing.deadline import Deadline
 from app.routing.judging.adapter import JudgeAdapter
 from app.routing.judging.attempts import ChunkAttempts
 from app.routing.judging.coverage import Coverage
+from app.routing.judging.outcome import ChunkOutcome
 from app.routing.judging.signature import JUDGE_FORMATS, JudgeFormat, TableVerdict, as_verdicts
 from app.routing.judging.votes import votes_from_verdicts
 from app.routing.preparation.chunks import Chunk
-from app.routing.ranking.merge import Vote
 
 # The metric children every answered call updates, looked up once (labels() takes a lock).
 _PROMPT_TOKENS = LM_TOKENS.labels("prompt")
@@ -55,26 +55,6 @@ class TableJudge(dspy.Module):
         self, question: str, tables: str, config: dict[str, Any] | None = None
     ) -> dspy.Prediction:
         return await self.predict.acall(tables=tables, question=question, config=config or {})
-
-
-@dataclass
-class ChunkOutcome:
-    """What one chunk's judging produced."""
-
-    chunk: int
-    votes: list[Vote] = field(default_factory=list)
-    answered: bool = False
-    failed: bool = False
-    error: str | None = None
-    dropped_names: int = 0
-    lm_calls: int = 0
-    retries: int = 0
-    hedges: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    cached: bool = False  # answered from the verdict cache, no LM call
-    covered: bool = False  # failed, not retried: other chunks judged all its tables
 
 
 def _usage(prediction: dspy.Prediction) -> tuple[int, int, int]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
-from app.routing.judging.judge import LMJudge
-from app.routing.judging.signature import PROGRAM_VERSION, program_version_of
+from app.routing.judging.versions import LEXICAL_PROGRAM_VERSION, program_version_of
+
+if TYPE_CHECKING:
+    from app.routing.judging.judge import LMJudge
 
 __all__ = ["LEXICAL_PROGRAM_VERSION", "program_version"]
-
-LEXICAL_PROGRAM_VERSION = f"{PROGRAM_VERSION}:lexical"
 
 
 def program_version(judge: LMJudge | None) -> str:

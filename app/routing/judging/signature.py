@@ -19,10 +19,11 @@ two side by side (TABLEROUTER_JUDGE_FORMAT=verdicts). The LM simulator speaks bo
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import dspy
 from pydantic import BaseModel, Field
+
+from app.routing.judging.versions import FORMAT_VERSIONS, JudgeFormat, program_version_of
 
 __all__ = [
     "JUDGE_FORMATS",
@@ -33,9 +34,6 @@ __all__ = [
     "as_verdicts",
     "program_version_of",
 ]
-
-JudgeFormat = Literal["short", "verdicts"]
-PROGRAM_VERSION = "judge-v2"
 
 
 class SelectTables(dspy.Signature):
@@ -81,14 +79,9 @@ class JudgeTables(dspy.Signature):
 
 # The signature, its output field and its version per reply format.
 JUDGE_FORMATS: dict[JudgeFormat, tuple[type[dspy.Signature], str, str]] = {
-    "short": (SelectTables, "relevant", PROGRAM_VERSION),
-    "verdicts": (JudgeTables, "verdicts", "judge-v1"),
+    "short": (SelectTables, "relevant", FORMAT_VERSIONS["short"]),
+    "verdicts": (JudgeTables, "verdicts", FORMAT_VERSIONS["verdicts"]),
 }
-
-
-def program_version_of(judge_format: JudgeFormat) -> str:
-    """The version of the program a format's routes are logged and cached under."""
-    return JUDGE_FORMATS[judge_format][2]
 
 
 # A short-format entry without a readable confidence: it was named, so it counts as a clear yes.

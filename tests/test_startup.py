@@ -1,0 +1,69 @@
+"""A lexical service's start-up: no DSPy, LiteLLM, Redis client or sqlglot imported; each phase logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.harness.service import service_client
+from tests.fixtures.settings import SettingsBuilder
+
+# Creates the app with no LM configured, runs its lifespan (store, demo source, router) and
+# routes one question, then names the heavy modules the process holds.
+LEXICAL_SERVICE = """
+import asyncio, json, sys
+from app.harness.service import service_client
+from app.settings import Settings
+
+async def main() -> None:
+    settings = Settings(demo_warehouse_path=sys.argv[1], refresh_interval_s=0, auth=False)
+    async with service_client(settings) as client:
+        ready = await client.get("/readyz")
+        routed = await client.post("/route", json={"question": "Which customers placed the most orders?"})
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"dspy", "litellm", "redis", "sqlglot"})
+    print(json.dumps({"ready": ready.status_code, "routed": routed.status_code, "loaded": loaded}))
+
+asyncio.run(main())
+"""
+LM_SETTINGS = ("TABLEROUTER_LLM_MODEL", "TABLEROUTER_EMBEDDING_MODEL", "TABLEROUTER_SOURCES")
+
+
+def test_a_lexical_service_never_imports_dspy_or_litellm(tmp_path: Path) -> None:
+    # Its own process: other tests of this session have imported DSPy already.
+    env = {k: v for k, v in os.environ.items() if k not in LM_SETTINGS}
+    done = subprocess.run(
+        [sys.executable, "-c", LEXICAL_SERVICE, str(tmp_path / "demo.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"ready": 200, "routed": 200, "loaded": []}
+
+
+@pytest.mark.asyncio
+async def test_start_up_logs_each_phase(
+    make_settings: SettingsBuilder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.main")
+    async with service_client(make_settings(tmp=tmp_path, refresh_interval_s=0)) as client:
+        assert (await client.get("/readyz")).status_code == 200
+    phases = [r.getMessage() for r in caplog.records if r.getMessage().startswith("start-up: ")]
+    names = [p.removeprefix("start-up: ").rsplit(" (", 1)[0] for p in phases]
+    assert names == [
+        "store opened and migrated",
+        "sources configured (1)",
+        "lexical judge",
+        "sources loaded (1)",
+        "ready",
+    ]
+    assert all(p.endswith(" ms)") for p in phases)
