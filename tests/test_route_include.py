@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from app.catalog.model import Column, Table
-from app.routing.schema_detail import SchemaPart, SchemaRequest, schema_detail
+from app.routing.schema_detail import DDL_DIALECTS, SchemaPart, SchemaRequest, schema_detail
 from tests.fixtures.auth import ORDERS_COMMENT, TOTAL_COMMENT, GrantWorld, GrantWorldBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -234,3 +234,9 @@ async def test_a_type_that_is_not_a_type_name_cannot_break_the_ddl() -> None:
     request = SchemaRequest(frozenset({SchemaPart.DDL}))
     ddl = schema_detail({"s.t": table}, ["s.t"], None, request, "postgresql").tables[0].ddl
     assert ddl == 'CREATE TABLE s.t (\n  a "x""); DROP TABLE s.t; --",\n  b my_domain\n)'
+
+
+async def test_the_written_out_dialects_are_the_installed_sqlglots() -> None:
+    from sqlglot.dialects.dialect import Dialects  # noqa: PLC0415
+
+    assert tuple(sorted(d.value for d in Dialects if d.value)) == DDL_DIALECTS
