@@ -240,3 +240,12 @@ async def test_the_written_out_dialects_are_the_installed_sqlglots() -> None:
     from sqlglot.dialects.dialect import Dialects  # noqa: PLC0415
 
     assert tuple(sorted(d.value for d in Dialects if d.value)) == DDL_DIALECTS
+
+
+async def test_a_column_the_warehouse_gives_no_type_has_none() -> None:
+    # SQLite declares no type for a view's computed columns (SQLAlchemy's NullType).
+    view = Table("", "v", columns=(Column("month", "NULLTYPE"), Column("code", "char(3)")), kind="view")
+    request = SchemaRequest(frozenset({SchemaPart.COLUMNS, SchemaPart.DDL}))
+    detail = schema_detail({"v": view}, ["v"], None, request, "sqlite").tables[0]
+    assert [c.type for c in detail.columns] == [None, "char(3)"]
+    assert detail.ddl == "-- a view\nCREATE TABLE v (\n  month,\n  code TEXT(3)\n)"

@@ -141,7 +141,7 @@ def _columns(table: Table) -> tuple[ColumnDetail, ...]:
         details.append(
             ColumnDetail(
                 column.name,
-                column.type,
+                None if _untyped(column) else column.type,
                 column.nullable,
                 column.name in pk,
                 target.get(column.name),
