@@ -103,7 +103,13 @@ async def _reset_connection(request: Request) -> Response:
 def _spoiled(content: str, fault: FaultKind, reply: ReplyField) -> str:
     """The reply content as a truncated or malformed fault spoils it."""
     if fault == "truncated":
-        return content[: max(1, len(content) // 2)]
+        # Cut inside the reply's JSON list, as max_tokens cuts a reply: half of the whole content
+        # could leave a short reply's list ("[]") whole, and that is not a truncated answer.
+        start = content.find("[", content.find("## ]]") + 5)
+        end = content.rfind("]", start) if start >= 0 else -1
+        if end <= start:
+            return content[: max(1, len(content) // 2)]
+        return content[: start + max(1, (end - start) // 2)]
     # The format ignored: prose where the JSON list belongs, as small models sometimes answer.
     return f"[[ ## {reply} ## ]]\nThe relevant tables are probably the first ones.\n\n[[ ## completed ## ]]"
 
