@@ -247,5 +247,6 @@ async def test_a_column_the_warehouse_gives_no_type_has_none() -> None:
     view = Table("", "v", columns=(Column("month", "NULLTYPE"), Column("code", "char(3)")), kind="view")
     request = SchemaRequest(frozenset({SchemaPart.COLUMNS, SchemaPart.DDL}))
     detail = schema_detail({"v": view}, ["v"], None, request, "sqlite").tables[0]
+    assert detail.columns is not None
     assert [c.type for c in detail.columns] == [None, "char(3)"]
     assert detail.ddl == "-- a view\nCREATE TABLE v (\n  month,\n  code TEXT(3)\n)"
