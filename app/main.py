@@ -12,7 +12,7 @@ import logging
 import time as clock
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
@@ -119,6 +119,9 @@ async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink |
     now = datetime.now(UTC)
     try:
         spent = await store.routes.spend_by_key_since(datetime.combine(now.date(), time.min, UTC))
+        # The last minute's routes: a restart (during a Redis outage, or without Redis) gives no
+        # key a fresh burst of its rate.
+        local.seed_recent_routes(await store.routes.route_times_by_key_since(now - timedelta(minutes=1)))
     except (SQLAlchemyError, OSError) as exc:
         # Serving with fresh budgets beats not serving; the store's own errors show elsewhere.
         log.warning("today's spend per key not read from the route log (%r): starting at 0", exc)

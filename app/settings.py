@@ -20,7 +20,7 @@ class SourceConfig(BaseModel):
     """One named warehouse: an SQLAlchemy async URL and the schemas to introspect."""
 
     # A misspelt key ("schema" for "schemas") must not be dropped silently: start-up refuses it.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     url: SecretStr = Field(description="SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db")
     schemas: list[str] | None = Field(
@@ -125,8 +125,14 @@ class AuthSettings(BaseModel):
 class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     """Everything the service reads from its environment."""
 
+    # hide_input_in_errors: a validation error must never echo a value (a source's URL holds a
+    # password), whoever prints it - our one-line report, uvicorn or alembic's traceback.
     model_config = SettingsConfigDict(
-        env_prefix="TABLEROUTER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="TABLEROUTER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     sources: dict[Annotated[str, Field(min_length=1, max_length=200)], SourceConfig] = Field(
@@ -371,13 +377,24 @@ def get_settings() -> Settings:
 
 
 def settings_error_line(exc: ValidationError) -> str:
-    """What is wrong with the settings, on one line, naming the fields but never their values."""
+    """What is wrong with the settings, on one line, naming the settings but never their values."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = [str(part) for part in error["loc"]]
-        if error["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "sources":
-            problems.append(f"TABLEROUTER_SOURCES: source {loc[1]!r} has an unknown key {loc[2]!r}")
+        setting = f"TABLEROUTER_{loc[0].upper()}" if loc else "settings"
+        if loc[:1] == ["sources"] and len(loc) >= 2:
+            said = _source_problem(error["type"], loc[2:], error["msg"])
+            problems.append(f"{setting}: source {loc[1]!r} {said}")
             continue
         what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        problems.append(f"{'.'.join(loc)}: {what}")
+        problems.append(f"{'.'.join([setting, *loc[1:]])}: {what}")
     return f"invalid settings ({exc.title}): " + "; ".join(problems)
+
+
+def _source_problem(kind: str, rest: list[str], msg: str) -> str:
+    """One source's problem in words: its misspelt key, its shape or a field's message."""
+    if kind == "extra_forbidden" and rest:
+        return f"has an unknown key {rest[0]!r}"
+    if kind == "model_type" and not rest:
+        return 'must be an object such as {"url": "...", "schemas": ["public"]}, not a plain string'
+    return f"{'.'.join(rest)}: {msg}" if rest else msg

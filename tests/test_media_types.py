@@ -18,7 +18,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 BODY_ENDPOINTS = [
     ("/route", b'{"question": "Which customers placed the most orders?"}'),
     ("/route/batch", b'{"requests": [{"question": "Which customers placed the most orders?"}]}'),
-    ("/keys", b'{"name": "media-types"}'),
+    ("/keys", b'{"name": "media-types", "grants": {"demo": ["*"]}}'),
     ("/routes/no-such-route/feedback", b'{"used_tables": ["orders"]}'),
 ]
 

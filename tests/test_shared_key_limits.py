@@ -241,3 +241,70 @@ async def test_redis_lost_mid_run_falls_back_to_what_this_instance_counted(
             _is_429(await client.post("/route", json=ROUTE, headers=rated), "rate-limited")
     finally:
         await asyncio.to_thread(redis.kill)
+
+
+async def test_an_outage_gives_no_key_a_fresh_burst_across_a_restart(limit_settings: SettingsBuilder) -> None:
+    closed = f"redis://127.0.0.1:{closed_port()}/0"
+    settings = limit_settings(redis_url=closed, replicas=3)  # one store: the SQLite file of the test
+    through = 0
+    async with service_client(settings) as client:
+        rated, _ = await _key(client, rate_limit=6)
+        for _ in range(3):
+            through += (await client.post("/route", json=ROUTE, headers=rated)).status_code == 200
+    # The limiter starts again, Redis still unreachable: a fresh bucket would let 2 more through.
+    async with service_client(settings) as client:
+        for _ in range(3):
+            response = await client.post("/route", json=ROUTE, headers=rated)
+            if response.status_code != 200:
+                _is_429(response, "rate-limited")
+            through += response.status_code == 200
+    assert through == 2  # the key's part, 6 a minute / 3 replicas, in one burst
+
+
+@pytest.mark.replicas  # a private redis-server process
+async def test_an_outage_starts_each_key_from_what_got_through_before(
+    tmp_path: Path, limit_settings: SettingsBuilder
+) -> None:
+    redis = RedisServer(free_port(), tmp_path)
+    await asyncio.to_thread(redis.start)
+    try:
+        async with service_app_client(limit_settings(redis_url=redis.url, replicas=3)) as (app, client):
+            limits = app_state(app).limits
+            assert isinstance(limits, SharedKeyLimits)
+            limits.link.probe_interval = 60  # stays down for the rest of the test
+            rated, _ = await _key(client, rate_limit=6)
+            # Redis admits the key's whole burst of 6 (all replicas together) through this one.
+            for _ in range(6):
+                assert (await client.post("/route", json=ROUTE, headers=rated)).status_code == 200
+            await asyncio.to_thread(redis.kill)
+            # The fallback starts from this replica's part less what got through: nothing left.
+            _is_429(await client.post("/route", json=ROUTE, headers=rated), "rate-limited")
+            assert not limits.link.up
+    finally:
+        await asyncio.to_thread(redis.kill)
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+async def test_route_times_by_key_since_lists_each_keys_recent_routes(
+    backend: str, pg_url: str, tmp_path: Path
+) -> None:
+    async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
+        await upgrade_async(store_url)
+        store = Store(store_url)
+        try:
+            routes = RouteLogRepository(store)
+            now = datetime.now(UTC).replace(microsecond=0)
+            since = now - timedelta(minutes=1)
+            await routes.insert_many(
+                [
+                    _record("key_a", now, 1, 1),
+                    _record("key_a", since, 1, 1),
+                    _record("key_a", since - timedelta(seconds=1), 1, 1),  # before the minute
+                    _record(None, now, 1, 1),
+                ]
+            )
+            times = await routes.route_times_by_key_since(since)
+            assert list(times) == ["key_a"]
+            assert [t.replace(tzinfo=UTC) for t in times["key_a"]] == [since, now]
+        finally:
+            await store.aclose()

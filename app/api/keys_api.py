@@ -11,15 +11,17 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import ADMIN_RESPONSES, admin_only
-from app.api.problems import BODY_ERRORS, NotFoundError, problem_responses
+from app.api.problems import BODY_ERRORS, NotFoundError, UnprocessableError, problem_responses
+from app.api.schemas import PlainText
 from app.api.state import AppState, get_state
+from app.auth.keys import grant_problem
 
 router = APIRouter(
     prefix="/keys", tags=["keys"], dependencies=[Depends(admin_only)], responses=ADMIN_RESPONSES
 )
 
-SourceName = Annotated[str, Field(min_length=1, max_length=200)]
-TablePattern = Annotated[str, Field(min_length=1, max_length=400)]
+SourceName = Annotated[PlainText, Field(min_length=1, max_length=200)]
+TablePattern = Annotated[PlainText, Field(min_length=1, max_length=400)]
 
 
 class KeyCreateRequest(BaseModel):
@@ -28,7 +30,7 @@ class KeyCreateRequest(BaseModel):
     # Strict, as RouteRequest: JSON false is not the number 0, nor "60" the integer 60.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(
+    name: PlainText = Field(
         min_length=1, max_length=200, description="who or what the key is for", examples=["bi-frontend"]
     )
     grants: dict[SourceName, Annotated[list[TablePattern], Field(min_length=1, max_length=100)]] = Field(
@@ -109,10 +111,16 @@ class KeyCreated(BaseModel):
     summary="Create an API key",
     status_code=HTTPStatus.CREATED,
     response_model=KeyCreated,
-    responses=problem_responses(*BODY_ERRORS),
+    responses=problem_responses(*BODY_ERRORS, UnprocessableError),
 )
 async def create_key(body: KeyCreateRequest, state: Annotated[AppState, Depends(get_state)]) -> KeyCreated:
-    """A new key with its grants and limits; the response is the only place its secret appears."""
+    """A new key with its grants and limits; the response is the only place its secret appears.
+
+    A key that is not an admin key needs a grant, and every grant a source the service has (422).
+    """
+    problem = grant_problem(body.grants, admin=body.admin, sources=state.registry.sources)
+    if problem is not None:
+        raise UnprocessableError(problem, invalid_params=[{"name": "body.grants", "reason": problem}])
     new = await state.keys.create(
         body.name,
         body.grants,

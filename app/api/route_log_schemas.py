@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.schemas import RoutedTable, RouteStatsBody
+from app.api.schemas import PlainText, RoutedTable, RouteStatsBody
 
 TableNameField = Field(min_length=1, max_length=500)
 
@@ -23,13 +23,13 @@ class FeedbackRequest(BaseModel):
         },
     )
 
-    used_tables: list[str] = Field(
+    used_tables: list[PlainText] = Field(
         default_factory=list,
         max_length=1000,
         description="tables the SQL used, as schema.table or table (matched case-insensitively)",
         examples=[["public.orders", "customers"]],
     )
-    sql: str | None = Field(
+    sql: PlainText | None = Field(
         default=None,
         min_length=1,
         max_length=100_000,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
 from app.api.schema_detail_schemas import RouteSchemaDetail
 from app.catalog.read_errors import ReadErrorKind
@@ -14,6 +15,27 @@ from app.routing.schema_detail import DDL_DIALECTS, SchemaPart
 from app.sources.registry import SourceStatus
 
 EXAMPLE_QUESTION = "Which customers placed more than five orders last month?"
+
+# C0 and C1 control characters and DEL, but tab, newline and carriage return (a question or SQL
+# may be laid out with them). A NUL cannot be stored in PostgreSQL text: one in a question
+# poisoned the route log's batch insert and one in a key's name answered 500.
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (NUL, escape ...) other than tab and newline")
+    return value
+
+
+# Every string of a request body is PlainText, so bad bytes stop at the edge with a 422 naming
+# the field; the pattern tells clients (and the schema fuzzer) the same.
+PlainText = Annotated[
+    str,
+    AfterValidator(_no_control_characters),
+    Field(json_schema_extra={"pattern": f"^[^{CONTROL_CHARACTERS}]*$"}),
+]
 
 
 class JudgeKind(StrEnum):
@@ -48,20 +70,20 @@ class RouteRequest(BaseModel):
         json_schema_extra={"examples": [{"question": EXAMPLE_QUESTION, "source": "demo", "top_k": 10}]},
     )
 
-    question: str = Field(
+    question: PlainText = Field(
         min_length=1,
         max_length=4000,
         description="the user's question, in natural language",
         examples=[EXAMPLE_QUESTION],
     )
-    source: str | None = Field(
+    source: PlainText | None = Field(
         default=None,
         min_length=1,
         max_length=200,
         description="name of the warehouse; may be left out when exactly one is configured",
         examples=["demo"],
     )
-    schemas: list[str] | None = Field(
+    schemas: list[PlainText] | None = Field(
         default=None,
         max_length=1000,
         description="only consider tables of these schemas; default: every table of the source",
@@ -103,7 +125,7 @@ class RouteRequest(BaseModel):
         "between them); default none, and no 'schema_detail'",
         examples=[["columns", "ddl", "joins"]],
     )
-    ddl_dialect: str | None = Field(
+    ddl_dialect: PlainText | None = Field(
         default=None,
         min_length=1,
         max_length=40,

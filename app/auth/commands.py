@@ -13,8 +13,8 @@ import math
 import sys
 
 from app.auth.key_repository import ApiKeyRepository, KeyRecord
-from app.auth.keys import GrantSpecError, parse_grant
-from app.settings import get_settings
+from app.auth.keys import GrantSpecError, grant_problem, parse_grant
+from app.settings import DEMO_SOURCE, get_settings
 from app.store.database import Store
 from app.store.migrate import upgrade_async
 
@@ -118,8 +118,14 @@ def run(args: argparse.Namespace) -> int:
                 print("limits are finite numbers >= 0 (0: unlimited)", file=sys.stderr)
                 return 2
         try:
-            _grants(args.source)
+            grants = _grants(args.source)
         except GrantSpecError as exc:
             print(exc, file=sys.stderr)
+            return 2
+        # The sources the service started with these settings has (the demo one when none).
+        sources = list(get_settings().sources) or [DEMO_SOURCE]
+        problem = grant_problem(grants, admin=args.admin, sources=sources)
+        if problem is not None:
+            print(problem, file=sys.stderr)
             return 2
     return asyncio.run(_run(args))

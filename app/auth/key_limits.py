@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -166,6 +166,9 @@ class KeyLimits:
         self.default_usd = default_daily_usd
         self._buckets: dict[str, _Bucket] = {}
         self._spent: dict[str, _Day] = {}
+        # The last minute's routes per key (monotonic seconds), read from the route log at start:
+        # a key's first bucket is what is left of them, so a restart gives no fresh burst.
+        self._recent: dict[str, list[float]] = {}
 
     def seed(
         self, day: str, tokens: Mapping[str, int], micro_dollars: Mapping[str, int] | None = None
@@ -174,6 +177,14 @@ class KeyLimits:
         dollars = micro_dollars or {}
         for key_id in tokens.keys() | dollars.keys():
             self._spent[key_id] = _Day(day, tokens.get(key_id, 0), dollars.get(key_id, 0))
+
+    def seed_recent_routes(self, times: Mapping[str, Sequence[datetime]]) -> None:
+        """Start each key's rate from its routes of the last minute (all replicas'), as the route log says."""
+        wall, mono = datetime.now(UTC), time.monotonic()
+        for key_id, made in times.items():
+            # A store without zones (SQLite) gives naive datetimes; the route log writes UTC.
+            aware = (at if at.tzinfo else at.replace(tzinfo=UTC) for at in made)
+            self._recent[key_id] = sorted(mono - (wall - at).total_seconds() for at in aware)
 
     def _today(self, key_id: str) -> _Day:
         spent = self._spent.get(key_id, _NOTHING)
@@ -209,14 +220,46 @@ class KeyLimits:
             return
         if routes > rate:
             raise too_many_at_once(routes, rate)
-        now = time.monotonic()
-        per_second = rate / SECONDS_PER_MINUTE
-        bucket = self._buckets.setdefault(key_id, _Bucket(float(rate), now))
-        bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.at) * per_second)
-        bucket.at = now
+        bucket = self._refilled(key_id, rate)
         if bucket.tokens < routes:
-            raise rate_refused(rate, (routes - bucket.tokens) / per_second)
+            raise rate_refused(rate, (routes - bucket.tokens) * SECONDS_PER_MINUTE / rate)
         bucket.tokens -= routes
+
+    def charge(self, principal: Principal, routes: int, share: int = 1) -> None:
+        """Count ``routes`` admitted by the shared counts in this process's bucket too, never refusing.
+
+        So that when the shared counts fail, the fallback goes on from what this replica let
+        through instead of a fresh burst.
+        """
+        if not principal.limited or principal.key_id is None:
+            return
+        rate = part_of(rate_of(principal, self.default_rate), share)
+        if rate > 0:
+            bucket = self._refilled(principal.key_id, rate)
+            bucket.tokens = max(0.0, bucket.tokens - routes)
+
+    def _refilled(self, key_id: str, rate: int) -> _Bucket:
+        """The key's bucket of ``rate`` (its part), refilled up to now."""
+        now = time.monotonic()
+        bucket = self._buckets.get(key_id)
+        if bucket is None:
+            bucket = self._buckets[key_id] = self._first_bucket(key_id, rate, now)
+        bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.at) * rate / SECONDS_PER_MINUTE)
+        bucket.at = now
+        return bucket
+
+    def _first_bucket(self, key_id: str, rate: int, now: float) -> _Bucket:
+        """A key's bucket when this process first counts it: full, less its last minute's routes.
+
+        Every logged route is taken from this replica's part, whichever replica made it: the
+        route log does not say, and a replica must not start a key fuller than it may be.
+        """
+        per_second = rate / SECONDS_PER_MINUTE
+        bucket = _Bucket(float(rate), now - SECONDS_PER_MINUTE)
+        for at in self._recent.pop(key_id, []):
+            refilled = min(float(rate), bucket.tokens + max(0.0, at - bucket.at) * per_second)
+            bucket.tokens, bucket.at = max(0.0, refilled - 1), max(bucket.at, at)
+        return bucket
 
     async def spend(self, principal: Principal, tokens: int, cost_usd: float | None) -> None:
         """Add a route's LM tokens and dollars (None: prices unknown) to ``principal``'s day."""

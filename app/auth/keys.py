@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection, Mapping
 
 __all__ = [
     "KEY_PREFIX",
     "GrantSpecError",
     "digest",
     "display_prefix",
+    "grant_problem",
     "new_key_id",
     "new_secret",
     "parse_grant",
@@ -65,3 +67,17 @@ def parse_grant(spec: str) -> tuple[str, list[str]]:
     if not patterns:
         raise GrantSpecError(f"grant {spec!r}: no table pattern after ':'")
     return source, patterns
+
+
+def grant_problem(grants: Mapping[str, object], *, admin: bool, sources: Collection[str]) -> str | None:
+    """Why a new key's grants are refused, or None.
+
+    A key that may see nothing is a mistake nobody notices until its routes fail, and a grant on
+    a source the service lacks (a typo) silently grants nothing; both are refused when made.
+    """
+    if not grants and not admin:
+        return "a key that is not an admin key needs a grant on at least one source"
+    unknown = sorted(set(grants) - set(sources))
+    if unknown:
+        return f"grants name unknown sources {unknown}; known: {sorted(sources)}"
+    return None

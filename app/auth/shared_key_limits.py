@@ -15,7 +15,9 @@ never waits. ``spend`` adds to the day's counters in one transaction (one round 
 count also goes to the local ``KeyLimits``, so while Redis is unreachable or answers errors (the
 link logs that once and probes until it is back) the limits still hold: each replica holds its
 part of them (the key's limits divided by ``TABLEROUTER_REPLICAS``, as the LM limits are), with
-what this replica knows of the day's tokens and dollars.
+what this replica knows of the day's tokens and dollars. The local rate buckets are charged with
+every route Redis admits here, and start from the route log's last minute, so an outage (or a
+restart during one) starts each key from what is left of its part, never a fresh burst.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ class SharedKeyLimits:
                     raise usd_budget_spent(usd_budget)
                 if int(verdict) == RATE:
                     raise rate_refused(rate, int(wait_ms) / 1000)
+                # The fallback's bucket follows what got through here: an outage starts from it.
+                self.local.charge(principal, routes, share=self.replicas)
                 return
         try:
             await self.local.admit(principal, routes, share=self.replicas)

@@ -87,6 +87,21 @@ class RouteLogRepository:
             if key_id is not None
         }
 
+    async def route_times_by_key_since(self, since: datetime) -> dict[str, list[datetime]]:
+        """When each key's routes logged since ``since`` were made, oldest first (one query)."""
+        query = (
+            sa.select(RouteLog.key_id, RouteLog.created_at)
+            .where(RouteLog.created_at >= since, RouteLog.key_id.is_not(None))
+            .order_by(RouteLog.created_at)
+        )
+        async with self._store.begin() as session:
+            rows = (await session.execute(query)).all()
+        times: dict[str, list[datetime]] = {}
+        for key_id, created_at in rows:
+            if key_id is not None:
+                times.setdefault(key_id, []).append(created_at)
+        return times
+
     async def delete_older_than(self, cutoff: datetime) -> int:
         """Delete routes created before ``cutoff`` that have no feedback (feedback is the dataset)."""
         has_feedback = sa.exists().where(RouteFeedback.route_id == RouteLog.route_id)
