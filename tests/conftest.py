@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.auth",
     "tests.fixtures.live_server",
     "tests.fixtures.private_pg",
+    "tests.fixtures.judge_prompts",
 ]
 
 # Most tests are about routing, not keys: their services run with auth off unless a test turns

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 from array import array
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import dspy
@@ -20,39 +18,14 @@ from app.simulator.faults import FaultRates
 from app.simulator.launcher import simulator_process
 from app.simulator.prefix_cache import PrefixCache
 from app.simulator.server import LATENCY_HEADER
-from app.simulator.service import SimulatorConfig, add_arguments, config_from_args, running_simulator
+from app.simulator.service import SimulatorConfig, add_arguments, config_from_args
 from app.simulator.tokens import load_tokenizer
+from tests.fixtures.judge_prompts import TABLES, StartSimulator, judge_prompt, short_prompt
 
 SHORT_REPLY = re.compile(r"\A\[\[ ## relevant ## \]\]\n(\[.*\])\n\n\[\[ ## completed ## \]\]\Z", re.DOTALL)
 OLD_REPLY = re.compile(r"\A\[\[ ## verdicts ## \]\]\n(\[.*\])\n\n\[\[ ## completed ## \]\]\Z", re.DOTALL)
 # Small enough that a test waits milliseconds, distinct enough that each term shows in the sum.
 MODEL = {"ttft_ms": 2.0, "prefill_ms_per_token": 0.001, "decode_ms_per_token": 0.01}
-
-TABLES = """### sales.orders "One row per customer order"
-- id integer PK
-- customer_id integer FK sales.customers.id
-- placed_at timestamp null "when the order was placed"
-
-### sales.customers [view]
-- id integer PK
-- fullName text
-
-### hr.employees
-- id integer PK
-- salary numeric null "yearly, in EUR"
-
-### ops.shipment_facts
-- ship_region text
-- carrier_name text"""
-
-SYSTEM_SHORT = (
-    "Your input fields are:\n1. `tables` (str): table cards\n2. `question` (str): the user's question\n"
-    "Your output fields are:\n1. `relevant` (list[str]): only the relevant tables"
-)
-SYSTEM_OLD = (
-    "Your input fields are:\n1. `question` (str)\n2. `tables` (str)\n"
-    "Your output fields are:\n1. `verdicts` (list[TableVerdict])"
-)
 
 
 def long_chunk(tables: int = 60) -> str:
@@ -63,43 +36,6 @@ def long_chunk(tables: int = 60) -> str:
         f"- unit_{i}_booked_at timestamp"
         for i in range(tables)
     )
-
-
-def short_prompt(question: str, tables: str = TABLES) -> list[dict[str, str]]:
-    """The new signature as DSPy's ChatAdapter renders it: cards first, question last."""
-    user = (
-        f"[[ ## tables ## ]]\n{tables}\n\n[[ ## question ## ]]\n{question}\n\n"
-        "Respond with the corresponding output fields, starting with the field `[[ ## relevant ## ]]` "
-        "(must be formatted as a valid Python list[str]), and then ending with the marker "
-        "for `[[ ## completed ## ]]`."
-    )
-    return [{"role": "system", "content": SYSTEM_SHORT}, {"role": "user", "content": user}]
-
-
-def old_prompt(question: str, tables: str = TABLES) -> list[dict[str, str]]:
-    """The old signature: question first, one verdict per table asked for."""
-    user = (
-        f"[[ ## question ## ]]\n{question}\n\n[[ ## tables ## ]]\n{tables}\n\n"
-        "Respond with the corresponding output fields, starting with the field `[[ ## verdicts ## ]]` "
-        "(must be formatted as a valid Python list[TableVerdict]), and then ending with the marker "
-        "for `[[ ## completed ## ]]`."
-    )
-    return [{"role": "system", "content": SYSTEM_OLD}, {"role": "user", "content": user}]
-
-
-Start = Callable[..., Awaitable[httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    """Starts simulators on free loopback ports; each yields a client bound to its base URL."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def _start(**options: Any) -> httpx.AsyncClient:
-            base_url = await stack.enter_async_context(running_simulator(SimulatorConfig(port=0, **options)))
-            return await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=10))
-
-        yield _start
 
 
 async def complete(
@@ -115,8 +51,10 @@ def modelled_ms(usage: dict[str, Any], latency: TokenLatency) -> float:
     return latency.ms(usage["prompt_tokens"], cached, usage["completion_tokens"])
 
 
-async def test_a_second_question_over_a_long_chunk_reads_the_cached_prefix(start: Start) -> None:
-    client = await start(**MODEL)
+async def test_a_second_question_over_a_long_chunk_reads_the_cached_prefix(
+    start_simulator: StartSimulator,
+) -> None:
+    client = await start_simulator(**MODEL)
     latency = TokenLatency(**MODEL)
     chunk = long_chunk()
     first = await complete(client, short_prompt("How many orders per customer?", chunk))
@@ -142,8 +80,8 @@ async def test_a_second_question_over_a_long_chunk_reads_the_cached_prefix(start
     )
 
 
-async def test_a_short_prompt_or_another_model_gets_no_cached_tokens(start: Start) -> None:
-    client = await start(**MODEL)
+async def test_a_short_prompt_or_another_model_gets_no_cached_tokens(start_simulator: StartSimulator) -> None:
+    client = await start_simulator(**MODEL)
     for _ in range(2):
         usage = (await complete(client, short_prompt("How many orders?"))).json()["usage"]
         assert usage["prompt_tokens"] < 1024
@@ -154,8 +92,8 @@ async def test_a_short_prompt_or_another_model_gets_no_cached_tokens(start: Star
     assert other["prompt_tokens_details"]["cached_tokens"] == 0
 
 
-async def test_the_short_format_lists_only_the_relevant_tables(start: Start) -> None:
-    client = await start(**MODEL)
+async def test_the_short_format_lists_only_the_relevant_tables(start_simulator: StartSimulator) -> None:
+    client = await start_simulator(**MODEL)
     content = (await complete(client, short_prompt("How many orders did each customer place?"))).json()
     match = SHORT_REPLY.match(content["choices"][0]["message"]["content"])
     assert match is not None
@@ -167,12 +105,14 @@ async def test_the_short_format_lists_only_the_relevant_tables(start: Start) -> 
     assert none["choices"][0]["message"]["content"] == "[[ ## relevant ## ]]\n[]\n\n[[ ## completed ## ]]"
 
 
-async def test_the_old_format_answers_as_before_with_the_token_model_on(start: Start) -> None:
-    plain = await start()
-    priced = await start(**MODEL)
+async def test_the_old_format_answers_as_before_with_the_token_model_on(
+    start_simulator: StartSimulator,
+) -> None:
+    plain = await start_simulator()
+    priced = await start_simulator(**MODEL)
     question = "How many orders did each customer place?"
-    before = (await complete(plain, old_prompt(question))).json()
-    after = (await complete(priced, old_prompt(question))).json()
+    before = (await complete(plain, judge_prompt(question))).json()
+    after = (await complete(priced, judge_prompt(question))).json()
     content = after["choices"][0]["message"]["content"]
     assert content == before["choices"][0]["message"]["content"]
     match = OLD_REPLY.match(content)
@@ -186,8 +126,8 @@ async def test_the_old_format_answers_as_before_with_the_token_model_on(start: S
     assert "prompt_tokens_details" not in before["usage"]
 
 
-async def test_token_counts_come_from_the_text(start: Start) -> None:
-    client = await start(**MODEL)
+async def test_token_counts_come_from_the_text(start_simulator: StartSimulator) -> None:
+    client = await start_simulator(**MODEL)
     encoding = load_tokenizer("o200k_base")
     assert encoding.name == "o200k_base"  # the bundled encoding loads with no network
     counts = []
@@ -198,7 +138,7 @@ async def test_token_counts_come_from_the_text(start: Start) -> None:
         counts.append(usage["prompt_tokens"])
     assert counts[0] < counts[1]
     short = (await complete(client, short_prompt("How many orders?"))).json()["usage"]["completion_tokens"]
-    full = (await complete(client, old_prompt("How many orders?"))).json()["usage"]["completion_tokens"]
+    full = (await complete(client, judge_prompt("How many orders?"))).json()["usage"]["completion_tokens"]
     assert 0 < short < full
 
 
@@ -229,8 +169,10 @@ def test_the_prefix_cache_keeps_shared_heads_and_evicts_tails_first() -> None:
 @pytest.mark.parametrize(
     ("fault", "check"), [("truncated", "cut"), ("malformed", "prose"), ("invented", "ghost")]
 )
-async def test_faults_spoil_the_short_format_too(start: Start, fault: str, check: str) -> None:
-    client = await start(faults=FaultRates.from_mapping({fault: 1.0}), **MODEL)
+async def test_faults_spoil_the_short_format_too(
+    start_simulator: StartSimulator, fault: str, check: str
+) -> None:
+    client = await start_simulator(faults=FaultRates.from_mapping({fault: 1.0}), **MODEL)
     body = (await complete(client, short_prompt("How many orders did each customer place?"))).json()
     content = body["choices"][0]["message"]["content"]
     assert content.startswith("[[ ## relevant ## ]]")
@@ -258,10 +200,10 @@ class JudgeShort(dspy.Signature):  # type: ignore[misc]  # DSPy ships no type in
 
 
 async def test_dspy_renders_and_parses_the_short_format(
-    start: Start, monkeypatch: pytest.MonkeyPatch
+    start_simulator: StartSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    client = await start(**MODEL)
+    client = await start_simulator(**MODEL)
     base_url = str(client.base_url).rstrip("/")
     lm = dspy.LM("openai/sim", api_base=f"{base_url}/v1", api_key="sim", cache=False, num_retries=0)
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +16,11 @@ import pytest
 from app.routing.judging.signature import JudgeTables, TableVerdict
 from app.simulator.latency import Latency, parse_latency
 from app.simulator.protocol import parse_prompt
-from app.simulator.service import SimulatorConfig, add_arguments, config_from_args, running_simulator
-from tests.fixtures.judge_prompts import TABLES, judge_prompt
+from app.simulator.service import SimulatorConfig, add_arguments, config_from_args
+from tests.fixtures.judge_prompts import TABLES, StartSimulator, judge_prompt
 
 REPLY = re.compile(r"\A\[\[ ## verdicts ## \]\]\n(\[.*\])\n\n\[\[ ## completed ## \]\]\Z", re.DOTALL)
 EMPTY_REPLY = "[[ ## verdicts ## ]]\n[]\n\n[[ ## completed ## ]]"
-
-Client = Callable[..., Awaitable[httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Client]:
-    """Starts simulators on free loopback ports; each yields a client bound to its base URL."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def _start(**options: Any) -> httpx.AsyncClient:
-            base_url = await stack.enter_async_context(running_simulator(SimulatorConfig(port=0, **options)))
-            return await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=10))
-
-        yield _start
 
 
 async def verdicts(client: httpx.AsyncClient, question: str, tables: str = TABLES) -> dict[str, bool]:
@@ -59,8 +43,8 @@ def oracle_file(tmp_path: Path) -> Path:
     return path
 
 
-async def test_reply_is_an_openai_completion_in_the_judge_format(start: Client) -> None:
-    client = await start(model_name="sim-x")
+async def test_reply_is_an_openai_completion_in_the_judge_format(start_simulator: StartSimulator) -> None:
+    client = await start_simulator(model_name="sim-x")
     messages = judge_prompt("How many orders?")
     response = await client.post(
         "/v1/chat/completions", json={"model": "whatever", "messages": messages, "temperature": 0.3}
@@ -89,8 +73,8 @@ async def test_reply_is_an_openai_completion_in_the_judge_format(start: Client) 
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-async def test_lexical_policy_picks_tables_named_in_the_question(start: Client) -> None:
-    client = await start()
+async def test_lexical_policy_picks_tables_named_in_the_question(start_simulator: StartSimulator) -> None:
+    client = await start_simulator()
     assert await verdicts(client, "How many orders did each customer place?") == {
         "sales.orders": True,
         "sales.customers": True,
@@ -99,16 +83,20 @@ async def test_lexical_policy_picks_tables_named_in_the_question(start: Client) 
     }
 
 
-async def test_lexical_policy_needs_two_column_words_without_a_name_match(start: Client) -> None:
-    client = await start()
+async def test_lexical_policy_needs_two_column_words_without_a_name_match(
+    start_simulator: StartSimulator,
+) -> None:
+    client = await start_simulator()
     two = await verdicts(client, "Which carrier ships to each region?")
     one = await verdicts(client, "Which region is largest?")
     assert two["ops.shipment_facts"] is True
     assert one["ops.shipment_facts"] is False
 
 
-async def test_oracle_without_errors_returns_exactly_the_gold_set(start: Client, oracle_file: Path) -> None:
-    client = await start(policy="oracle", oracle=oracle_file)
+async def test_oracle_without_errors_returns_exactly_the_gold_set(
+    start_simulator: StartSimulator, oracle_file: Path
+) -> None:
+    client = await start_simulator(policy="oracle", oracle=oracle_file)
     got = await verdicts(client, "  total SALARY  per region ")
     assert {t for t, relevant in got.items() if relevant} == {"hr.employees", "ops.shipment_facts"}
     inside = await verdicts(client, "Who ordered most, last year?")
@@ -117,24 +105,26 @@ async def test_oracle_without_errors_returns_exactly_the_gold_set(start: Client,
     assert not any(unknown.values())
 
 
-async def test_oracle_with_fnr_one_misses_every_gold_table(start: Client, oracle_file: Path) -> None:
-    client = await start(policy="oracle", oracle=oracle_file, fnr=1.0)
+async def test_oracle_with_fnr_one_misses_every_gold_table(
+    start_simulator: StartSimulator, oracle_file: Path
+) -> None:
+    client = await start_simulator(policy="oracle", oracle=oracle_file, fnr=1.0)
     assert not any((await verdicts(client, "Total salary per region")).values())
 
 
 async def test_oracle_flips_depend_on_seed_and_prompt_not_call_order(
-    start: Client, oracle_file: Path
+    start_simulator: StartSimulator, oracle_file: Path
 ) -> None:
     options: dict[str, Any] = {"policy": "oracle", "oracle": oracle_file, "fnr": 0.5, "fpr": 0.5, "seed": 7}
-    first, second = await start(**options), await start(**options)
+    first, second = await start_simulator(**options), await start_simulator(**options)
     questions = ["Total salary per region", "Who ordered most", "Something else"]
     forward = [await verdicts(first, q) for q in questions]
     backward = await asyncio.gather(*(verdicts(second, q) for q in reversed(questions)))
     assert forward == list(reversed(backward))
 
 
-async def test_concurrent_calls_overlap_during_latency(start: Client) -> None:
-    client = await start(latency_ms="uniform:80:120")
+async def test_concurrent_calls_overlap_during_latency(start_simulator: StartSimulator) -> None:
+    client = await start_simulator(latency_ms="uniform:80:120")
     await asyncio.gather(*(verdicts(client, f"orders {i}") for i in range(20)))
     stats = (await client.get("/stats")).json()
     assert stats["calls"] == 20
@@ -142,8 +132,8 @@ async def test_concurrent_calls_overlap_during_latency(start: Client) -> None:
     assert stats["in_flight"] == 0
 
 
-async def test_malformed_requests_get_400_json_errors(start: Client) -> None:
-    client = await start()
+async def test_malformed_requests_get_400_json_errors(start_simulator: StartSimulator) -> None:
+    client = await start_simulator()
     bad_json = await client.post(
         "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -156,8 +146,8 @@ async def test_malformed_requests_get_400_json_errors(start: Client) -> None:
         assert response.json()["error"]["message"]
 
 
-async def test_prompt_without_markers_gets_empty_verdicts(start: Client) -> None:
-    client = await start()
+async def test_prompt_without_markers_gets_empty_verdicts(start_simulator: StartSimulator) -> None:
+    client = await start_simulator()
     for messages in (
         [{"role": "user", "content": "hello"}],
         [{"role": "user", "content": [{"type": "text", "text": "[[ ## question ## ]]\nonly"}]}],
@@ -169,8 +159,8 @@ async def test_prompt_without_markers_gets_empty_verdicts(start: Client) -> None
         assert response.json()["choices"][0]["message"]["content"] == EMPTY_REPLY
 
 
-async def test_stats_count_calls_and_tokens_and_reset(start: Client) -> None:
-    client = await start()
+async def test_stats_count_calls_and_tokens_and_reset(start_simulator: StartSimulator) -> None:
+    client = await start_simulator()
     assert (await client.get("/healthz")).status_code == 200
     assert [m["id"] for m in (await client.get("/v1/models")).json()["data"]] == ["tablerouter-sim"]
     await verdicts(client, "orders")
@@ -194,11 +184,11 @@ async def test_stats_count_calls_and_tokens_and_reset(start: Client) -> None:
 
 
 async def test_dspy_chat_adapter_parses_the_simulators_verdicts(
-    start: Client, monkeypatch: pytest.MonkeyPatch
+    start_simulator: StartSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # DSPy otherwise fetches LiteLLM's model cost map from GitHub on the first call.
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    client = await start()
+    client = await start_simulator()
     base_url = str(client.base_url).rstrip("/")
     lm = dspy.LM(
         "openai/tablerouter-sim", api_base=f"{base_url}/v1", api_key="sim", cache=False, num_retries=0
@@ -247,8 +237,8 @@ def test_cli_options_build_the_config(oracle_file: Path) -> None:
         SimulatorConfig(policy="oracle")
 
 
-async def test_a_client_that_gives_up_leaves_no_call_in_flight(start: Client) -> None:
-    client = await start(latency_ms=10_000)
+async def test_a_client_that_gives_up_leaves_no_call_in_flight(start_simulator: StartSimulator) -> None:
+    client = await start_simulator(latency_ms=10_000)
     with pytest.raises(httpx.ReadTimeout):
         await client.post("/v1/chat/completions", json={"messages": judge_prompt("orders")}, timeout=0.3)
     for _ in range(100):
