@@ -29,11 +29,9 @@ from app.harness.service import service_app_client, service_client
 from app.harness.stores import STORE_BACKENDS, closed_port, fresh_store_url
 from app.settings import Settings, get_settings
 from app.simulator.service import SimulatorConfig, running_simulator
-from app.store.database import Store
-from app.store.migrate import upgrade_async
-from app.store.records import KeySpend, RouteRecord
-from app.store.route_log import RouteLogRepository
+from app.store.records import KeySpend
 from tests.fixtures.auth import ADMIN_KEY, make_key
+from tests.fixtures.route_log import logged_route, scratch_route_log
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -243,53 +241,27 @@ async def test_unreachable_redis_leaves_each_replica_its_part_of_the_dollar_budg
         assert "1/2" in detail
 
 
-def _record(key_id: str | None, at: datetime, stats: dict[str, Any]) -> RouteRecord:
-    return RouteRecord(
-        route_id=uuid.uuid4().hex,
-        created_at=at,
-        source="demo",
-        catalog_version="v1",
-        judge="sim",
-        program_version=None,
-        question="q",
-        top_k=5,
-        min_score=0.0,
-        schemas=None,
-        tables=[],
-        stats={"chunks": 1, **stats},
-        key_id=key_id,
-    )
-
-
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
 async def test_spend_by_key_since_sums_todays_tokens_and_known_dollars(
     backend: str, pg_url: str, tmp_path: Path
 ) -> None:
-    async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
-        await upgrade_async(store_url)
-        store = Store(store_url)
-        try:
-            routes = RouteLogRepository(store)
-            now = datetime.now(UTC)
-            midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
-            tokens = {"prompt_tokens": 10, "completion_tokens": 2}
-            await routes.insert_many(
-                [
-                    _record("key_a", now, {**tokens, "cost_usd": 0.25}),
-                    _record("key_a", midnight, {**tokens, "cost_usd": 0.125}),
-                    _record("key_a", now, {**tokens, "cost_usd": None}),  # prices unknown
-                    _record("key_a", midnight - timedelta(microseconds=1), {**tokens, "cost_usd": 9.0}),
-                    _record("key_b", now, tokens),  # logged before routes had a cost
-                    _record(None, now, {**tokens, "cost_usd": 5.0}),
-                ]
-            )
-            assert await routes.spend_by_key_since(midnight) == {
-                "key_a": KeySpend(36, 0.375),
-                "key_b": KeySpend(12, 0.0),
-            }
-            assert await routes.tokens_by_key_since(midnight) == {"key_a": 36, "key_b": 12}
-        finally:
-            await store.aclose()
+    async with scratch_route_log(backend, pg_url, tmp_path) as routes:
+        now = datetime.now(UTC)
+        midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
+        tokens = {"prompt_tokens": 10, "completion_tokens": 2}
+        await routes.insert_many(
+            [
+                logged_route("key_a", now, {**tokens, "cost_usd": 0.25}),
+                logged_route("key_a", midnight, {**tokens, "cost_usd": 0.125}),
+                logged_route("key_a", now, {**tokens, "cost_usd": None}),  # prices unknown
+                logged_route("key_a", midnight - timedelta(microseconds=1), {**tokens, "cost_usd": 9.0}),
+                logged_route("key_b", now, tokens),  # logged before routes had a cost
+                logged_route(None, now, {**tokens, "cost_usd": 5.0}),
+            ]
+        )
+        spent = await routes.spend_by_key_since(midnight)
+        assert spent == {"key_a": KeySpend(36, 0.375), "key_b": KeySpend(12, 0.0)}
+        assert {key: s.tokens for key, s in spent.items()} == {"key_a": 36, "key_b": 12}
 
 
 async def test_keys_api_takes_and_refuses_daily_usd(sim_url: str, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ unreachable, or lost mid-run, each instance still enforces the limits itself: 42
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -30,12 +29,9 @@ from app.harness.stores import STORE_BACKENDS, closed_port, fresh_store_url
 from app.settings import Settings
 from app.simulator.launcher import free_port
 from app.simulator.service import SimulatorConfig, running_simulator
-from app.store.database import Store
-from app.store.migrate import upgrade_async
-from app.store.records import RouteRecord
-from app.store.route_log import RouteLogRepository
 from tests.fixtures.auth import ADMIN_KEY, make_key
 from tests.fixtures.replicas import REDIS_URL
+from tests.fixtures.route_log import logged_route, scratch_route_log
 from tests.fixtures.settings import SettingsBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -158,45 +154,26 @@ async def test_the_days_budget_survives_a_restart(
             _tokens(await client.post("/route", json=ROUTE, headers=roomy))
 
 
-def _record(key_id: str | None, at: datetime, prompt: int, completion: int) -> RouteRecord:
-    return RouteRecord(
-        route_id=uuid.uuid4().hex,
-        created_at=at,
-        source="demo",
-        catalog_version="v1",
-        judge="sim",
-        program_version=None,
-        question="q",
-        top_k=5,
-        min_score=0.0,
-        schemas=None,
-        tables=[],
-        stats={"prompt_tokens": prompt, "completion_tokens": completion, "chunks": 1},
-        key_id=key_id,
-    )
-
-
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
-async def test_tokens_by_key_since_sums_todays_routes(backend: str, pg_url: str, tmp_path: Path) -> None:
-    async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
-        await upgrade_async(store_url)
-        store = Store(store_url)
-        try:
-            routes = RouteLogRepository(store)
-            now = datetime.now(UTC)
-            midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
-            await routes.insert_many(
-                [
-                    _record("key_a", now, 100, 20),
-                    _record("key_a", midnight, 7, 3),  # the first instant of the day counts
-                    _record("key_a", midnight - timedelta(microseconds=1), 1000, 1000),
-                    _record("key_b", now, 0, 5),
-                    _record(None, now, 500, 500),
-                ]
-            )
-            assert await routes.tokens_by_key_since(midnight) == {"key_a": 130, "key_b": 5}
-        finally:
-            await store.aclose()
+async def test_spend_by_key_since_sums_todays_tokens(backend: str, pg_url: str, tmp_path: Path) -> None:
+    async with scratch_route_log(backend, pg_url, tmp_path) as routes:
+        now = datetime.now(UTC)
+        midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
+
+        def tokens(prompt: int, completion: int) -> dict[str, int]:
+            return {"prompt_tokens": prompt, "completion_tokens": completion}
+
+        await routes.insert_many(
+            [
+                logged_route("key_a", now, tokens(100, 20)),
+                logged_route("key_a", midnight, tokens(7, 3)),  # the first instant of the day counts
+                logged_route("key_a", midnight - timedelta(microseconds=1), tokens(1000, 1000)),
+                logged_route("key_b", now, tokens(0, 5)),
+                logged_route(None, now, tokens(500, 500)),
+            ]
+        )
+        spent = await routes.spend_by_key_since(midnight)
+        assert {key: s.tokens for key, s in spent.items()} == {"key_a": 130, "key_b": 5}
 
 
 async def test_unreachable_redis_leaves_each_replica_its_part_of_the_limits(
@@ -288,23 +265,17 @@ async def test_an_outage_starts_each_key_from_what_got_through_before(
 async def test_route_times_by_key_since_lists_each_keys_recent_routes(
     backend: str, pg_url: str, tmp_path: Path
 ) -> None:
-    async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
-        await upgrade_async(store_url)
-        store = Store(store_url)
-        try:
-            routes = RouteLogRepository(store)
-            now = datetime.now(UTC).replace(microsecond=0)
-            since = now - timedelta(minutes=1)
-            await routes.insert_many(
-                [
-                    _record("key_a", now, 1, 1),
-                    _record("key_a", since, 1, 1),
-                    _record("key_a", since - timedelta(seconds=1), 1, 1),  # before the minute
-                    _record(None, now, 1, 1),
-                ]
-            )
-            times = await routes.route_times_by_key_since(since)
-            assert list(times) == ["key_a"]
-            assert [t.replace(tzinfo=UTC) for t in times["key_a"]] == [since, now]
-        finally:
-            await store.aclose()
+    async with scratch_route_log(backend, pg_url, tmp_path) as routes:
+        now = datetime.now(UTC).replace(microsecond=0)
+        since = now - timedelta(minutes=1)
+        await routes.insert_many(
+            [
+                logged_route("key_a", now),
+                logged_route("key_a", since),
+                logged_route("key_a", since - timedelta(seconds=1)),  # before the minute
+                logged_route(None, now),
+            ]
+        )
+        times = await routes.route_times_by_key_since(since)
+        assert list(times) == ["key_a"]
+        assert [t.replace(tzinfo=UTC) for t in times["key_a"]] == [since, now]

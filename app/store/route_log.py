@@ -60,10 +60,6 @@ class RouteLogRepository:
         async with self._store.begin() as session:
             return int(await session.scalar(query) or 0)
 
-    async def tokens_by_key_since(self, since: datetime) -> dict[str, int]:
-        """LM tokens (prompt + completion) of the routes logged since ``since``, per key id."""
-        return {key_id: spend.tokens for key_id, spend in (await self.spend_by_key_since(since)).items()}
-
     async def spend_by_key_since(self, since: datetime) -> dict[str, KeySpend]:
         """LM tokens and dollars of the routes logged since ``since``, per key id (one query).
 
