@@ -17,7 +17,6 @@ cards, the question last. Two providers want a hint as well:
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Literal
 
 __all__ = ["CacheHint", "CacheHintSetting", "cache_key", "resolve_cache_hint", "with_cache_breakpoint"]
@@ -41,9 +40,10 @@ def resolve_cache_hint(setting: CacheHintSetting, model: str, api_base: str | No
     return "off"
 
 
-def cache_key(chunk_text: str) -> str:
-    """A chunk's prompt-cache key: the same cards give the same key, in every route and replica."""
-    return "tr-" + hashlib.blake2b(chunk_text.encode(), digest_size=12).hexdigest()
+def cache_key(chunk_digest: str) -> str:
+    """A chunk's prompt-cache key from its digest: the same cards give the same key, in every route
+    and replica."""
+    return "tr-" + chunk_digest[:24]
 
 
 def with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

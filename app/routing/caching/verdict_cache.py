@@ -8,7 +8,6 @@ It wraps a judge and is one to the route service.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from app.routing.caching.lru import CacheCounters, LRUCache, normalize_question
@@ -24,7 +23,7 @@ if TYPE_CHECKING:  # only an LM-backed judge is cached; the lexical path never i
 
 __all__ = ["VerdictCache"]
 
-VerdictKey = tuple[str, bytes, str]
+VerdictKey = tuple[str, str, str]
 
 
 class VerdictCache:
@@ -40,8 +39,7 @@ class VerdictCache:
         return self.inner.backend
 
     def _key(self, question: str, chunk: Chunk) -> VerdictKey:
-        digest = hashlib.blake2b(chunk.text.encode(), digest_size=16).digest()
-        return normalize_question(question), digest, self.program_version
+        return normalize_question(question), chunk.digest, self.program_version
 
     async def judge(
         self,

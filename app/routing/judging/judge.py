@@ -86,7 +86,7 @@ class LMJudge:
         """``config`` with the chunk's prompt-cache key, when the provider takes one."""
         if self.cache_hint != "prompt_cache_key":
             return config
-        return {**config, "prompt_cache_key": cache_key(chunk.text)}
+        return {**config, "prompt_cache_key": cache_key(chunk.digest)}
 
     async def _ask(self, question: str, chunk: Chunk, config: dict[str, Any]) -> Answer:
         """The verdicts of one LM call, and its prompt and completion tokens."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.routing.preparation.cards import TableCard
 
@@ -21,6 +22,12 @@ class Chunk:
     tokens: int
     # Tables whose names read as instructions to the LM (cards' ``distrusted``): no relevant vote.
     distrusted: frozenset[str] = frozenset()
+    # A digest of ``text``, computed once per chunk: the verdict cache's key and the prompt-cache
+    # hint both name a chunk by it, on every call.
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", hashlib.blake2b(self.text.encode(), digest_size=16).hexdigest())
 
 
 def _pack(cards: Sequence[TableCard], budget: int) -> list[list[TableCard]]:
