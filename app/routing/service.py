@@ -20,10 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from app.routing.deadline import Deadline
+from app.routing.held_plan import held_plan, held_second_pass
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.outcome import ChunkOutcome
 from app.routing.judging.versions import PROGRAM_VERSION
-from app.routing.plan import FirstPass, RoutePlanned, plan_route, second_pass
+from app.routing.plan import FirstPass, RoutePlanned, plan_route
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
 from app.routing.ranking.final import (
@@ -190,10 +191,12 @@ class RouteService:
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:
         """Route ``query`` before its deadline, telling ``on_event`` the plan and each chunk's outcome.
 
-        Raises RouteQueueFullError when too many routes already wait for the LM backend.
+        Raises RouteQueueFullError when too many routes already wait for the LM backend, and
+        BudgetExhaustedError when the key's day cannot pay for one judge call.
         """
         started = time.perf_counter()
-        plan = await self.plan(query)
+        # Held before the fan-out: a route spends at most what its key's day has left.
+        plan = await held_plan(await self.plan(query), self.plan, self.prices)
         if on_event is not None:
             on_event(plan)
         outcomes: list[ChunkOutcome] = []
@@ -207,7 +210,7 @@ class RouteService:
                 first_pass = len(plan.first_pass)
                 outcomes, degraded = await self._judged(self.judge, query, plan.first_pass, on_event)
                 if degraded is None:
-                    plan = second_pass(plan, outcomes, self.first_pass)
+                    plan = await held_second_pass(plan, outcomes, self.first_pass, self.prices)
                     if on_event is not None:
                         on_event(plan)
             first = len(outcomes)
@@ -243,6 +246,7 @@ class RouteService:
             program_version=self.program_version if lm_judged else None,
             budget_cut=plan.budget_cut,
             budget_unjudged=_left_out(plan) if plan.budget_cut else [],
+            budget_cut_reason=plan.budget_cut_reason,
         )
 
 
