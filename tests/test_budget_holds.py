@@ -106,7 +106,7 @@ async def _check_mix(clients: list[httpx.AsyncClient], sim: httpx.AsyncClient) -
     assert spent == reported  # every token the LM counted is in an answer
     assert spent <= 1.05 * budget, (spent, budget)
     assert spent >= 0.75 * budget, (spent, budget)  # the day was used, not refused wholesale
-    assert len(answered) >= ROUTES_OF_BUDGET
+    assert len(answered) >= ROUTES_OF_BUDGET - 1  # a first pass plans its second step roughly
     assert len(answered) < SINGLES + STREAMS + BATCH  # some routes found nothing left
     cut = [a for a in answered if a["budget_cut"]]
     assert all(a["budget_cut_reason"] == f"the key's daily budget of {budget} LM tokens" for a in cut)
@@ -136,10 +136,11 @@ async def test_a_mix_of_routes_at_once_stays_within_the_budget(
         await _check_mix([client], sim)
 
 
-async def test_two_instances_sharing_redis_hold_one_budget(
+async def test_two_instances_sharing_redis_hold_one_budget_through_both_passes(
     mix_settings: SettingsBuilder, sim: httpx.AsyncClient, redis_prefix: str
 ) -> None:
-    settings = mix_settings(redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
+    # A first pass on compact cards above 30 tables: its full-card step holds its tokens too.
+    settings = mix_settings(redis_url=REDIS_URL, redis_key_prefix=redis_prefix, first_pass_above=30)
     async with AsyncExitStack() as stack:
         clients = [(await stack.enter_async_context(service_app_client(settings)))[1] for _ in range(2)]
         await _check_mix(clients, sim)
