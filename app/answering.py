@@ -9,7 +9,8 @@ age.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import asyncio
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from app.auth.key_limits import KeyLimiter
@@ -20,6 +21,7 @@ from app.observability.route_metrics import observed_route
 from app.routing.query import RouteQuery
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
 from app.routing.service import OnRouteEvent, Router
+from app.routing.token_hold import BudgetExhaustedError
 from app.sources.registry import CatalogRegistry
 from app.store.records import RouteRecord
 from app.store.route_log_writer import RouteLogWriter
@@ -77,17 +79,34 @@ class RouteAnswering:
     async def answer(
         self, query: RouteQuery, principal: Principal, on_event: OnRouteEvent | None = None
     ) -> RouteAnswer:
-        """Route ``query`` for ``principal``; raises RouteQueueFullError when the LM queue is full."""
+        """Route ``query`` for ``principal``; raises RouteQueueFullError when the LM queue is full.
+
+        Raises BudgetExhaustedError when the key's day cannot pay for one judge call. The route
+        holds its planned tokens against the key's day before its fan-out; the hold is settled
+        to what it spent, or - when the route stops without its counts (cancelled, failed) - to
+        what it held, since its calls may have been paid for.
+        """
+        hold = self.limits.hold(principal, query.route_id)
         with observed_route(query.route_id) as observed:
             try:
-                result = await self.router.route(query, on_event)
-            except RouteQueueFullError:
-                observed.outcome = "queue_full"
+                result = await self.router.route(replace(query, hold=hold) if hold else query, on_event)
+            except (RouteQueueFullError, BudgetExhaustedError) as exc:
+                observed.outcome = "queue_full" if isinstance(exc, RouteQueueFullError) else "rejected"
+                if hold is not None:
+                    await hold.settle(0, None)  # refused before any LM call
+                raise
+            except BaseException:
+                if hold is not None:
+                    await asyncio.shield(hold.forfeit())
                 raise
             observed.outcome = "degraded" if result.degraded else "partial" if result.partial else "ok"
         stats = result.stats
         count_spend(query.source, principal, stats)
-        await self.limits.spend(principal, stats.prompt_tokens + stats.completion_tokens, stats.cost_usd)
+        tokens = stats.prompt_tokens + stats.completion_tokens
+        if hold is None:
+            await self.limits.spend(principal, tokens, stats.cost_usd)
+        else:
+            await hold.settle(tokens, stats.cost_usd)
         self.route_log.record(route_record(result, query, principal.key_id))
         source = self.registry.sources[query.source]
         return RouteAnswer(result, source.stale, source.age_s())

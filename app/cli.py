@@ -8,17 +8,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+STARTUP_FAILURE = 3  # uvicorn's exit code when the server did not start
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
+    from app.connections import ServingConfig, protocol_class
     from app.observability.logs import logging_config
     from app.observability.redaction import secrets_of
+    from app.serving import server_options
     from app.settings import get_settings
 
     settings = get_settings()
-    # An import string, so that uvicorn can start each worker process with its own app.
-    uvicorn.run(
+    # An import string, so that uvicorn can start each worker process with its own app; the
+    # config (not uvicorn.run) because it carries the request-head timeout uvicorn lacks.
+    config = ServingConfig(
         "app.main:app_from_environment",
         factory=True,
         host=args.host,
@@ -27,11 +33,16 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=logging_config(settings.log_format, args.log_level, secrets_of(settings)),
         workers=args.workers,
         loop=args.loop,
-        http=args.http,
+        http=protocol_class(args.http),
         access_log=args.access_log,
-        timeout_keep_alive=settings.keep_alive_s,
+        **server_options(settings),
     )
-    return 0
+    server = uvicorn.Server(config)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def _migrate(args: argparse.Namespace) -> int:

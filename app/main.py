@@ -30,6 +30,7 @@ from app.api import (
 )
 from app.api.auth import admin_only
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.body_timeout import BodyTimeoutMiddleware
 from app.api.offline_docs import install_offline_docs
 from app.api.openapi_doc import install_openapi
 from app.api.problems import install_problem_handlers
@@ -45,6 +46,7 @@ from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
 from app.routing.caching.route_cache import CachedRoutes
 from app.routing.caching.verdict_cache import VerdictCache
+from app.routing.cutoff import RouteCutoff
 from app.routing.judging.program_version import program_version
 from app.routing.judging.versions import program_version_of
 from app.routing.plan import FirstPass
@@ -185,6 +187,7 @@ def _router(
     backend: LMBackend | None,
     embeddings: TableEmbeddings | None,
     shared_routes: SharedRouteCache | None,
+    cutoff: RouteCutoff,
 ) -> CachedRoutes:
     """The route service: the judge behind the verdict cache, the service behind the route cache."""
     lm_judge = _lm_judge(settings, backend) if backend is not None else None
@@ -205,6 +208,7 @@ def _router(
         first_pass=FirstPass(
             settings.first_pass_above, settings.first_pass_chunk_tokens, settings.first_pass_keep
         ),
+        cutoff=cutoff,
     )
     return CachedRoutes(service, settings.route_cache_size, version, shared=shared_routes)
 
@@ -236,7 +240,7 @@ def create_app(settings: Settings) -> FastAPI:
             link, limiter, shared_routes = await _shared_in_redis(settings, stack)
             backend, embeddings = _lm_parts(settings, limiter, stack)
             phase(f"LM backend built ({backend.model})" if backend else "lexical judge")
-            router = _router(settings, backend, embeddings, shared_routes)
+            router = _router(settings, backend, embeddings, shared_routes, cutoff)
             app.state.tablerouter = AppState(
                 settings,
                 registry,
@@ -258,6 +262,8 @@ def create_app(settings: Settings) -> FastAPI:
             phase("ready")
             yield
 
+    # The server's notice of shutdown (app.connections), for the routes in flight.
+    cutoff = RouteCutoff()
     app = FastAPI(
         title="tablerouter",
         version="0.1.0",
@@ -266,7 +272,9 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.route_cutoff = cutoff
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     install_cors(app, settings.cors_origins)
     # Outermost of ours, so preflights, 413s and every error response carry the headers too.
     app.add_middleware(SecurityHeadersMiddleware)

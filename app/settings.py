@@ -368,6 +368,28 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         "idle timeout of the load balancer in front (60 s for AWS ALB and nginx), or it may reuse a "
         "connection the server is closing and answer 502",
     )
+    # Slowloris: uvicorn waits for ever for a request head that never completes (app.connections).
+    header_timeout_s: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = Field(
+        default=10.0,
+        description="seconds a client has to send a request's head (request line and headers), from "
+        "connecting or from the first byte of its next request; then 408 and the connection is closed",
+    )
+    body_timeout_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = Field(
+        default=30.0,
+        description="seconds a request's whole body has to arrive once the service starts reading it; "
+        "then 408 problem+json and the connection is closed",
+    )
+    max_connections: Annotated[int, Field(ge=0)] = Field(
+        default=1000,
+        description="open connections (and running requests) per process of tablerouter serve beyond "
+        "which a request is answered 503 (uvicorn's limit_concurrency); 0: no cap",
+    )
+    # Below Kubernetes' default 30 s grace period, so the pod is not killed mid-answer.
+    shutdown_timeout_s: Annotated[float, Field(gt=0, lt=30, allow_inf_nan=False)] = Field(
+        default=20.0,
+        description="seconds tablerouter serve gives requests in flight when it stops (SIGTERM); routes "
+        "in flight answer before it with what finished (partial), then the server exits",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -127,7 +127,17 @@ _OWN_GROUPS: Final = (
     SettingsGroup(
         "HTTP and observability",
         "Browsers, connections, metrics, logs and traces.",
-        ("cors_origins", "keep_alive_s", "metrics_enabled", "log_format", "otel_enabled"),
+        (
+            "cors_origins",
+            "keep_alive_s",
+            "header_timeout_s",
+            "body_timeout_s",
+            "max_connections",
+            "shutdown_timeout_s",
+            "metrics_enabled",
+            "log_format",
+            "otel_enabled",
+        ),
     ),
 )
 _MIXIN_GROUPS: Final = (

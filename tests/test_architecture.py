@@ -14,15 +14,15 @@ from pathlib import Path
 APP = Path(__file__).resolve().parent.parent / "app"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("app.settings", "app.serving", "app.redis_link", "app.observability", "app.demo"),
+    ("app.settings", "app.connections", "app.serving", "app.redis_link", "app.observability", "app.demo"),
     ("app.catalog", "app.simulator"),
     ("app.store",),
     ("app.llm",),
-    ("app.routing.deadline", "app.routing.preparation"),
+    ("app.routing.deadline", "app.routing.cutoff", "app.routing.preparation", "app.routing.token_hold"),
     ("app.routing.retrieval", "app.routing.query", "app.routing.schema_detail"),
     ("app.routing.ranking",),
     ("app.routing.judging", "app.routing.result"),
-    ("app.routing.plan", "app.routing.service"),
+    ("app.routing.plan", "app.routing.held_plan", "app.routing.service"),
     ("app.routing.progress", "app.routing.caching"),
     ("app.sources", "app.auth"),
     ("app.answering",),

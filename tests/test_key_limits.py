@@ -103,18 +103,42 @@ async def test_limits_are_per_key_and_can_be_lifted(client: httpx.AsyncClient) -
             ).status_code == 200
 
 
-async def test_the_daily_token_budget_answers_429_until_midnight(client: httpx.AsyncClient) -> None:
-    headers = await _key(client, rate_limit=0, daily_tokens=50)
-    first = await client.post("/route", json={"question": QUESTION}, headers=headers)
-    assert first.status_code == 200
-    stats = first.json()["stats"]
-    assert stats["prompt_tokens"] + stats["completion_tokens"] > 50
-    retry_after = _is_429(
-        await client.post("/route", json={"question": QUESTION}, headers=headers), "token-budget-spent"
-    )
+def _tokens(response: httpx.Response) -> int:
+    assert response.status_code == 200, response.text
+    stats = response.json()["stats"]
+    return int(stats["prompt_tokens"] + stats["completion_tokens"])
+
+
+async def test_the_daily_token_budget_cuts_the_last_route_then_answers_429_until_midnight(
+    client: httpx.AsyncClient,
+) -> None:
+    route = {"question": QUESTION}
+    whole = _tokens(await client.post("/route", json=route, headers=await _key(client, rate_limit=0)))
+    budget = whole * 3 // 2
+    headers = await _key(client, rate_limit=0, daily_tokens=budget)
+    first = await client.post("/route", json=route, headers=headers)
+    assert first.json()["budget_cut"] is False
+    # The second route holds what the day has left and plans to fit it: fewer tables, same key.
+    second = await client.post("/route", json=route, headers=headers)
+    assert second.json()["budget_cut"] is True
+    assert second.json()["budget_cut_reason"] == f"the key's daily budget of {budget} LM tokens"
+    assert second.json()["budget_unjudged"]
+    spent = _tokens(first) + _tokens(second)
+    assert budget - whole // 4 <= spent <= budget * 1.05
+    retry_after = _is_429(await client.post("/route", json=route, headers=headers), "token-budget-spent")
     assert retry_after <= 24 * 3600
-    batch = await client.post("/route/batch", json={"requests": [{"question": QUESTION}]}, headers=headers)
-    _is_429(batch, "token-budget-spent")
+    batch = await client.post("/route/batch", json={"requests": [route]}, headers=headers)
+    if batch.status_code == 200:  # admitted (the day not spent to the token), each route refused
+        (item,) = batch.json()["results"]
+        assert item["error"]["status"] == 429
+        assert item["error"]["type"].endswith("/token-budget-spent")
+    else:
+        _is_429(batch, "token-budget-spent")
+    # Nothing fits in 50 tokens: refused before any LM call, not answered over the budget.
+    tiny = await _key(client, rate_limit=0, daily_tokens=50)
+    refused = await client.post("/route", json=route, headers=tiny)
+    _is_429(refused, "token-budget-spent")
+    assert "budget of 50 LM tokens: 50 LM tokens left" in refused.json()["detail"]
 
 
 async def test_request_limits_hold_with_a_key(client: httpx.AsyncClient) -> None:

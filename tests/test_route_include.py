@@ -36,6 +36,7 @@ ANSWER_KEYS = {
     "unjudged",
     "budget_cut",
     "budget_unjudged",
+    "budget_cut_reason",
     "degraded",
     "degraded_reason",
     "stats",

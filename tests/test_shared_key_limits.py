@@ -90,6 +90,13 @@ def _tokens(response: httpx.Response) -> int:
     return int(stats["prompt_tokens"]) + int(stats["completion_tokens"])
 
 
+async def _one_route(client: httpx.AsyncClient) -> int:
+    """The tokens a route of ROUTE plans for: a daily budget that one such route spends."""
+    response = await client.post("/route", json=ROUTE, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert response.status_code == 200, response.text
+    return int(response.json()["stats"]["estimated_tokens"])
+
+
 async def test_a_keys_rate_holds_for_both_instances(
     redis_prefix: str, limit_settings: SettingsBuilder
 ) -> None:
@@ -118,9 +125,10 @@ async def test_a_budget_spent_on_one_instance_is_refused_on_the_other(
 ) -> None:
     settings = limit_settings(redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
     async with _instances(settings) as [(_, a), (_, b)]:
-        headers, key_id = await _key(a, daily_tokens=50)
+        budget = await _one_route(a)
+        headers, key_id = await _key(a, daily_tokens=budget)
         spent = _tokens(await a.post("/route", json=ROUTE, headers=headers))
-        assert spent > 50
+        assert spent <= budget
         retry_after = _is_429(await b.post("/route", json=ROUTE, headers=headers), "token-budget-spent")
         assert retry_after <= 24 * 3600
         _is_429(
@@ -143,9 +151,10 @@ async def test_the_days_budget_survives_a_restart(
     async with fresh_store_url(backend, pg_url, tmp_path) as store_url:
         settings = limit_settings(database_url=store_url)
         async with service_client(settings) as client:
-            spent, _ = await _key(client, daily_tokens=50)
+            budget = await _one_route(client)
+            spent, _ = await _key(client, daily_tokens=budget)
             roomy, _ = await _key(client, daily_tokens=1_000_000)
-            assert _tokens(await client.post("/route", json=ROUTE, headers=spent)) > 50
+            assert _tokens(await client.post("/route", json=ROUTE, headers=spent)) <= budget
             _tokens(await client.post("/route", json=ROUTE, headers=roomy))
             _is_429(await client.post("/route", json=ROUTE, headers=spent), "token-budget-spent")
         # A new app on the same store, as after a restart: it reads today's tokens from the route log.
@@ -188,7 +197,8 @@ async def test_unreachable_redis_leaves_each_replica_its_part_of_the_limits(
         refused = await client.post("/route", json=ROUTE, headers=rated)
         _is_429(refused, "rate-limited")
         assert "1/3" in refused.json()["detail"]
-        budget, _ = await _key(client, daily_tokens=50)
+        # Its part of three routes' tokens: one route.
+        budget, _ = await _key(client, daily_tokens=3 * await _one_route(client))
         _tokens(await client.post("/route", json=ROUTE, headers=budget))
         _is_429(await client.post("/route", json=ROUTE, headers=budget), "token-budget-spent")
 
@@ -206,7 +216,7 @@ async def test_redis_lost_mid_run_falls_back_to_what_this_instance_counted(
             limits = app_state(app).limits
             assert isinstance(limits, SharedKeyLimits)
             limits.link.probe_interval = 60  # stays down for the rest of the test
-            budget, _ = await _key(client, daily_tokens=50)
+            budget, _ = await _key(client, daily_tokens=await _one_route(client))
             rated, _ = await _key(client, rate_limit=2)
             _tokens(await client.post("/route", json=ROUTE, headers=budget))
             await asyncio.to_thread(redis.kill)

@@ -9,6 +9,7 @@ declare neither and stay open.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -24,8 +25,9 @@ from app.api.problems import (
     problem_responses,
 )
 from app.api.state import get_state
-from app.auth.key_limits import KeyLimitError
+from app.auth.key_limits import KeyLimitError, until_midnight_s
 from app.auth.principal import ANONYMOUS, Principal
+from app.routing.token_hold import BudgetExhaustedError
 
 __all__ = [
     "ADMIN_RESPONSES",
@@ -34,6 +36,7 @@ __all__ = [
     "admit",
     "authenticated",
     "bearer",
+    "budget_refusal",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,3 +94,14 @@ async def admit(request: Request, principal: Principal, routes: int = 1) -> None
     except KeyLimitError as exc:
         error = RateLimitedError if exc.kind == "rate" else TokenBudgetError
         raise error(str(exc), retry_after=exc.retry_after_s) from exc
+
+
+def budget_refusal(exc: BudgetExhaustedError, route_deadline_ms: int) -> TokenBudgetError:
+    """The 429 of a route its key's day cannot pay for.
+
+    Retry-After: while other routes of the key hold part of the day, they settle within a
+    route's deadline and may give some back; otherwise the day is spent until 00:00 UTC.
+    """
+    if exc.held.held_by_others > 0:
+        return TokenBudgetError(str(exc), retry_after=max(1, math.ceil(route_deadline_ms / 1000)))
+    return TokenBudgetError(str(exc), retry_after=until_midnight_s())

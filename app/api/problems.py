@@ -53,6 +53,7 @@ class ProblemType(StrEnum):
     NOT_FOUND = "not-found"
     METHOD_NOT_ALLOWED = "method-not-allowed"
     PAYLOAD_TOO_LARGE = "payload-too-large"
+    REQUEST_TIMEOUT = "request-timeout"
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
     TOO_MANY_ROUTES = "too-many-routes"
     RATE_LIMITED = "rate-limited"
@@ -148,6 +149,13 @@ class PayloadTooLargeError(AppError):
 
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     problem = ProblemType.PAYLOAD_TOO_LARGE
+
+
+class RequestTimeoutError(AppError):
+    """The request body did not arrive within the configured body timeout; the connection is closed."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+    problem = ProblemType.REQUEST_TIMEOUT
 
 
 class UnsupportedMediaError(AppError):
@@ -277,8 +285,13 @@ def problem_responses(*errors: type[AppError], validation: bool = True) -> dict[
     return declared
 
 
-BODY_ERRORS: tuple[type[AppError], ...] = (BadRequestError, PayloadTooLargeError, UnsupportedMediaError)
-"""What any route that reads a JSON body can answer: not JSON, too large, another media type."""
+BODY_ERRORS: tuple[type[AppError], ...] = (
+    BadRequestError,
+    RequestTimeoutError,
+    PayloadTooLargeError,
+    UnsupportedMediaError,
+)
+"""What any route that reads a JSON body can answer: not JSON, too slow, too large, another media type."""
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

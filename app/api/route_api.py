@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.answering import RouteAnswer
-from app.api.auth import KEY_RESPONSES, admit, authenticated
+from app.api.auth import KEY_RESPONSES, admit, authenticated, budget_refusal
 from app.api.disconnect import ClientDisconnectedError, unless_disconnected
 from app.api.problems import (
     BODY_ERRORS,
@@ -36,6 +36,7 @@ from app.routing.query import RouteQuery
 from app.routing.result import LEXICAL_JUDGE
 from app.routing.schema_detail import SchemaRequest, schema_detail
 from app.routing.service import OnRouteEvent
+from app.routing.token_hold import BudgetExhaustedError
 from app.sources.registry import SourceState
 
 router = APIRouter(tags=["routing"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
@@ -152,6 +153,7 @@ def route_response(
         degraded_reason=result.degraded_reason,
         budget_cut=result.budget_cut,
         budget_unjudged=result.budget_unjudged,
+        budget_cut_reason=result.budget_cut_reason,
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
         schema_detail=detail,
     )
@@ -169,6 +171,8 @@ async def answer(
         answered = await state.answering.answer(query, principal, on_event)
     except RouteQueueFullError as exc:
         raise TooManyRoutesError(str(exc), retry_after=exc.retry_after_s) from exc
+    except BudgetExhaustedError as exc:
+        raise budget_refusal(exc, state.settings.route_deadline_ms) from exc
     source = state.registry.sources.get(query.source)
     return route_response(answered, query, schema, "" if source is None else source.dialect)
 

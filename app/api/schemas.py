@@ -264,14 +264,21 @@ class RouteResponse(BaseModel):
     )
     budget_cut: bool = Field(
         default=False,
-        description="true when the route's token budget kept some tables of the scope from the LM; the "
-        "best of them by lexical match are listed in 'budget_unjudged'",
+        description="true when a token budget (the route's, or what the key's daily budget had left "
+        "once its other routes in flight held theirs) kept some tables of the scope from the LM; the "
+        "best of them by lexical match are listed in 'budget_unjudged', the budget in 'budget_cut_reason'",
         examples=[False],
     )
     budget_unjudged: list[str] = Field(
         default_factory=list,
         description="up to 100 tables the token budget kept from the LM, best lexical (BM25) match first",
         examples=[[]],
+    )
+    budget_cut_reason: str | None = Field(
+        default=None,
+        description="which budget cut the route when 'budget_cut' is true: the route's token budget, or "
+        "the key's daily token or dollar budget; null otherwise",
+        examples=[None],
     )
     degraded: bool = Field(
         default=False,

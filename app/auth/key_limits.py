@@ -11,8 +11,10 @@ in-process and the Redis counts add up the same way. Two implementations:
 - ``app.auth.shared_key_limits.SharedKeyLimits`` keeps them in Redis for all replicas
   together and falls back to a ``KeyLimits`` while Redis is unreachable or erring.
 
-A route is counted when it starts (the rate) and its LM tokens and dollars when it ends (the
-budgets): routes already running when a budget runs out may overshoot it.
+A route is counted when it starts (the rate); before its fan-out it holds its planned LM
+tokens and dollars against the day's budgets (``hold``, ``app.auth.key_holds``), and when it
+ends the hold is settled to what it really spent. So routes running at once - a batch, a burst,
+streams - share what is left of the day instead of each spending as if alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from app.auth.key_holds import KeyHold, LocalHold, LocalHolds, Spend, granted
 from app.auth.principal import Principal
+from app.routing.plan import CALL_OVERHEAD_TOKENS
+from app.routing.token_hold import Held
 
 __all__ = [
     "MICRO_USD",
@@ -37,7 +42,9 @@ __all__ = [
     "part_of",
     "rate_of",
     "rate_refused",
+    "spent_at",
     "too_many_at_once",
+    "until_midnight_s",
     "usd_budget_of",
     "usd_budget_spent",
     "utc_day",
@@ -64,6 +71,9 @@ class KeyLimiter(Protocol):
 
     async def spend(self, principal: Principal, tokens: int, cost_usd: float | None) -> None:
         """Add a route's LM tokens and dollars (None: prices unknown) to ``principal``'s day."""
+
+    def hold(self, principal: Principal, route_id: str) -> KeyHold | None:
+        """Route ``route_id``'s hold on ``principal``'s daily budgets; None when it has none."""
 
 
 def utc_day(now: datetime | None = None) -> str:
@@ -114,7 +124,17 @@ def rate_refused(rate: int, wait_s: float) -> KeyLimitError:
     )
 
 
-def _until_midnight_s() -> int:
+def spent_at(budget: int) -> int:
+    """The tokens at which a day's ``budget`` counts as spent: less than one judge call is left.
+
+    A route holds its planned tokens before its calls, so a day ends a few tokens short of its
+    budget; admitting routes into that remainder would only refuse each of them later.
+    """
+    return max(1, budget - CALL_OVERHEAD_TOKENS + 1)
+
+
+def until_midnight_s() -> int:
+    """Seconds until 00:00 UTC, when the day's budgets start again (at least 1)."""
     now = datetime.now(UTC)
     midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
     return max(1, math.ceil((midnight - now).total_seconds()))
@@ -124,7 +144,7 @@ def budget_spent(budget: int) -> KeyLimitError:
     """The key's tokens for today are spent; it may try again at 00:00 UTC."""
     return KeyLimitError(
         f"this key's budget of {budget} LM tokens per day is spent (resets at 00:00 UTC)",
-        _until_midnight_s(),
+        until_midnight_s(),
         "tokens",
     )
 
@@ -134,7 +154,7 @@ def usd_budget_spent(budget_micro_usd: int) -> KeyLimitError:
     return KeyLimitError(
         f"this key's dollar budget of ${budget_micro_usd / MICRO_USD:.6g} of LM tokens per day is spent "
         "(resets at 00:00 UTC)",
-        _until_midnight_s(),
+        until_midnight_s(),
         "usd",
     )
 
@@ -169,6 +189,7 @@ class KeyLimits:
         # The last minute's routes per key (monotonic seconds), read from the route log at start:
         # a key's first bucket is what is left of them, so a restart gives no fresh burst.
         self._recent: dict[str, list[float]] = {}
+        self.holds = LocalHolds()
 
     def seed(
         self, day: str, tokens: Mapping[str, int], micro_dollars: Mapping[str, int] | None = None
@@ -208,7 +229,7 @@ class KeyLimits:
             return
         today = self._today(principal.key_id)
         budget = part_of(budget_of(principal, self.default_tokens), share)
-        if budget > 0 and today.tokens >= budget:
+        if budget > 0 and today.tokens >= spent_at(budget):
             raise budget_spent(budget)
         usd_budget = part_of(usd_budget_of(principal, self.default_usd), share)
         if usd_budget > 0 and today.micro_usd >= usd_budget:
@@ -273,3 +294,33 @@ class KeyLimits:
         self._spent[principal.key_id] = _Day(
             utc_day(), today.tokens + tokens, today.micro_usd + micro_dollars
         )
+
+    def budgets(self, principal: Principal, share: int = 1) -> Spend:
+        """``principal``'s daily tokens and micro-dollars (its part of them of ``share``; 0: none)."""
+        return Spend(
+            part_of(budget_of(principal, self.default_tokens), share),
+            part_of(usd_budget_of(principal, self.default_usd), share),
+        )
+
+    def hold(self, principal: Principal, route_id: str, share: int = 1) -> LocalHold | None:
+        """Route ``route_id``'s hold on ``principal``'s daily budgets here; None when it has none."""
+        if not principal.limited or principal.key_id is None:
+            return None
+        budgets = self.budgets(principal, share)
+        return LocalHold(self, principal, route_id, share) if budgets.tokens or budgets.micro_usd else None
+
+    def grant(
+        self, principal: Principal, route_id: str, tokens: int, cost_usd: float | None, share: int = 1
+    ) -> tuple[Held, Spend]:
+        """Hold ``tokens`` (costing ``cost_usd``) for ``route_id``, or what its key's day has left."""
+        assert principal.key_id is not None
+        budgets = self.budgets(principal, share)
+        others = self.holds.others(principal.key_id, route_id)
+        today = self._today(principal.key_id)
+        left = Spend(
+            budgets.tokens - today.tokens - others.tokens,
+            budgets.micro_usd - today.micro_usd - others.micro_usd,
+        )
+        spend, held = granted(Spend(max(0, tokens), micro_usd(cost_usd)), left, budgets, others.tokens)
+        self.holds.put(principal.key_id, route_id, spend)
+        return held, spend

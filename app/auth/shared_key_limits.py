@@ -36,12 +36,14 @@ from app.auth.key_limits import (
     micro_usd,
     rate_of,
     rate_refused,
+    spent_at,
     too_many_at_once,
     usd_budget_of,
     usd_budget_spent,
     utc_day,
 )
 from app.auth.principal import Principal
+from app.auth.shared_key_holds import HOLD_SCRIPT, SharedHold
 from app.redis_link import UNREACHABLE, RedisLink
 
 __all__ = ["SharedKeyLimits"]
@@ -88,9 +90,21 @@ class SharedKeyLimits:
         self.local = local
         self.replicas = replicas
         self._admit = link.client.register_script(_ADMIT)
+        self.hold_script = link.client.register_script(HOLD_SCRIPT)
+        self.failures = FAILED
 
     def _key(self, key_id: str, *parts: str) -> str:
         return self.link.key("key-limit", f"{{{key_id}}}", *parts)
+
+    def key_of(self, key_id: str, *parts: str) -> str:
+        """The Redis key of ``key_id``'s counter ``parts`` (all of a key's in one hash slot)."""
+        return self._key(key_id, *parts)
+
+    def hold(self, principal: Principal, route_id: str) -> SharedHold | None:
+        """Route ``route_id``'s hold on ``principal``'s daily budgets, shared by every replica."""
+        if self.local.hold(principal, route_id) is None:  # no budget to hold against
+            return None
+        return SharedHold(self, principal, route_id)
 
     def _day_key(self, key_id: str, day: str) -> str:
         return self._key(key_id, "tokens", day)
@@ -117,7 +131,7 @@ class SharedKeyLimits:
             ]
             try:
                 verdict, wait_ms = await self._admit(
-                    keys=keys, args=[budget, interval_ms, routes, rate, usd_budget]
+                    keys=keys, args=[budget and spent_at(budget), interval_ms, routes, rate, usd_budget]
                 )
             except FAILED as exc:
                 self.link.mark_down(exc)

@@ -64,5 +64,5 @@ async def running_service(settings: Settings) -> AsyncIterator[tuple[str, FastAP
     """The service under a real uvicorn server on a free loopback port; yields its URL and app."""
     with _own_store(settings) as own:
         app = create_app(own)
-        async with serve_in_loop(app) as url:
+        async with serve_in_loop(app, settings=own) as url:
             yield url, app

@@ -70,6 +70,7 @@ class RoutePlanned:
     estimated_tokens: int = 0
     budget_cut: bool = False  # the token budget shortened the shortlist
     first_pass: tuple[Chunk, ...] = ()
+    budget_cut_reason: str | None = None  # which budget shortened it
 
     @property
     def chunks(self) -> int:
@@ -115,16 +116,22 @@ def plan_route(
             break
         short = shortlist(query.prepared, query.scope, query.question, size, dense)
         compact, estimate = _steps(query, short, first, question_tokens)
-    return RoutePlanned(query, short, bool(short.chunks), prior_weight, estimate, cut, compact)
+    reason = f"the route's token budget of {budget} LM tokens" if cut else None
+    return RoutePlanned(query, short, bool(short.chunks), prior_weight, estimate, cut, compact, reason)
 
 
-def second_pass(plan: RoutePlanned, outcomes: Sequence[ChunkOutcome], first: FirstPass) -> RoutePlanned:
-    """The full-card plan after a first pass: the tables it named, could not judge, or ranks best by prior."""
+def second_pass(
+    plan: RoutePlanned, outcomes: Sequence[ChunkOutcome], first: FirstPass, limit: int | None = None
+) -> RoutePlanned:
+    """The full-card plan after a first pass: the tables it named, could not judge, or ranks best by prior.
+
+    ``limit``: at most that many tables, best prior first (the key's budget holds no more).
+    """
     short, query = plan.shortlist, plan.query
     keep = {v.table for o in outcomes for v in o.votes if v.relevant}
     keep.update(n for o, c in zip(outcomes, plan.first_pass, strict=True) if not o.answered for n in c.names)
     keep.update(short.names[: first.keep_by_prior])  # the shortlist is ordered by prior
-    kept = [n for n in short.names if n in keep]
+    kept = [n for n in short.names if n in keep][:limit]
     cards = [query.scope.card(query.prepared.card(n)) for n in kept]
     chunks = query.prepared.plan(cards)
     second = Shortlist(tuple(kept), chunks, short.prior, cut=True)
@@ -136,4 +143,5 @@ def second_pass(plan: RoutePlanned, outcomes: Sequence[ChunkOutcome], first: Fir
         plan.prior_weight,
         estimated_tokens(chunks, question_tokens),
         plan.budget_cut,
+        budget_cut_reason=plan.budget_cut_reason,
     )

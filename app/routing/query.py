@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.routing.deadline import Deadline
 from app.routing.preparation.prepared import PreparedCatalog, RouteScope
+from app.routing.token_hold import TokenHold
 
 __all__ = ["RouteQuery"]
 
@@ -31,6 +32,8 @@ class RouteQuery:
     deadline: Deadline
     schemas: tuple[str, ...] | None = None
     token_budget: int | None = None  # LM tokens the route may spend; None: no budget
+    # The route's hold on its key's daily budget (None: the key has none); not part of the question.
+    hold: TokenHold | None = field(default=None, compare=False)
 
     @classmethod
     def build(

@@ -55,3 +55,4 @@ class RouteResult:
     program_version: str | None = None  # the judge program's version; None for the lexical judge
     budget_cut: bool = False  # the token budget kept some scope tables from the judge
     budget_unjudged: list[str] = field(default_factory=list)
+    budget_cut_reason: str | None = None  # which budget cut the plan: the route's or the key's day

@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from app.routing.cutoff import RouteCutoff
 from app.routing.deadline import Deadline
+from app.routing.held_plan import held_plan, held_second_pass
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.outcome import ChunkOutcome
 from app.routing.judging.versions import PROGRAM_VERSION
-from app.routing.plan import FirstPass, RoutePlanned, plan_route, second_pass
+from app.routing.plan import FirstPass, RoutePlanned, plan_route
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
 from app.routing.ranking.final import (
@@ -90,8 +92,10 @@ async def fan_out(
     chunks: Sequence[Chunk],
     deadline: Deadline,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
+    *,
+    cutoff: RouteCutoff | None = None,
 ) -> list[ChunkOutcome]:
-    """Judge every chunk at once until ``deadline``; cancel what is unfinished, and wait for it.
+    """Judge every chunk at once until ``deadline`` (or the server's ``cutoff``); cancel what is unfinished.
 
     Waiting for the cancelled calls to unwind is what frees their limiter slots before the
     route answers; it takes no longer than their cancellation.
@@ -111,9 +115,18 @@ async def fan_out(
         asyncio.create_task(judged(c, o), name=f"tablerouter-chunk-{c.index}")
         for c, o in zip(chunks, outcomes, strict=True)
     ]
+    stop = None if cutoff is None else asyncio.create_task(cutoff.reached(), name="tablerouter-cutoff")
     try:
-        await asyncio.wait(tasks, timeout=deadline.remaining())
+        if stop is None:
+            await asyncio.wait(tasks, timeout=deadline.remaining())
+        else:
+            chunks_done = asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(
+                (chunks_done, stop), timeout=deadline.remaining(), return_when="FIRST_COMPLETED"
+            )
     finally:
+        if stop is not None:
+            stop.cancel()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -133,7 +146,9 @@ class RouteService:
         prices: Prices | None = None,
         program_version: str = PROGRAM_VERSION,
         first_pass: FirstPass | None = None,
+        cutoff: RouteCutoff | None = None,
     ) -> None:
+        self.cutoff = cutoff  # the server's shutdown: routes answer with what finished
         self.program_version = program_version
         self.first_pass = first_pass or FirstPass()
         self.judge = judge
@@ -168,7 +183,7 @@ class RouteService:
             return [], "the LM backend's circuit breaker is open"
         with backend.reliability.route_slot(backend.limiter):
             deadline = query.deadline.for_lm_calls()
-            outcomes = await fan_out(judge, query.question, chunks, deadline, on_event)
+            outcomes = await fan_out(judge, query.question, chunks, deadline, on_event, cutoff=self.cutoff)
         failed = [o.error for o in outcomes if o.failed and o.error]
         unfinished = sum(not o.answered and not o.failed for o in outcomes)
         # A failed chunk whose tables other chunks judged cost the answer nothing: no warning.
@@ -190,10 +205,12 @@ class RouteService:
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:
         """Route ``query`` before its deadline, telling ``on_event`` the plan and each chunk's outcome.
 
-        Raises RouteQueueFullError when too many routes already wait for the LM backend.
+        Raises RouteQueueFullError when too many routes already wait for the LM backend, and
+        BudgetExhaustedError when the key's day cannot pay for one judge call.
         """
         started = time.perf_counter()
-        plan = await self.plan(query)
+        # Held before the fan-out: a route spends at most what its key's day has left.
+        plan = await held_plan(await self.plan(query), self.plan, self.prices)
         if on_event is not None:
             on_event(plan)
         outcomes: list[ChunkOutcome] = []
@@ -207,7 +224,7 @@ class RouteService:
                 first_pass = len(plan.first_pass)
                 outcomes, degraded = await self._judged(self.judge, query, plan.first_pass, on_event)
                 if degraded is None:
-                    plan = second_pass(plan, outcomes, self.first_pass)
+                    plan = await held_second_pass(plan, outcomes, self.first_pass, self.prices)
                     if on_event is not None:
                         on_event(plan)
             first = len(outcomes)
@@ -243,6 +260,7 @@ class RouteService:
             program_version=self.program_version if lm_judged else None,
             budget_cut=plan.budget_cut,
             budget_unjudged=_left_out(plan) if plan.budget_cut else [],
+            budget_cut_reason=plan.budget_cut_reason,
         )
 
 
