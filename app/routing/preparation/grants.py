@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from app.catalog.fk_graph import fk_graph
 from app.catalog.model import Table
 from app.routing.preparation.cards import TableCard, make_card
+from app.routing.preparation.metadata_guard import catalog_names
 
 __all__ = ["ALL_TABLES", "TableGrant", "sees_table", "visible_tables"]
 
@@ -65,8 +66,9 @@ def visible_tables(tables: Sequence[Table], patterns: Sequence[str], chunk_token
         return None
     names = frozenset(t.qualified_name for t in visible)
     shown = [_without_hidden_links(t, names) for t in visible]
+    known = catalog_names(tables)
     rerendered = {
-        t.qualified_name: make_card(t, chunk_tokens)
+        t.qualified_name: make_card(t, chunk_tokens, known)
         for t, original in zip(shown, visible, strict=True)
         if t is not original
     }

@@ -27,6 +27,7 @@ from app.routing.preparation.cards import TableCard, compact_card, make_card
 from app.routing.preparation.chunks import Chunk, plan_chunks
 from app.routing.preparation.grants import TableGrant, visible_tables
 from app.routing.preparation.lexical import NAME_BOOST, LexicalIndex, name_words, words
+from app.routing.preparation.metadata_guard import catalog_names
 
 log = logging.getLogger(__name__)
 # Distinct grants kept per catalog version; past it they are computed again (many keys, few grants).
@@ -197,13 +198,15 @@ def _warn_untrusted(source: str, cards: Sequence[TableCard]) -> None:
 def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> PreparedCatalog:
     """Build the derived structures (CPU-bound: call it in a worker thread)."""
     started = time.perf_counter()
-    cards = tuple(make_card(t, chunk_tokens) for t in catalog.tables)
+    names = catalog_names(catalog.tables)
+    cards = tuple(make_card(t, chunk_tokens, names) for t in catalog.tables)
     compact = {t.qualified_name: compact_card(t) for t in catalog.tables}
     # Each card is split into words once, for both the table and the schema index.
     card_words = [words(c.text) for c in cards]
-    names = [c.name for c in cards]
+    card_names = [c.name for c in cards]
     lexical = LexicalIndex.from_words(
-        names, [name_words(n) * NAME_BOOST + found for n, found in zip(names, card_words, strict=True)]
+        card_names,
+        [name_words(n) * NAME_BOOST + found for n, found in zip(card_names, card_words, strict=True)],
     )
     _warn_untrusted(catalog.source, cards)
     graph = fk_graph(catalog.tables)
