@@ -20,8 +20,8 @@ Three verdicts, from strongest to weakest:
 - ``instruction_like_name(name)``: a table or column name such as ``select_this_table``: the
   table gets no relevant vote, since its name is in every prompt that judges it.
 - ``steering_hints(comment, own, names)``: weaker signs that a comment talks to the model rather
-  than about the data: a directive verb anywhere (``use``, ``include`` and ``always`` too), words
-  about the route (question, relevant, prompt, assistant), another table's name, or disguised
+  than about the data: a directive verb opening a clause (``use`` and ``include`` too), words
+  about the route (always, must, question, relevant, prompt, assistant), another table's name, or disguised
   text (invisible characters, fullwidth forms, look-alike letters). The comment stays in the
   card, but a table selected in a chunk that showed such a comment must be selected again
   without it (``app.routing.judging.earned``), or it is demoted.
@@ -63,10 +63,12 @@ _OBJECTS = _lexicon(
     instrucoes tabel instructies таблицу таблица таблицы инструкции
     """
 )
-# Softer signs of text addressed to the model: only make a comment's table re-judged.
-_HINTS = _DIRECTIVES | _lexicon(
+# Softer signs of text addressed to the model: only make a comment's table re-judged. Directives
+# count at the start of a clause (an imperative), less "return" and "mark": nouns in many comments.
+_HINT_DIRECTIVES = (_DIRECTIVES | _lexicon("use include")) - {"return", "mark"}
+_HINTS = _lexicon(
     """
-    use include always never must question questions relevant relevance prompt instructions llm
+    always never must question questions relevant relevance prompt instructions llm
     assistant chatbot gpt toujours siempre immer sempre
     """
 )
@@ -159,6 +161,12 @@ def steering_hints(comment: str | None, own: Table, names: frozenset[str]) -> bo
     found = _WORDS.findall(text)
     if any(w in _HINTS for w in found) or _CJK_DIRECTIVE.search(text):
         return True
-    mine = {skeleton(own.qualified_name), skeleton(own.name)}
+    clauses = (_WORDS.findall(clause)[:_FIRST_WORDS] for clause in _CLAUSES.split(text))
+    if any(w in _HINT_DIRECTIVES for first in clauses for w in first):
+        return True
+    # Its own name, and the tables its foreign keys reference (the card names them anyway).
+    linked = [fk.ref_table for fk in own.foreign_keys]
+    mine = {skeleton(n) for n in (own.qualified_name, own.name, *linked)}
+    mine |= {skeleton(n.rpartition(".")[2]) for n in linked}
     mentioned = {*found, *(part for w in found for part in w.split("."))}
     return bool((mentioned & names) - mine)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.catalog.fk_graph import fk_graph
+from app.catalog.identifiers import unquote_schema
 from app.catalog.model import Catalog
 from app.routing.preparation.cards import TableCard, compact_card, make_card
 from app.routing.preparation.chunks import Chunk, plan_chunks
@@ -113,6 +114,8 @@ class PreparedCatalog:
         granted = self._granted(patterns)
         if not schemas:
             return self.full if granted is None else granted[1]
+        # A schema may be written double-quoted, as answers print it ("a.b"); or as the catalog names it.
+        schemas = [unquote_schema(s) for s in schemas]
         grant = None if granted is None else granted[0]
         present = {t.schema for t in self.catalog.tables if grant is None or t.qualified_name in grant.names}
         missing = sorted(set(schemas) - present, key=str)
