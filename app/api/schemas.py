@@ -157,6 +157,9 @@ class RouteRequest(BaseModel):
 class TableParts(BaseModel):
     """A table's unambiguous display ``name`` and its parts ``schema`` and ``table``."""
 
+    # "schema" would shadow BaseModel.schema: the field is schema_part, serialized as "schema".
+    model_config = ConfigDict(serialize_by_alias=True)
+
     name: str = Field(
         description="unambiguous qualified name: schema.table (on SQLite, the table name), a part "
         'holding a dot, a double quote or a glob character double-quoted: "a.b".x',
