@@ -47,6 +47,7 @@ class NameSyntaxError(ValueError):
     """A table name or pattern that does not parse (an open quote, too many parts, an empty part)."""
 
 
+@lru_cache(maxsize=65536)  # every table's name is printed on many paths (cards, grants, answers)
 def quote_part(part: str) -> str:
     """One part as the display form writes it: as is, or double-quoted when it needs to be."""
     if _NEEDS_QUOTES.search(part):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from app.catalog.model import Table
 from app.catalog.visible_text import obfuscated, skeleton
@@ -120,6 +121,7 @@ def _directive_clause(text: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=65536)  # comments and names repeat across a warehouse; cards ask twice
 def instruction_like(comment: str | None) -> bool:
     """Whether a warehouse comment reads as instructions to the LM (it is then left out)."""
     if not comment:
@@ -136,6 +138,7 @@ def instruction_like(comment: str | None) -> bool:
     )
 
 
+@lru_cache(maxsize=65536)
 def instruction_like_name(name: str) -> bool:
     """Whether a table or column name reads as instructions to the LM."""
     return bool(_NAME_PATTERN.search(skeleton(_spaced(name))))
@@ -151,22 +154,33 @@ def catalog_names(tables: Iterable[Table]) -> frozenset[str]:
     return frozenset(names)
 
 
+@lru_cache(maxsize=65536)
+def _text_hints(comment: str) -> tuple[bool, frozenset[str]]:
+    """Whether the text alone shows steering hints, and the names it could mention (words, parts)."""
+    if obfuscated(comment):
+        return True, frozenset()
+    text = skeleton(comment)
+    found = _WORDS.findall(text)
+    if any(w in _HINTS for w in found) or _CJK_DIRECTIVE.search(text):
+        return True, frozenset()
+    clauses = (_WORDS.findall(clause)[:_FIRST_WORDS] for clause in _CLAUSES.split(text))
+    if any(w in _HINT_DIRECTIVES for first in clauses for w in first):
+        return True, frozenset()
+    return False, frozenset({*found, *(part for w in found for part in w.split("."))})
+
+
 def steering_hints(comment: str | None, own: Table, names: frozenset[str]) -> bool:
     """Whether ``comment`` (on table ``own``) shows signs of addressing the model, short of orders."""
     if not comment:
         return False
-    if obfuscated(comment):
+    hinted, mentioned = _text_hints(comment)
+    if hinted:
         return True
-    text = skeleton(comment)
-    found = _WORDS.findall(text)
-    if any(w in _HINTS for w in found) or _CJK_DIRECTIVE.search(text):
-        return True
-    clauses = (_WORDS.findall(clause)[:_FIRST_WORDS] for clause in _CLAUSES.split(text))
-    if any(w in _HINT_DIRECTIVES for first in clauses for w in first):
-        return True
+    others = mentioned & names
+    if not others:
+        return False
     # Its own name, and the tables its foreign keys reference (the card names them anyway).
     linked = [fk.ref_table for fk in own.foreign_keys]
     mine = {skeleton(n) for n in (own.qualified_name, own.name, *linked)}
     mine |= {skeleton(n.rpartition(".")[2]) for n in linked}
-    mentioned = {*found, *(part for w in found for part in w.split("."))}
-    return bool((mentioned & names) - mine)
+    return bool(others - mine)
