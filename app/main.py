@@ -47,6 +47,7 @@ from app.observability.tracing import instrument
 from app.routing.caching.route_cache import CachedRoutes
 from app.routing.caching.verdict_cache import VerdictCache
 from app.routing.cutoff import RouteCutoff
+from app.routing.judging.earned import EarnedPlaceJudge
 from app.routing.judging.program_version import program_version
 from app.routing.judging.versions import program_version_of
 from app.routing.plan import FirstPass
@@ -192,7 +193,10 @@ def _router(
     """The route service: the judge behind the verdict cache, the service behind the route cache."""
     lm_judge = _lm_judge(settings, backend) if backend is not None else None
     version = program_version(lm_judge)
-    judge = VerdictCache(lm_judge, settings.verdict_cache_size, version) if lm_judge else None
+    # A table a steering comment selected is judged again without it (before the cache keeps its votes).
+    judge = (
+        VerdictCache(EarnedPlaceJudge(lm_judge), settings.verdict_cache_size, version) if lm_judge else None
+    )
     prices = None
     if backend is not None:
         from app.llm.prices import prices_for  # LiteLLM's price list, only with an LM

@@ -128,7 +128,8 @@ async def test_the_answer_without_include_is_unchanged(world: GrantWorld) -> Non
     plain = await _route(world, "admin")
     assert set(plain) == ANSWER_KEYS
     assert all(
-        set(t) == {"name", "score", "votes_for", "votes_total", "reason", "via_fk"} for t in plain["tables"]
+        set(t) == {"name", "schema", "table", "score", "votes_for", "votes_total", "reason", "via_fk"}
+        for t in plain["tables"]
     )
     # The schema is built after the route cache: the same route with 'include' is a hit, same tables.
     detailed = await _route(world, "admin", include=ALL_PARTS)

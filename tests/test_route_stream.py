@@ -89,7 +89,16 @@ async def test_events_arrive_in_order_and_end_with_the_json_answer(service: str)
     partials = [e.json() for e in events if e.event == "partial"]
     assert partials
     assert all(0 < p["chunks_done"] < total and p["tables"] for p in partials)
-    assert set(partials[0]["tables"][0]) == {"name", "score", "votes_for", "votes_total", "reason", "via_fk"}
+    assert set(partials[0]["tables"][0]) == {
+        "name",
+        "schema",
+        "table",
+        "score",
+        "votes_for",
+        "votes_total",
+        "reason",
+        "via_fk",
+    }
 
     result = events[-1].json()
     async with httpx.AsyncClient(base_url=service, timeout=60) as client:

@@ -36,7 +36,9 @@ class KeyCreateRequest(BaseModel):
     grants: dict[SourceName, Annotated[list[TablePattern], Field(min_length=1, max_length=100)]] = Field(
         default_factory=dict,
         max_length=100,
-        description="per source, fnmatch patterns over schema.table the key may see; ['*']: every table",
+        description="per source, the tables the key may see: patterns schema.table with a glob per part "
+        '(* ? [seq]), a part holding a dot, quote or glob character double-quoted ("a.b".x, "p*".*); '
+        "['*']: every table",
         examples=[{"sales": ["public.*", "analytics.fact_*"]}],
     )
     admin: bool = Field(

@@ -31,6 +31,7 @@ from app.api.route_log_schemas import (
 )
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
+from app.catalog.identifiers import NameSyntaxError
 from app.catalog.model import Catalog
 from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
 from app.routing.preparation.grants import sees_table
@@ -78,7 +79,7 @@ def _visible(catalog: Catalog, principal: Principal) -> Catalog:
     patterns = principal.patterns(catalog.source)
     if patterns is None:
         return catalog
-    tables = tuple(t for t in catalog.tables if sees_table(patterns, t.qualified_name))
+    tables = tuple(t for t in catalog.tables if sees_table(patterns, t))
     return Catalog(catalog.source, tables, catalog.version)
 
 
@@ -141,7 +142,10 @@ async def submit_feedback(
     route = await _logged(state, route_id, principal)
     catalog = _visible(await _snapshot(state, route), principal)
     source = state.registry.get(route.source)
-    names: list[TableName] = [split_name(n.strip()) for n in body.used_tables if n.strip()]
+    try:
+        names: list[TableName] = [split_name(n.strip()) for n in body.used_tables if n.strip()]
+    except NameSyntaxError as exc:
+        raise UnprocessableError(f"used_tables: {exc}") from exc
     if body.sql is not None:
         try:
             names += tables_in_sql(body.sql, source.dialect if source else None)

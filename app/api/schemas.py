@@ -7,9 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, computed_field, field_validator
 
 from app.api.schema_detail_schemas import RouteSchemaDetail
+from app.catalog.identifiers import parts_of
 from app.catalog.read_errors import ReadErrorKind
 from app.routing.schema_detail import DDL_DIALECTS, SchemaPart
 from app.sources.registry import SourceStatus
@@ -86,7 +87,8 @@ class RouteRequest(BaseModel):
     schemas: list[PlainText] | None = Field(
         default=None,
         max_length=1000,
-        description="only consider tables of these schemas; default: every table of the source",
+        description="only consider tables of these schemas, named as the catalog does or double-quoted as "
+        'answers print them ("a.b"); default: every table of the source',
         examples=[["public"]],
     )
     top_k: int = Field(default=10, ge=1, le=500, description="at most this many tables", examples=[10])
@@ -152,12 +154,36 @@ class RouteRequest(BaseModel):
         return value.lower()
 
 
-class RoutedTable(BaseModel):
-    """One table of the answer."""
+class TableParts(BaseModel):
+    """A table's unambiguous display ``name`` and its parts ``schema`` and ``table``."""
+
+    # "schema" would shadow BaseModel.schema: the field is schema_part, serialized as "schema".
+    model_config = ConfigDict(serialize_by_alias=True)
 
     name: str = Field(
-        description="qualified name, schema.table (on SQLite, the table name)", examples=["public.orders"]
+        description="unambiguous qualified name: schema.table (on SQLite, the table name), a part "
+        'holding a dot, a double quote or a glob character double-quoted: "a.b".x',
+        examples=["public.orders"],
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        alias="schema", description="the schema part; null where the source has none", examples=["public"]
+    )
+    @property
+    def schema_part(self) -> str | None:
+        return parts_of(self.name)[0]
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the table part, as the warehouse names it", examples=["orders"]
+    )
+    @property
+    def table(self) -> str:
+        return parts_of(self.name)[1]
+
+
+class RoutedTable(TableParts):
+    """One table of the answer."""
+
     score: float = Field(ge=0, le=1, description="relevance score in [0, 1]", examples=[0.95])
     votes_for: int = Field(ge=0, description="chunks whose verdict was relevant", examples=[2])
     votes_total: int = Field(ge=0, description="chunks that judged this table", examples=[2])
@@ -366,10 +392,9 @@ class ForeignKeyInfo(BaseModel):
     ref_columns: list[str] = Field(description="the referenced columns", examples=[["id"]])
 
 
-class TableInfo(BaseModel):
+class TableInfo(TableParts):
     """A table of the catalog snapshot."""
 
-    name: str = Field(description="qualified name", examples=["public.orders"])
     kind: TableKind = Field(description="base table or view", examples=["table"])
     comment: str | None = Field(
         default=None, description="the table's comment", examples=["one row per order"]

@@ -41,7 +41,7 @@ def _visible_tables(source: SourceState, principal: Principal) -> tuple[Table, .
         return ()
     tables = source.prepared.catalog.tables
     patterns = principal.patterns(source.name)
-    return tables if patterns is None else tuple(t for t in tables if sees_table(patterns, t.qualified_name))
+    return tables if patterns is None else tuple(t for t in tables if sees_table(patterns, t))
 
 
 def _summary(source: SourceState, principal: Principal) -> SourceSummary:

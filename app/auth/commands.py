@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="S[:PATTERN,...]",
-        help="a source the key may route over, optionally only its tables matching fnmatch patterns "
-        "over schema.table (sales:public.*,analytics.fact_*); repeat for more sources",
+        help="a source the key may route over, optionally only its tables matching grant patterns, a glob "
+        "per part (sales:public.*,analytics.fact_*; quote parts with dots); repeat for more sources",
     )
     create.add_argument("--admin", action="store_true", help="sees every source, manages keys, refreshes")
     create.add_argument(

@@ -11,6 +11,8 @@ import hashlib
 import secrets
 from collections.abc import Collection, Mapping
 
+from app.catalog.identifiers import NameSyntaxError, parse_pattern
+
 __all__ = [
     "KEY_PREFIX",
     "GrantSpecError",
@@ -66,6 +68,11 @@ def parse_grant(spec: str) -> tuple[str, list[str]]:
     patterns = [p.strip() for p in rest.split(",") if p.strip()]
     if not patterns:
         raise GrantSpecError(f"grant {spec!r}: no table pattern after ':'")
+    for pattern in patterns:
+        try:
+            parse_pattern(pattern)
+        except NameSyntaxError as exc:
+            raise GrantSpecError(f"grant {spec!r}: pattern {exc}") from exc
     return source, patterns
 
 
@@ -80,4 +87,10 @@ def grant_problem(grants: Mapping[str, object], *, admin: bool, sources: Collect
     unknown = sorted(set(grants) - set(sources))
     if unknown:
         return f"grants name unknown sources {unknown}; known: {sorted(sources)}"
+    for patterns in grants.values():
+        for pattern in patterns if isinstance(patterns, list) else ():
+            try:
+                parse_pattern(str(pattern))
+            except NameSyntaxError as exc:
+                return f"grant pattern {exc} (see docs/security.md#grant-patterns)"
     return None

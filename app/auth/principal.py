@@ -15,7 +15,7 @@ STATIC_ADMIN_ID = "admin"
 class Principal:
     """Who asks: a key's id, whether it is an admin, its grants and its limits.
 
-    ``grants`` maps each granted source to fnmatch patterns over its qualified table names;
+    ``grants`` maps each granted source to grant patterns (a glob per part, app.catalog.identifiers);
     an admin sees every source and every table whatever its grants say. ``None`` limits are
     the service's defaults; 0 is unlimited. ``daily_usd`` is dollars at the configured LM prices.
     """

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.catalog.identifiers import display_name
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -24,7 +26,7 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class ForeignKey:
-    """A foreign key from ``columns`` of the owning table to ``ref_table`` (qualified name)."""
+    """A foreign key from ``columns`` of the owning table to ``ref_table`` (its display name, ``qualify``)."""
 
     columns: tuple[str, ...]
     ref_table: str
@@ -33,7 +35,7 @@ class ForeignKey:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """One table or view, named ``schema.table`` (or just ``table`` when there is no schema)."""
+    """One table or view: the parts ``schema`` (None when the source has none) and ``name``."""
 
     schema: str | None
     name: str
@@ -45,7 +47,9 @@ class Table:
 
     @property
     def qualified_name(self) -> str:
-        return f"{self.schema}.{self.name}" if self.schema else self.name
+        """The table's unambiguous name (``app.catalog.identifiers.display_name``): ``schema.table``,
+        a part with a dot or quote double-quoted (``"a.b".x``)."""
+        return display_name(self.schema, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +70,8 @@ class Catalog:
 
 
 def qualify(schema: str | None, name: str) -> str:
-    """The qualified name the service uses for a table."""
-    return f"{schema}.{name}" if schema else name
+    """The qualified name the service uses for a table (its unambiguous display form)."""
+    return display_name(schema, name)
 
 
 def _plain(table: Table) -> dict[str, Any]:

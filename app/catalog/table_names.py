@@ -1,6 +1,7 @@
 """Table names as a client writes them, matched to a catalog's tables; and the tables of an SQL text.
 
-A name matches case-insensitively. A qualified name (``schema.table``) must name the schema; an
+A name matches case-insensitively, part by part; it is written as answers print it (``schema.table``,
+a part with a dot double-quoted: ``"a.b".x``). A qualified name must name the schema; an
 unqualified one is looked up in the source's default schema, then among unqualified tables
 (SQLite), then by table name alone when exactly one schema of the catalog has it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from app.catalog.identifiers import display_name, parse_name
 from app.catalog.model import Catalog
 
 __all__ = ["SQLNotParsedError", "TableName", "match_tables", "split_name", "tables_in_sql"]
@@ -61,9 +63,11 @@ def tables_in_sql(sql: str, dialect: str | None) -> list[TableName]:
 
 
 def split_name(name: str) -> TableName:
-    """``schema.table`` → (schema, table); ``table`` → (None, table)."""
-    schema, dot, table = name.rpartition(".")
-    return (schema, table) if dot and schema and table else (None, name)
+    """``schema.table`` → (schema, table); ``table`` → (None, table); ``"a.b".x`` → (a.b, x).
+
+    The display syntax of ``app.catalog.identifiers`` (NameSyntaxError when it does not parse).
+    """
+    return parse_name(name)
 
 
 def match_tables(
@@ -80,16 +84,17 @@ def match_tables(
     for schema, table in names:
         folded = table.casefold()
         if schema is not None:
-            tries = [f"{schema}.{table}".casefold()]
+            tries = [display_name(schema, table).casefold()]
             if schema.casefold() == default:
-                tries.append(folded)
+                tries.append(display_name(None, table).casefold())
         else:
-            tries = [f"{default}.{folded}", folded] if default else [folded]
+            bare = display_name(None, table).casefold()
+            tries = [display_name(default, table).casefold(), bare] if default else [bare]
         hit = next((by_name[k] for k in tries if k in by_name), None)
         if hit is None and schema is None and len(by_table.get(folded, ())) == 1:
             hit = by_table[folded][0]
         if hit is None:
-            unknown.append(f"{schema}.{table}" if schema else table)
+            unknown.append(display_name(schema, table))
         else:
             matched[hit] = None
     return list(matched), unknown

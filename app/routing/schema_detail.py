@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from app.catalog.identifiers import parse_name
 from app.catalog.model import Column, Table
 from app.routing.preparation.cards import shown_comment
 from app.routing.preparation.grants import TableGrant
@@ -158,8 +159,8 @@ def _table_ref(qualified: str, catalog: dict[str, Table]) -> exp.Table:
     table = catalog.get(qualified)
     if table is not None:
         schema, name = table.schema, table.name
-    else:  # a visible table outside the snapshot's dict cannot be: read the name as schema.table
-        schema, _, name = qualified.rpartition(".")
+    else:  # a visible table outside the snapshot's dict cannot be: read the name's parts
+        schema, name = parse_name(qualified)
     return exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(schema) if schema else None)
 
 

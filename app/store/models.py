@@ -122,7 +122,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     prefix: Mapped[str] = mapped_column(sa.String(16))
     secret_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    # {source: [fnmatch pattern over schema.table, ...]}
+    # {source: [grant pattern: a glob per part, schema.table (app.catalog.identifiers), ...]}
     grants: Mapped[dict[str, list[str]]] = mapped_column(JSONDocument)
     admin: Mapped[bool]
     rate_limit: Mapped[int | None]

@@ -28,7 +28,9 @@ def votes_from_verdicts(chunk: Chunk, verdicts: list[TableVerdict]) -> tuple[lis
     seen: dict[str, Vote] = {}
     dropped = 0
     for verdict in verdicts:
-        name = known.get(verdict.table.strip().strip('"`').lower())
+        written = verdict.table.strip().lower()
+        # A display name may start with a quote ("a.b".x); a model may also wrap a plain name in one.
+        name = known.get(written) or known.get(written.strip('"`'))
         if name is None:
             dropped += 1
             continue

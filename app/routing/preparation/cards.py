@@ -26,15 +26,16 @@ column comment whose every word is already in the column's name or FK target (``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 from app.catalog.model import Table
+from app.catalog.visible_text import normalised
 from app.routing.preparation.lexical import words
-from app.routing.preparation.metadata_guard import instruction_like, instruction_like_name
+from app.routing.preparation.metadata_guard import instruction_like, instruction_like_name, steering_hints
 
 CARD_HEADER = "### "
 CUT_MARKER = "… (card cut: {n} more columns)"
@@ -56,6 +57,9 @@ class TableCard:
     quarantined: tuple[str, ...] = ()
     # The table's or a column's name reads as instructions: the LM's verdict on it is not trusted.
     distrusted: bool = False
+    # When a comment shows steering hints (``metadata_guard.steering_hints``): the card without
+    # its comments, on which a table selected beside this card must be selected again.
+    bare: str | None = None
 
 
 def estimate_tokens(text: str) -> int:
@@ -89,15 +93,6 @@ def _says_more(comment: str | None, known: str) -> bool:
 
 
 _PLAIN_NAME = re.compile(r"[\w$#@.-]+")
-_INVISIBLE = ("Cc", "Cf")  # control characters; format characters (zero-width, bidi overrides)
-
-
-def _visible(text: str) -> str:
-    """``text`` on one line: whitespace runs as one space, control and format characters gone."""
-    text = " ".join(text.split())
-    if text.isprintable():
-        return text
-    return "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE)
 
 
 def card_name(name: str) -> str:
@@ -106,13 +101,15 @@ def card_name(name: str) -> str:
 
 
 def shown_comment(comment: str | None) -> str | None:
-    """A warehouse comment on one line, control and format characters gone, shortened; None if empty.
+    """A warehouse comment normalised (``visible_text.normalised``: one line, NFKC, control and
+    format characters gone), shortened; None if empty.
 
-    The text a card quotes, and the text the route's schema detail gives a frontend.
+    The text a card quotes, and the text the route's schema detail gives a frontend: the text the
+    metadata guard checked.
     """
     if not comment or not comment.strip():
         return None
-    text = _visible(comment)
+    text = normalised(comment)
     if not text:
         return None
     if len(text) > MAX_COMMENT_CHARS:
@@ -182,8 +179,30 @@ def compact_card(table: Table) -> TableCard:
     return TableCard(table.qualified_name, text, estimate_tokens(text), more > 0, (), _distrusted(table))
 
 
-def make_card(table: Table, max_tokens: int) -> TableCard:
-    """The card of ``table``; a card over ``max_tokens`` is cut with a visible marker, never dropped."""
+def _hinted(table: Table, names: frozenset[str]) -> bool:
+    """Whether a comment the card shows carries steering hints (quarantined ones are not shown)."""
+    comments = (table.comment, *(c.comment for c in table.columns))
+    return any(steering_hints(c, table, names) and not instruction_like(c) for c in comments if c)
+
+
+def _without_comments(table: Table) -> Table:
+    columns = tuple(dataclasses.replace(c, comment=None) for c in table.columns)
+    return dataclasses.replace(table, comment=None, columns=columns)
+
+
+def make_card(table: Table, max_tokens: int, names: frozenset[str] = frozenset()) -> TableCard:
+    """The card of ``table``; a card over ``max_tokens`` is cut with a visible marker, never dropped.
+
+    ``names`` are the catalog's table names (``metadata_guard.catalog_names``): a comment naming
+    another table is a steering hint, and the card then carries its ``bare`` form.
+    """
+    card = _card(table, max_tokens)
+    if not _hinted(table, names):
+        return card
+    return dataclasses.replace(card, bare=_card(_without_comments(table), max_tokens).text)
+
+
+def _card(table: Table, max_tokens: int) -> TableCard:
     kind = " [view]" if table.kind == "view" else ""
     quarantined: list[str] = []
     comment = _guarded(table.comment, "comment", quarantined)

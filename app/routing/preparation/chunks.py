@@ -22,6 +22,9 @@ class Chunk:
     tokens: int
     # Tables whose names read as instructions to the LM (cards' ``distrusted``): no relevant vote.
     distrusted: frozenset[str] = frozenset()
+    # (table, card without comments) of the cards whose comments carry steering hints: a table
+    # this chunk selects must be selected again on cards without them (``judging.earned``).
+    hinted: tuple[tuple[str, str], ...] = ()
     # A digest of ``text``, computed once per chunk: the verdict cache's key and the prompt-cache
     # hint both name a chunk by it, on every call.
     digest: str = field(init=False)
@@ -65,6 +68,7 @@ def plan_chunks(cards: Sequence[TableCard], budget: int, votes: int, seed: int) 
                     text=CARD_SEPARATOR.join(c.text for c in group),
                     tokens=sum(c.tokens for c in group),
                     distrusted=frozenset(c.name for c in group if c.distrusted),
+                    hinted=tuple((c.name, c.bare) for c in group if c.bare is not None),
                 )
             )
     return chunks

@@ -1,8 +1,10 @@
 """What one API key may see of one catalog version: its ``TableGrant``.
 
-A key is granted, per source, fnmatch patterns over qualified table names (``public.*``,
-``analytics.fact_*``). The tables no pattern matches are removed before the shortlist, so they
-never reach the LM, the answer or an error message: the cards of visible tables are re-rendered
+A key is granted, per source, patterns with a glob per part (``public.*``, ``analytics.fact_*``,
+``"a.b".x``; syntax and case rules in ``app.catalog.identifiers``), each matched against the
+table's schema and name separately, so ``public.*`` never reaches schema ``public.hidden``.
+The tables no pattern matches are removed before the shortlist, so they never reach the LM,
+the answer or an error message: the cards of visible tables are re-rendered
 without their foreign keys to hidden tables, and the FK graph used for join-path completion
 keeps only visible tables. Grants are computed once per catalog version and pattern set.
 """
@@ -13,20 +15,30 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
 from app.catalog.fk_graph import fk_graph
+from app.catalog.identifiers import ALL_TABLES, NameSyntaxError, TablePattern, parse_pattern
 from app.catalog.model import Table
 from app.routing.preparation.cards import TableCard, make_card
+from app.routing.preparation.metadata_guard import catalog_names
 
 __all__ = ["ALL_TABLES", "TableGrant", "sees_table", "visible_tables"]
 
-ALL_TABLES = "*"
+
+def _parsed(patterns: Sequence[str]) -> list[TablePattern]:
+    # Keys are checked when made (keys_api); a stored pattern that no longer parses sees nothing.
+    parsed = []
+    for pattern in patterns:
+        try:
+            parsed.append(parse_pattern(pattern))
+        except NameSyntaxError:
+            continue
+    return parsed
 
 
-def sees_table(patterns: Sequence[str], qualified_name: str) -> bool:
-    """Whether any of ``patterns`` matches the table (case-sensitive, as the catalog names it)."""
-    return any(fnmatchcase(qualified_name, p) for p in patterns)
+def sees_table(patterns: Sequence[str], table: Table) -> bool:
+    """Whether any of ``patterns`` matches the table, part by part (case-sensitive)."""
+    return any(p.sees(table.schema, table.name) for p in _parsed(patterns))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +72,15 @@ def visible_tables(tables: Sequence[Table], patterns: Sequence[str], chunk_token
     """
     if ALL_TABLES in patterns:
         return None
-    visible = [t for t in tables if sees_table(patterns, t.qualified_name)]
+    parsed = _parsed(patterns)
+    visible = [t for t in tables if any(p.sees(t.schema, t.name) for p in parsed)]
     if len(visible) == len(tables):
         return None
     names = frozenset(t.qualified_name for t in visible)
     shown = [_without_hidden_links(t, names) for t in visible]
+    known = catalog_names(tables)
     rerendered = {
-        t.qualified_name: make_card(t, chunk_tokens)
+        t.qualified_name: make_card(t, chunk_tokens, known)
         for t, original in zip(shown, visible, strict=True)
         if t is not original
     }

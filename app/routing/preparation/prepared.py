@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.catalog.fk_graph import fk_graph
+from app.catalog.identifiers import unquote_schema
 from app.catalog.model import Catalog
 from app.routing.preparation.cards import TableCard, compact_card, make_card
 from app.routing.preparation.chunks import Chunk, plan_chunks
 from app.routing.preparation.grants import TableGrant, visible_tables
 from app.routing.preparation.lexical import NAME_BOOST, LexicalIndex, name_words, words
+from app.routing.preparation.metadata_guard import catalog_names
 
 log = logging.getLogger(__name__)
 # Distinct grants kept per catalog version; past it they are computed again (many keys, few grants).
@@ -112,6 +114,8 @@ class PreparedCatalog:
         granted = self._granted(patterns)
         if not schemas:
             return self.full if granted is None else granted[1]
+        # A schema may be written double-quoted, as answers print it ("a.b"); or as the catalog names it.
+        schemas = [unquote_schema(s) for s in schemas]
         grant = None if granted is None else granted[0]
         present = {t.schema for t in self.catalog.tables if grant is None or t.qualified_name in grant.names}
         missing = sorted(set(schemas) - present, key=str)
@@ -197,13 +201,15 @@ def _warn_untrusted(source: str, cards: Sequence[TableCard]) -> None:
 def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> PreparedCatalog:
     """Build the derived structures (CPU-bound: call it in a worker thread)."""
     started = time.perf_counter()
-    cards = tuple(make_card(t, chunk_tokens) for t in catalog.tables)
+    names = catalog_names(catalog.tables)
+    cards = tuple(make_card(t, chunk_tokens, names) for t in catalog.tables)
     compact = {t.qualified_name: compact_card(t) for t in catalog.tables}
     # Each card is split into words once, for both the table and the schema index.
     card_words = [words(c.text) for c in cards]
-    names = [c.name for c in cards]
+    card_names = [c.name for c in cards]
     lexical = LexicalIndex.from_words(
-        names, [name_words(n) * NAME_BOOST + found for n, found in zip(names, card_words, strict=True)]
+        card_names,
+        [name_words(n) * NAME_BOOST + found for n, found in zip(card_names, card_words, strict=True)],
     )
     _warn_untrusted(catalog.source, cards)
     graph = fk_graph(catalog.tables)
