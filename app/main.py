@@ -108,9 +108,11 @@ def _warn_about_auth(settings: Settings) -> None:
         )
 
 
-def _authenticator(settings: Settings, keys: ApiKeyRepository) -> Authenticator:
+def _authenticator(settings: Settings, keys: ApiKeyRepository, store: StoreRuntime) -> Authenticator:
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
-    return Authenticator(keys.by_secret, admin_key, settings.key_cache_s)
+    return Authenticator(
+        keys.by_secret, admin_key, settings.key_cache_s, store.health, settings.store_timeout_s
+    )
 
 
 async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink | None) -> KeyLimiter:
@@ -226,7 +228,7 @@ def create_app(settings: Settings) -> FastAPI:
             redactor = Redactor(secrets_of(settings))
             stack.enter_context(redacting_logs(redactor))
             store = await open_store(settings)
-            phase("store opened" + (" and migrated" if settings.migrate_on_start else ""))
+            phase(f"store opened ({store.health.state})")
             # Closed last, after the server stopped taking requests: every answered route gets logged.
             stack.push_async_callback(store.aclose)
             keys = ApiKeyRepository(store.store)
@@ -244,7 +246,7 @@ def create_app(settings: Settings) -> FastAPI:
                 router,
                 store,
                 keys,
-                _authenticator(settings, keys),
+                _authenticator(settings, keys, store),
                 await _key_limits(settings, store, link),
             )
             await registry.start()
