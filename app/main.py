@@ -228,7 +228,8 @@ def create_app(settings: Settings) -> FastAPI:
             redactor = Redactor(secrets_of(settings))
             stack.enter_context(redacting_logs(redactor))
             store = await open_store(settings)
-            phase(f"store opened ({store.health.state})")
+            migrated = " and migrated" if settings.migrate_on_start else ""
+            phase("store opened" + (migrated if store.health.up else ", degraded: it does not answer"))
             # Closed last, after the server stopped taking requests: every answered route gets logged.
             stack.push_async_callback(store.aclose)
             keys = ApiKeyRepository(store.store)
