@@ -45,7 +45,7 @@ async def readyz(state: Annotated[AppState, Depends(get_state)]) -> JSONResponse
     are off, the static admin key is set, or this process verified stored keys before.
     """
     loaded = {name: s.prepared is not None for name, s in state.registry.sources.items()}
-    store_up = await state.store.health.probe()
+    store_up = await state.store.health.probe() and state.store.health.up
     checker = state.authenticator
     keys_work = store_up or not state.settings.auth or checker.has_static_admin or checker.verified_keys > 0
     ready = any(loaded.values()) and keys_work

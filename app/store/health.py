@@ -79,7 +79,7 @@ class StoreHealth:
         STORE_UP.set(1 if self.migrated.is_set() else 0)
 
     async def probe(self) -> bool:
-        """Ask the store a trivial query now; True (and marked up) when it answers in time."""
+        """Ask the store a trivial query now; True when it answers in time (``up`` also needs the schema)."""
         try:
             async with asyncio.timeout(self._probe_timeout_s), self._store.engine.connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
@@ -87,7 +87,7 @@ class StoreHealth:
             self.failed(exc)
             return False
         self.answered()
-        return self.up
+        return True
 
     def _watch_until_up(self) -> None:
         if self._watch is None or self._watch.done():

@@ -80,8 +80,11 @@ class StoreRuntime:
             await asyncio.sleep(delay)
             try:
                 await upgrade_async(self.store.url)
-            except STORE_ERRORS as exc:
-                self.health.failed(exc)
+            except Exception as exc:  # down again, or a migration that fails: tried again, never silent
+                if await self.health.probe():
+                    log.exception("migrating the store failed while it answers; trying again")
+                else:
+                    self.health.failed(exc)
                 delay = min(delay * 2, MIGRATE_RETRY_CAP_S)
                 continue
             self.health.migrated.set()
