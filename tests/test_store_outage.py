@@ -180,10 +180,11 @@ async def test_routes_unwritten_at_shutdown_are_replayed_by_the_next_start(
     try:
         routes = _routes(8)
         async with _writer(url, tmp_path, queue_size=5) as writer:
+            await asyncio.sleep(0.1)  # let it wait on its queue: the 5 queued become its batch
             for record in routes:
                 writer.record(record)
             await _until(lambda: _retrying(writer), "the writer sees the store down")
-        assert writer.stats().spilled == 8  # 3 past the queue, 5 at shutdown
+        assert writer.stats().spilled == 8  # 3 past the queue, then its unwritten batch at shutdown
         assert _spill_files(tmp_path) != []
         await private_pg.start()
         async with _writer(url, tmp_path, queue_size=5) as later:

@@ -47,7 +47,6 @@ class StoreHealth:
         self.migrated = asyncio.Event()  # set once the schema is at head (or not ours to migrate)
         self._answering = True
         self.down_since: float | None = None  # monotonic time it was first seen down
-        self.last_error: str | None = None
         self._watch: asyncio.Task[None] | None = None
         STORE_UP.set(1)
 
@@ -62,7 +61,6 @@ class StoreHealth:
 
     def failed(self, exc: BaseException) -> None:
         """A use of the store failed with ``exc``: it is down until a probe says otherwise."""
-        self.last_error = type(exc).__name__
         if self._answering:
             self._answering = False
             self.down_since = time.monotonic()
@@ -75,7 +73,7 @@ class StoreHealth:
         if not self._answering:
             down_s = time.monotonic() - (self.down_since or time.monotonic())
             log.warning("the store answers again after %.1f s", down_s)
-        self._answering, self.down_since, self.last_error = True, None, None
+        self._answering, self.down_since = True, None
         STORE_UP.set(1 if self.migrated.is_set() else 0)
 
     async def probe(self) -> bool:

@@ -138,12 +138,16 @@ class RouteLogWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
-            finally:
-                for record in batch:
-                    self._pending.pop(record.route_id, None)
-                    self._queue.task_done()
-                async with self._batch_done:
-                    self._batch_done.notify_all()
+            except asyncio.CancelledError:
+                raise  # shutdown: the batch stays pending, and aclose spills it
+            except Exception:  # a bug must not stop the writer: the batch is counted lost
+                log.exception("route log: %d routes not written", len(batch))
+                self._failed += len(batch)
+            for record in batch:
+                self._pending.pop(record.route_id, None)
+                self._queue.task_done()
+            async with self._batch_done:
+                self._batch_done.notify_all()
             if self._spill is not None and self._spill.waiting():
                 await self._replay()
 
