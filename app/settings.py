@@ -107,7 +107,9 @@ class AuthSettings(BaseModel):
         description="GET /metrics needs an admin key too (Prometheus: authorization: {credentials: <key>})",
     )
     key_cache_s: Annotated[float, Field(ge=0, le=300)] = Field(
-        default=10.0, description="seconds a looked-up key is trusted before the store is asked again"
+        default=10.0,
+        description="seconds a looked-up key is trusted before the store is asked again; while the store "
+        "is down, a key verified before is trusted until it answers (docs/store.md)",
     )
     key_rate_limit: Annotated[int, Field(ge=0)] = Field(
         default=120, description="routes per minute per key (a batch counts each route); 0: unlimited"
