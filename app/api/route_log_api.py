@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -35,7 +34,6 @@ from app.routing.preparation.grants import sees_table
 from app.store.records import FeedbackRecord, RouteRecord
 
 router = APIRouter(tags=["route log"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
-log = logging.getLogger(__name__)
 
 # A route waits in the writer's queue for one batch; past this the store is in trouble.
 PENDING_WAIT_S = 10.0
