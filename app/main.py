@@ -111,9 +111,11 @@ def _warn_about_auth(settings: Settings) -> None:
         )
 
 
-def _authenticator(settings: Settings, keys: ApiKeyRepository) -> Authenticator:
+def _authenticator(settings: Settings, keys: ApiKeyRepository, store: StoreRuntime) -> Authenticator:
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
-    return Authenticator(keys.by_secret, admin_key, settings.key_cache_s)
+    return Authenticator(
+        keys.by_secret, admin_key, settings.key_cache_s, store.health, settings.store_timeout_s
+    )
 
 
 async def _key_limits(settings: Settings, store: StoreRuntime, link: RedisLink | None) -> KeyLimiter:
@@ -234,7 +236,8 @@ def create_app(settings: Settings) -> FastAPI:
             redactor = Redactor(secrets_of(settings))
             stack.enter_context(redacting_logs(redactor))
             store = await open_store(settings)
-            phase("store opened" + (" and migrated" if settings.migrate_on_start else ""))
+            migrated = " and migrated" if settings.migrate_on_start else ""
+            phase("store opened" + (migrated if store.health.up else ", degraded: it does not answer"))
             # Closed last, after the server stopped taking requests: every answered route gets logged.
             stack.push_async_callback(store.aclose)
             keys = ApiKeyRepository(store.store)
@@ -252,7 +255,7 @@ def create_app(settings: Settings) -> FastAPI:
                 router,
                 store,
                 keys,
-                _authenticator(settings, keys),
+                _authenticator(settings, keys, store),
                 await _key_limits(settings, store, link),
             )
             await registry.start()
@@ -277,6 +280,12 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.route_cutoff = cutoff
+    _install_http(app, settings)
+    return app
+
+
+def _install_http(app: FastAPI, settings: Settings) -> None:
+    """The middleware, routers and documentation pages of the HTTP API."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     install_cors(app, settings.cors_origins)
@@ -297,7 +306,6 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(metrics_api.router, dependencies=protected)
     if settings.otel_enabled:
         instrument(app)
-    return app
 
 
 def app_from_environment() -> FastAPI:

@@ -107,7 +107,9 @@ class AuthSettings(BaseModel):
         description="GET /metrics needs an admin key too (Prometheus: authorization: {credentials: <key>})",
     )
     key_cache_s: Annotated[float, Field(ge=0, le=300)] = Field(
-        default=10.0, description="seconds a looked-up key is trusted before the store is asked again"
+        default=10.0,
+        description="seconds a looked-up key is trusted before the store is asked again; while the store "
+        "is down, a key verified before is trusted until it answers (docs/store.md)",
     )
     key_rate_limit: Annotated[int, Field(ge=0)] = Field(
         default=120, description="routes per minute per key (a batch counts each route); 0: unlimited"
@@ -218,6 +220,23 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     )
     route_log_batch_size: Annotated[int, Field(ge=1, le=5000)] = Field(
         default=500, description="most routes written in one insert transaction"
+    )
+    # Store outages (app.store.health, app.store.route_log_writer): degrade, never deny.
+    route_log_spill_dir: str = Field(
+        default="./tablerouter-spill",
+        description="folder where routes go while the store is down and the route-log queue is full; "
+        "replayed into the store when it answers again; empty: no spill, such routes are dropped",
+    )
+    route_log_spill_max_mb: Annotated[int, Field(ge=1)] = Field(
+        default=1024, description="most megabytes of routes one process spills before dropping (counted)"
+    )
+    route_log_retry_max_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0, description="longest wait between two tries of a route-log write while the store is down"
+    )
+    store_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=2.0,
+        description="seconds a key look-up or a store probe may take before the store counts as down "
+        "(keys verified before are then served from the cache: docs/store.md)",
     )
     route_retention_days: float = Field(
         default=30.0,

@@ -139,7 +139,7 @@ async def test_sources_and_tables_show_only_the_grant(world: GrantWorld) -> None
 
 async def test_a_key_without_any_visible_source(world: GrantWorld) -> None:
     listed = await world.client.get("/sources", headers=world.auth("nothing"))
-    assert listed.json() == {"sources": []}
+    assert listed.json() == {"sources": [], "store": "ok"}
     response = await world.client.post("/route", json={"question": QUESTION}, headers=world.auth("nothing"))
     assert response.status_code == 422
     assert "sales" not in response.text

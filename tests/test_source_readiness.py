@@ -201,27 +201,3 @@ async def test_bad_source_settings_refuse_start_up_in_one_line(sources: str, sai
     assert said in lines[0]
     assert "Traceback" not in err
     assert SECRET not in err + out
-
-
-async def test_not_ready_while_the_store_is_down(
-    pg_url: str, private_pg: PrivatePostgres, make_settings: SettingsBuilder
-) -> None:
-    """The store is the other half of readiness: sources with snapshots are not enough."""
-    async with small_pg_warehouse(pg_url) as schema:
-        await private_pg.start()
-        settings = make_settings(
-            sources={"wh": {"url": pg_url, "schemas": [schema]}},
-            database_url=private_pg.url(),
-            refresh_interval_s=0,
-        )
-        try:
-            async with service_client(settings) as client:
-                assert (await client.get("/readyz")).status_code == 200
-                await private_pg.stop()
-                down = await client.get("/readyz")
-                assert down.status_code == 503
-                assert down.json()["status"] == "not ready"
-                await private_pg.start()
-                assert (await client.get("/readyz")).status_code == 200
-        finally:
-            await private_pg.stop()

@@ -8,13 +8,11 @@ declare neither and stay open.
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.problems import (
     ForbiddenError,
@@ -25,6 +23,7 @@ from app.api.problems import (
     problem_responses,
 )
 from app.api.state import get_state
+from app.auth.authenticator import KeyNotCheckableError
 from app.auth.key_limits import KeyLimitError, until_midnight_s
 from app.auth.principal import ANONYMOUS, Principal
 from app.routing.token_hold import BudgetExhaustedError
@@ -39,7 +38,6 @@ __all__ = [
     "budget_refusal",
 ]
 
-log = logging.getLogger(__name__)
 REALM = 'Bearer realm="tablerouter"'
 
 bearer = HTTPBearer(
@@ -69,9 +67,12 @@ async def authenticated(
         )
     try:
         principal = await state.authenticator.principal(credentials.credentials)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        log.warning("store unavailable while checking an API key: %r", exc)
-        raise StoreUnavailableError("the service's store is unavailable; try again", retry_after=5) from exc
+    except KeyNotCheckableError as exc:
+        # Keys verified before the outage still pass (the authenticator's cache); this one was not.
+        raise StoreUnavailableError(
+            "the service's store is unavailable and this key was not verified before; try again",
+            retry_after=5,
+        ) from exc
     if principal is None:
         raise UnauthorizedError(
             "the API key is not valid (unknown or revoked)",

@@ -11,9 +11,16 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import ADMIN_RESPONSES, admin_only
-from app.api.problems import BODY_ERRORS, NotFoundError, UnprocessableError, problem_responses
+from app.api.problems import (
+    BODY_ERRORS,
+    NotFoundError,
+    StoreUnavailableError,
+    UnprocessableError,
+    problem_responses,
+)
 from app.api.schemas import PlainText
 from app.api.state import AppState, get_state
+from app.api.store_calls import store_call
 from app.auth.keys import grant_problem
 
 router = APIRouter(
@@ -113,7 +120,7 @@ class KeyCreated(BaseModel):
     summary="Create an API key",
     status_code=HTTPStatus.CREATED,
     response_model=KeyCreated,
-    responses=problem_responses(*BODY_ERRORS, UnprocessableError),
+    responses=problem_responses(*BODY_ERRORS, UnprocessableError, StoreUnavailableError),
 )
 async def create_key(body: KeyCreateRequest, state: Annotated[AppState, Depends(get_state)]) -> KeyCreated:
     """A new key with its grants and limits; the response is the only place its secret appears.
@@ -123,21 +130,30 @@ async def create_key(body: KeyCreateRequest, state: Annotated[AppState, Depends(
     problem = grant_problem(body.grants, admin=body.admin, sources=state.registry.sources)
     if problem is not None:
         raise UnprocessableError(problem, invalid_params=[{"name": "body.grants", "reason": problem}])
-    new = await state.keys.create(
-        body.name,
-        body.grants,
-        admin=body.admin,
-        rate_limit=body.rate_limit,
-        daily_tokens=body.daily_tokens,
-        daily_usd=body.daily_usd,
-    )
+    with store_call():
+        new = await state.keys.create(
+            body.name,
+            body.grants,
+            admin=body.admin,
+            rate_limit=body.rate_limit,
+            daily_tokens=body.daily_tokens,
+            daily_usd=body.daily_usd,
+        )
     return KeyCreated(key=KeyInfo.model_validate(asdict(new.record)), secret=new.secret)
 
 
-@router.get("", operation_id="listKeys", summary="List the API keys", response_model=KeyList)
+@router.get(
+    "",
+    operation_id="listKeys",
+    summary="List the API keys",
+    response_model=KeyList,
+    responses=problem_responses(StoreUnavailableError),
+)
 async def list_keys(state: Annotated[AppState, Depends(get_state)]) -> KeyList:
     """Every key with its grants and limits, never a secret."""
-    return KeyList(keys=[KeyInfo.model_validate(asdict(k)) for k in await state.keys.list_all()])
+    with store_call():
+        keys = await state.keys.list_all()
+    return KeyList(keys=[KeyInfo.model_validate(asdict(k)) for k in keys])
 
 
 @router.delete(
@@ -145,11 +161,12 @@ async def list_keys(state: Annotated[AppState, Depends(get_state)]) -> KeyList:
     operation_id="revokeKey",
     summary="Revoke an API key",
     response_model=KeyInfo,
-    responses=problem_responses(NotFoundError),
+    responses=problem_responses(NotFoundError, StoreUnavailableError),
 )
 async def revoke_key(key_id: str, state: Annotated[AppState, Depends(get_state)]) -> KeyInfo:
     """Revoke the key: it stops working at once on this process, within TABLEROUTER_KEY_CACHE_S elsewhere."""
-    record = await state.keys.revoke(key_id[:32])
+    with store_call():
+        record = await state.keys.revoke(key_id[:32])
     if record is None:
         raise NotFoundError(f"unknown key {key_id!r}")
     state.authenticator.forget(record.id)

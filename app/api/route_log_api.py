@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.auth import ADMIN_RESPONSES, KEY_RESPONSES, admin_only, authenticated
 from app.api.problems import (
@@ -30,6 +26,7 @@ from app.api.route_log_schemas import (
     StoreStats,
 )
 from app.api.state import AppState, get_state
+from app.api.store_calls import store_call
 from app.auth.principal import Principal
 from app.catalog.identifiers import NameSyntaxError
 from app.catalog.model import Catalog
@@ -38,20 +35,9 @@ from app.routing.preparation.grants import sees_table
 from app.store.records import FeedbackRecord, RouteRecord
 
 router = APIRouter(tags=["route log"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
-log = logging.getLogger(__name__)
 
 # A route waits in the writer's queue for one batch; past this the store is in trouble.
 PENDING_WAIT_S = 10.0
-
-
-@contextmanager
-def _store_call() -> Iterator[None]:
-    """Turn the store being down into a 503 problem (with Retry-After), not a 500."""
-    try:
-        yield
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        log.warning("store unavailable: %r", exc)
-        raise StoreUnavailableError("the service's store is unavailable; try again", retry_after=5) from exc
 
 
 def _owned(record: RouteRecord | None, route_id: str, principal: Principal) -> RouteRecord:
@@ -67,7 +53,7 @@ async def _logged(state: AppState, route_id: str, principal: Principal) -> Route
     pending = writer.pending(route_id)
     if pending is not None:
         _owned(pending, route_id, principal)  # another key's route is not waited for either
-    with _store_call():
+    with store_call():
         if pending is not None:
             await asyncio.wait_for(writer.wait_written(route_id), PENDING_WAIT_S)
         record = await state.store.routes.get(route_id) if len(route_id) <= 64 else None
@@ -88,7 +74,7 @@ async def _snapshot(state: AppState, route: RouteRecord) -> Catalog:
     prepared = source.prepared if source is not None else None
     if prepared is not None and prepared.version == route.catalog_version:
         return prepared.catalog
-    with _store_call():
+    with store_call():
         catalog = await state.store.snapshots.get(route.source, route.catalog_version)
     if catalog is None:
         raise UnprocessableError(
@@ -116,7 +102,7 @@ async def get_route(
     """
     pending = state.store.writer.pending(route_id)
     record = _owned(pending, route_id, principal) if pending else await _logged(state, route_id, principal)
-    with _store_call():
+    with store_call():
         feedback = None if pending else await state.store.feedback.get(route_id)
     return LoggedRoute.model_validate({**asdict(record), "feedback": asdict(feedback) if feedback else None})
 
@@ -161,7 +147,7 @@ async def submit_feedback(
     if not used:
         raise UnprocessableError("the feedback names no table: give used_tables, or sql that reads tables")
     record = FeedbackRecord(route_id, datetime.now(UTC), sorted(used), body.sql)
-    with _store_call():
+    with store_call():
         await state.store.feedback.save(record)
     return FeedbackBody.model_validate(asdict(record))
 

@@ -83,9 +83,19 @@ class RouteLogStatsBody(BaseModel):
 
     queued: int = Field(description="routes waiting to be written, or being written", examples=[0])
     written: int = Field(description="routes written", examples=[1200])
-    failed: int = Field(description="routes whose write failed (logged, not retried again)", examples=[0])
-    dropped: int = Field(description="routes not logged because the queue was full", examples=[0])
+    failed: int = Field(
+        description="routes the store refused one by one (each logged; the rest of their batch written)",
+        examples=[0],
+    )
+    dropped: int = Field(
+        description="routes not logged: the queue was full and the spill file too (or is off)", examples=[0]
+    )
     batches: int = Field(description="insert transactions", examples=[31])
+    spilled: int = Field(
+        description="routes put in the local spill file while the store could not take them", examples=[0]
+    )
+    replayed: int = Field(description="spilled routes read back and written to the store", examples=[0])
+    retries: int = Field(description="writes tried again while the store was down", examples=[0])
 
 
 class StoreStats(BaseModel):

@@ -14,6 +14,7 @@ from app.catalog.identifiers import parts_of
 from app.catalog.read_errors import ReadErrorKind
 from app.routing.schema_detail import DDL_DIALECTS, SchemaPart
 from app.sources.registry import SourceStatus
+from app.store.health import StoreState
 
 EXAMPLE_QUESTION = "Which customers placed more than five orders last month?"
 
@@ -371,6 +372,11 @@ class SourceList(BaseModel):
     """Every configured warehouse."""
 
     sources: list[SourceSummary] = Field(description="the sources, in configuration order")
+    store: StoreState = Field(
+        description="the service's own store: ok, or degraded (down or not migrated yet: routes are "
+        "still answered, keys verified before keep working; docs/store.md)",
+        examples=["ok"],
+    )
 
 
 class ColumnInfo(BaseModel):
@@ -428,4 +434,10 @@ class Health(BaseModel):
         description="per source: whether a snapshot is loaded; empty when API keys are required "
         "(the probe is open to all, source names are not: GET /sources lists them)",
         examples=[{"demo": True}],
+    )
+    store: StoreState | None = Field(
+        default=None,
+        description="readiness only: the service's own store; degraded: down or not migrated yet, "
+        "routes are still answered (docs/store.md)",
+        examples=["ok"],
     )

@@ -109,7 +109,7 @@ async def list_sources(
 ) -> SourceList:
     """Every source the key may see, with its current snapshot."""
     sources = [s for s in state.registry.sources.values() if principal.sees_source(s.name)]
-    return SourceList(sources=[_summary(s, principal) for s in sources])
+    return SourceList(sources=[_summary(s, principal) for s in sources], store=state.store.health.state)
 
 
 @router.get(

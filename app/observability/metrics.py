@@ -28,6 +28,14 @@ with dashboards; add, never rename.
 - ``tablerouter_shared_limits``: 1 while the LM limits are held in Redis, 0 on the local
   fallback and without Redis.
 - ``tablerouter_lease_lost_total``: Redis leases that expired while their call still ran.
+- ``tablerouter_store_up``: 1 while the service's own store answers and is migrated, 0 while it
+  is degraded (docs/store.md).
+- ``tablerouter_route_log_rows_total{outcome}``: route-log rows; ``written`` (replayed ones
+  included), ``spilled`` (to the local spill file while the store could not take them),
+  ``replayed`` (read back from a spill file and written), ``failed`` (refused by the store one
+  by one), ``dropped`` (neither queue nor spill file had room).
+- ``tablerouter_route_log_retries_total``: route-log writes tried again while the store was down.
+- ``tablerouter_stale_keys_total``: requests let in on a key verified before a store outage.
 """
 
 from __future__ import annotations
@@ -47,8 +55,12 @@ __all__ = [
     "ROUTE_CACHE",
     "ROUTE_COST",
     "ROUTE_LATENCY",
+    "ROUTE_LOG_RETRIES",
+    "ROUTE_LOG_ROWS",
     "ROUTE_TOKENS",
     "SHARED_LIMITS",
+    "STALE_KEYS",
+    "STORE_UP",
 ]
 
 # Routes take from a few milliseconds (lexical, cached) to the LM timeout.
@@ -80,3 +92,7 @@ LIMITER_WAITING = Gauge("tablerouter_limiter_waiting", "LM calls waiting for a s
 LM_IN_FLIGHT = Gauge("tablerouter_lm_in_flight", "LM calls holding a slot")
 SHARED_LIMITS = Gauge("tablerouter_shared_limits", "1 while the LM limits are held in Redis")
 LEASES_LOST = Counter("tablerouter_lease_lost", "Redis leases that expired while their call ran")
+STORE_UP = Gauge("tablerouter_store_up", "1 while the service's own store answers and is migrated")
+ROUTE_LOG_ROWS = Counter("tablerouter_route_log_rows", "Route-log rows, by outcome", ["outcome"])
+ROUTE_LOG_RETRIES = Counter("tablerouter_route_log_retries", "Route-log writes tried again, store down")
+STALE_KEYS = Counter("tablerouter_stale_keys", "Requests let in on a key verified before a store outage")

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.store.database import Store
 from app.store.models import RouteFeedback, RouteLog
 from app.store.records import KeySpend, RouteRecord
+from app.store.row_text import without_nul
 
 __all__ = ["RouteLogRepository"]
 
@@ -42,9 +44,15 @@ class RouteLogRepository:
         self._store = store
 
     async def insert_many(self, records: Sequence[RouteRecord]) -> None:
-        """Insert ``records`` in one transaction (one multi-row statement per driver batch)."""
+        """Insert ``records`` in one transaction (one multi-row statement per driver batch).
+
+        NUL is replaced in every string; a route already logged is skipped, so a batch whose
+        commit went unanswered, or a spill file replayed twice, writes each route once.
+        """
+        insert = postgresql.insert if self._store.dialect == "postgresql" else sqlite.insert
+        statement = insert(RouteLog).on_conflict_do_nothing(index_elements=["route_id"])
         async with self._store.begin() as session:
-            await session.execute(sa.insert(RouteLog), [r.row() for r in records])
+            await session.execute(statement, [without_nul(r.row()) for r in records])
 
     async def get(self, route_id: str) -> RouteRecord | None:
         """The route ``route_id``, or None."""
