@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.sources", "app.auth"),
     ("app.answering",),
     ("app.api",),
+    ("app.mcp",),
     ("app.main",),
     ("app.eval", "app.harness", "app.settings_doc"),
     ("app.cli",),
