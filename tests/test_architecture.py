@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.catalog", "app.simulator"),
     ("app.store",),
     ("app.llm",),
-    ("app.routing.deadline", "app.routing.preparation"),
+    ("app.routing.deadline", "app.routing.preparation", "app.routing.conversation"),
     ("app.routing.retrieval", "app.routing.query", "app.routing.schema_detail"),
     ("app.routing.ranking",),
     ("app.routing.judging", "app.routing.result"),

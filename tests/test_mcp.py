@@ -60,7 +60,7 @@ async def test_the_tools_are_typed(world: GrantWorld) -> None:
     assert sorted(listed) == ["describe_tables", "list_sources", "route", "send_feedback"]
     route = listed["route"]
     assert route.input_schema["required"] == ["question"]
-    assert {"include", "top_k"} <= set(route.input_schema["properties"])
+    assert {"previous_route_id", "history", "include", "top_k"} <= set(route.input_schema["properties"])
     assert route.output_schema is not None
     assert "tables" in route.output_schema["properties"]
     assert all(t.output_schema for t in listed.values())
@@ -86,6 +86,14 @@ async def test_route_describe_and_feedback_answer_as_rest_does(world: GrantWorld
         )
         sources = await client.call_tool("list_sources", {})
         answer = _structured(routed)
+        follow_up = await client.call_tool(
+            "route",
+            {
+                "question": "only those above 100 in total?",
+                "source": "sales",
+                "previous_route_id": answer["route_id"],
+            },
+        )
         sent = await client.call_tool(
             "send_feedback", {"route_id": answer["route_id"], "used_tables": [f"{world.pub}.orders"]}
         )
@@ -101,6 +109,9 @@ async def test_route_describe_and_feedback_answer_as_rest_does(world: GrantWorld
     ]
     assert answer["schema_detail"] == rest_body["schema_detail"]
     assert f"{world.pub}.orders" in routed.content[0].text  # type: ignore[union-attr]
+    kept = _structured(follow_up)["follow_up"]["kept_from_previous"]
+    assert f"{world.pub}.orders" in kept
+    assert "kept from the earlier turn: " in follow_up.content[0].text  # type: ignore[union-attr]
     listing = await world.client.get("/sources/sales/tables", headers=world.auth("pub"))
     by_name = {t["name"]: t for t in listing.json()["tables"]}
     assert _structured(described)["tables"] == [

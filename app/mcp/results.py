@@ -24,6 +24,8 @@ __all__ = ["answer_result", "error_result", "summary"]
 def _route_text(body: RouteResponse) -> str:
     tables = ", ".join(f"{t.name} ({t.score:.2f})" for t in body.tables) or "no table"
     lines = [f"Tables for this question, best first: {tables}.", f"route_id: {body.route_id}"]
+    if body.follow_up is not None and body.follow_up.kept_from_previous:
+        lines.append("kept from the earlier turn: " + ", ".join(body.follow_up.kept_from_previous))
     if body.partial or body.degraded:
         lines.append("partial answer: " + (body.degraded_reason or "some chunks were not judged in time"))
     return "\n".join(lines)

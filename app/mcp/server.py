@@ -76,6 +76,8 @@ def mcp_server(state_of: Callable[[], AppState]) -> MCPServer:
         token_budget: Annotated[int | None, _described("token_budget")] = None,
         include: Annotated[list[str] | None, _described("include")] = None,
         ddl_dialect: Annotated[str | None, _described("ddl_dialect")] = None,
+        history: Annotated[list[str] | None, _described("history")] = None,
+        previous_route_id: Annotated[str | None, _described("previous_route_id")] = None,
     ) -> Annotated[CallToolResult, RouteResponse]:
         """The ranked tables an SQL query answering the question must read (as POST /route).
 
@@ -91,6 +93,8 @@ def mcp_server(state_of: Callable[[], AppState]) -> MCPServer:
             "token_budget": token_budget,
             "include": include or [],
             "ddl_dialect": ddl_dialect,
+            "history": history or [],
+            "previous_route_id": previous_route_id,
         }
         try:
             state, principal = await caller(ctx)

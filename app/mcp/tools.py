@@ -8,6 +8,7 @@ see the same tables: grants, per-key limits and budgets apply to both alike.
 from __future__ import annotations
 
 from app.api.auth import admit_routes
+from app.api.followup import conversation_of
 from app.api.route_api import answer, query_of, ready_catalog, resolve_source, schema_request
 from app.api.route_log_api import submit_feedback
 from app.api.route_log_schemas import FeedbackBody, FeedbackRequest
@@ -25,7 +26,10 @@ async def route(
 ) -> RouteResponse:
     """``POST /route``: counted against the key's rate and budgets like a REST route."""
     await admit_routes(state, principal)
-    query = query_of(state, ready_catalog(state, body, principal), body, principal)
+    prepared = ready_catalog(state, body, principal)
+    query = query_of(
+        state, prepared, body, principal, await conversation_of(state, body, principal, prepared)
+    )
     return await answer(state, query, principal, on_event, schema_request(body))
 
 
