@@ -18,7 +18,7 @@ Neither is an LM: the figures show that the conversation reaches the judge and t
 how well a real model reads one.
 
 Run: uv run --frozen python -m bench.followups [--count 150] [--judges oracle lexical]
-     [--datasets spider bird] [--shared /work/shared/datasets]
+     [--datasets spider bird] [--shared /work/shared/datasets] [--fnr 0.1 --fpr 0.02]
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def _oracle_lines(conversations: Sequence[Conversation], names: dict[str, dict[s
 
 
 @contextlib.asynccontextmanager
-async def _service(judge: str, wh: Warehouse, oracle: list[str]) -> AsyncIterator[tuple[str, str]]:
+async def _service(
+    judge: str, wh: Warehouse, oracle: list[str], errors: tuple[float, float]
+) -> AsyncIterator[tuple[str, str]]:
     """The service for ``judge`` over ``wh`` (with the simulator for the oracle); its URL and key."""
     key = secrets.token_urlsafe(32)
     settings = Settings(sources=wh.source_configs(), llm_model=None, auth=True, admin_key=SecretStr(key))
@@ -73,7 +75,8 @@ async def _service(judge: str, wh: Warehouse, oracle: list[str]) -> AsyncIterato
         if judge == "oracle":
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tablerouter-followups-")))
             (tmp / "oracle.jsonl").write_text("\n".join(oracle) + "\n", encoding="utf-8")
-            config = SimulatorConfig(port=0, policy="oracle", oracle=tmp / "oracle.jsonl")
+            fnr, fpr = errors
+            config = SimulatorConfig(port=0, policy="oracle", oracle=tmp / "oracle.jsonl", fnr=fnr, fpr=fpr)
             sim_url = await stack.enter_async_context(running_simulator(config))
             settings = settings.model_copy(
                 update={"llm_model": "openai/tablerouter-sim", "llm_api_base": f"{sim_url}/v1"}
@@ -101,13 +104,17 @@ def _strict_recall(answers: Sequence[dict[str, Any]], golds: Sequence[set[str]])
 
 
 async def _measure(
-    judge: str, wh: Warehouse, conversations: Sequence[Conversation], names: dict[str, dict[str, str]]
+    judge: str,
+    wh: Warehouse,
+    conversations: Sequence[Conversation],
+    names: dict[str, dict[str, str]],
+    errors: tuple[float, float],
 ) -> dict[str, float]:
     source = next(iter(wh.urls))
     firsts_gold = [{names[c.db_id][t] for t in c.first_gold} for c in conversations]
     follow_gold = [{names[c.db_id][t] for t in c.follow_up_gold} for c in conversations]
     async with (
-        _service(judge, wh, _oracle_lines(conversations, names)) as (url, key),
+        _service(judge, wh, _oracle_lines(conversations, names), errors) as (url, key),
         httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=300) as client,
     ):
         firsts = await _route_all(client, [{"question": c.first, "source": source} for c in conversations])
@@ -130,7 +137,9 @@ async def _measure(
     }
 
 
-async def _dataset(name: str, shared: Path, count: int, judges: Sequence[str], seed: int) -> None:
+async def _dataset(
+    name: str, shared: Path, count: int, judges: Sequence[str], seed: int, errors: tuple[float, float]
+) -> None:
     tables_file, questions_file = (shared / f for f in FILES[name])
     databases = load_databases(tables_file)
     questions = [q for q in load_questions(questions_file) if q.db_id in databases]
@@ -144,8 +153,9 @@ async def _dataset(name: str, shared: Path, count: int, judges: Sequence[str], s
     await build_warehouse(wh)
     try:
         for judge in judges:
-            figures = await _measure(judge, wh, conversations, names)
-            print(f"  judge {judge}: strict recall@{K}")
+            figures = await _measure(judge, wh, conversations, names, errors)
+            shown = f" (fnr {errors[0]}, fpr {errors[1]})" if judge == "oracle" and any(errors) else ""
+            print(f"  judge {judge}{shown}: strict recall@{K}")
             for label, value in figures.items():
                 print(f"    {label:<32} {value:.3f}")
             context = figures["follow-ups, previous_route_id"]
@@ -164,9 +174,11 @@ def main() -> None:
     parser.add_argument("--judges", nargs="+", choices=["oracle", "lexical"], default=["oracle", "lexical"])
     parser.add_argument("--count", type=int, default=150, help="conversations per dataset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fnr", type=float, default=0.0, help="oracle: chance a gold table is missed")
+    parser.add_argument("--fpr", type=float, default=0.0, help="oracle: chance another table is picked")
     args = parser.parse_args()
     for name in args.datasets:
-        asyncio.run(_dataset(name, args.shared, args.count, args.judges, args.seed))
+        asyncio.run(_dataset(name, args.shared, args.count, args.judges, args.seed, (args.fnr, args.fpr)))
 
 
 if __name__ == "__main__":

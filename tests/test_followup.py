@@ -14,8 +14,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from app.eval.followups import build_conversations, table_words
+from app.eval.spider import Database, Question
 from app.routing.conversation import Conversation, bounded_turns
 from app.simulator.conversation import read_conversation
+from app.simulator.policy import tokens
 from tests.fixtures.auth import QUESTION, SECRET_TABLES, GrantWorld, GrantWorldBuilder
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -130,3 +133,38 @@ async def test_the_simulator_reads_the_layout_the_judge_is_given() -> None:
     assert read.earlier == conversation.earlier
     assert read.question == "only in 2024?\nplease"
     assert read_conversation("how many orders?").earlier == ()
+
+
+async def test_built_follow_ups_name_no_table_and_keep_or_extend_the_first_gold() -> None:
+    shop = Database(
+        db_id="shop",
+        tables=("customer", "purchase", "store"),
+        columns=(
+            (-1, "*", "text"),
+            (0, "customer_id", "number"),
+            (0, "full_name", "text"),
+            (1, "purchase_id", "number"),
+            (1, "customer_id", "number"),
+            (1, "store_id", "number"),
+            (2, "store_id", "number"),
+            (2, "opening_hours", "text"),
+        ),
+        primary_keys=((1,), (3,), (6,)),
+        foreign_keys=((4, 1), (5, 6)),
+    )
+    questions = [
+        Question(
+            str(i), "shop", f"How many purchases did customer {i} make?", "", ("customer", "purchase"), ""
+        )
+        for i in range(6)
+    ]
+    gold = {q.id: q.gold for q in questions}
+    built = build_conversations({"shop": shop}, questions, gold, count=4, seed=1)
+    assert [c.kind for c in built] == ["keep", "extend", "keep", "extend"]
+    banned = table_words([shop])
+    for c in built:
+        assert not tokens(c.follow_up) & banned, c.follow_up
+        assert set(c.first_gold) <= set(c.follow_up_gold)
+    extended = [c for c in built if c.kind == "extend"]
+    assert all(c.follow_up_gold == ("customer", "purchase", "store") for c in extended)
+    assert all(c.follow_up == "And also their opening hours?" for c in extended)

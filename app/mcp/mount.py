@@ -1,10 +1,10 @@
 """``/mcp`` as an ASGI app that starts the MCP server on its first request.
 
-The official SDK takes ~0.4 s of a 2-core machine's start-up to import (measured:
-``bench/startup.py --mcp``), as much as the Redis client a lexical service no longer imports, so
-a service that nobody reaches over MCP never imports it. The SDK's session manager is an anyio
-task group that must be entered and left by one task: a task of its own runs it from the first
-request until the app's lifespan ends.
+The official SDK is heavy to import (``bench/mcp_import.py``: ``app.main`` plus the MCP server
+took 1.55x the time of ``app.main`` alone, on a busy 2-core machine), more than the Redis client
+a lexical service no longer imports, so a service that nobody reaches over MCP never imports it.
+The SDK's session manager is an anyio task group that must be entered and left by one task: a
+task of its own runs it from the first request until the app's lifespan ends.
 
 With API keys on, a request without a valid Bearer key is refused here, before the SDK reads
 it: 401 problem+json with ``WWW-Authenticate``, as on every REST operation.
