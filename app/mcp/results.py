@@ -8,6 +8,7 @@ a 429 and wait ``retry_after`` seconds.
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +20,8 @@ from app.api.route_log_schemas import FeedbackBody
 from app.api.schemas import RouteResponse, SourceList, TableList
 
 __all__ = ["answer_result", "error_result", "summary"]
+
+log = logging.getLogger(__name__)
 
 
 def _route_text(body: RouteResponse) -> str:
@@ -76,4 +79,5 @@ def error_result(exc: Exception, tool: str) -> CallToolResult:
         return _problem_result(
             problem_body(status, ProblemType.VALIDATION, detail, instance, invalid_params=params)
         )
+    log.error("MCP tool %s failed", tool, exc_info=exc)  # the caller learns nothing more than REST's 500
     return _problem_result(internal_error_body(instance))

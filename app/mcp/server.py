@@ -50,7 +50,7 @@ def _token(ctx: Context) -> str | None:
 
 def mcp_server(state_of: Callable[[], AppState]) -> MCPServer:
     """The server and its tools, reading the app's state at each call."""
-    # WARNING: the SDK configures logging only where nothing did (a bare script), never in `serve`.
+    # The SDK sets up logging only where nothing did (a bare script, not `serve`): quietly there.
     server: MCPServer = MCPServer(
         "tablerouter", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING"
     )
