@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import Route
 
 from app.api import (
     batch_api,
@@ -42,6 +43,7 @@ from app.auth.key_repository import ApiKeyRepository
 from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.cache_hints import resolve_cache_hint
 from app.llm.limits import ObservedLimiter
+from app.mcp.mount import MCP_PATH, MCPMount
 from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
 from app.routing.caching.route_cache import CachedRoutes
@@ -263,6 +265,7 @@ def create_app(settings: Settings) -> FastAPI:
             # Start-up leaves ~500,000 long-lived objects (DSPy, pydantic, the catalogs); a full
             # collection scanning them held the event loop 0.4 s (measured). Frozen, they are
             # skipped; unfrozen at shutdown so a stopped app's cycles can still be collected.
+            stack.push_async_callback(mcp.aclose)
             gc.collect()
             gc.freeze()
             stack.callback(gc.unfreeze)
@@ -280,11 +283,13 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.route_cutoff = cutoff
-    _install_http(app, settings)
+    # The MCP server (streamable HTTP): started, and its SDK imported, on the first call.
+    mcp = MCPMount(lambda: app.state.tablerouter)
+    _install_http(app, settings, mcp)
     return app
 
 
-def _install_http(app: FastAPI, settings: Settings) -> None:
+def _install_http(app: FastAPI, settings: Settings, mcp: MCPMount) -> None:
     """The middleware, routers and documentation pages of the HTTP API."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
@@ -299,6 +304,7 @@ def _install_http(app: FastAPI, settings: Settings) -> None:
     app.include_router(health_api.router)
     app.include_router(cache_api.router)
     app.include_router(keys_api.router)
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
     install_openapi(app)
     install_offline_docs(app)
     if settings.metrics_enabled:

@@ -262,6 +262,15 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.5, description="default min_score of a route: tables scored below it are left out"
     )
+    followup_max_turns: Annotated[int, Field(ge=0, le=50)] = Field(
+        default=6,
+        description="earlier questions of a follow-up (history, previous_route_id) the judge reads, newest "
+        "first; 0: follow-ups are read alone",
+    )
+    followup_max_chars: Annotated[int, Field(ge=100, le=100_000)] = Field(
+        default=2000,
+        description="characters of a follow-up's earlier questions the judge reads, newest first",
+    )
     max_batch: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=32, description="most requests in one POST /route/batch"
     )

@@ -83,6 +83,8 @@ _OWN_GROUPS: Final = (
             "seed",
             "relevance_threshold",
             "prior_weight",
+            "followup_max_turns",
+            "followup_max_chars",
             "shortlist_size",
             "route_cache_size",
             "verdict_cache_size",

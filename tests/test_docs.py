@@ -70,7 +70,9 @@ def _assert_shown(shown: Any, real: Any, path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("page", "name"), [(README, "route"), (API_PAGE, "include")], ids=["readme-route", "api-include"]
+    ("page", "name"),
+    [(README, "route"), (API_PAGE, "include"), (API_PAGE, "followup")],
+    ids=["readme-route", "api-include", "api-followup"],
 )
 async def test_route_samples_are_what_the_demo_answers(tmp_path: Path, page: Path, name: str) -> None:
     samples = _samples(page)

@@ -114,8 +114,11 @@ async def test_result_data_is_exactly_the_response_body(service: str) -> None:
     events = await _events(service, {"question": "orders", "top_k": 3})
     result = events[-1]
     assert result.event == "result"
-    # 'schema_detail' is there only when the request's 'include' asks for it.
-    assert json.loads(result.data).keys() == RouteResponse.model_fields.keys() - {"schema_detail"}
+    # 'schema_detail' is there only when the request's 'include' asks for it, 'follow_up' only for one.
+    assert json.loads(result.data).keys() == RouteResponse.model_fields.keys() - {
+        "schema_detail",
+        "follow_up",
+    }
 
 
 async def test_errors_before_routing_are_plain_problems(service: str) -> None:

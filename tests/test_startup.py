@@ -1,4 +1,4 @@
-"""A lexical service's start-up: no DSPy, LiteLLM, Redis client or sqlglot imported; each phase logged."""
+"""A lexical service's start-up: no DSPy, LiteLLM, Redis client, sqlglot or MCP SDK; each phase logged."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ async def main() -> None:
     async with service_client(settings) as client:
         ready = await client.get("/readyz")
         routed = await client.post("/route", json={"question": "Which customers placed the most orders?"})
-    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"dspy", "litellm", "redis", "sqlglot"})
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"dspy", "litellm", "redis", "sqlglot", "mcp"})
     print(json.dumps({"ready": ready.status_code, "routed": routed.status_code, "loaded": loaded}))
 
 asyncio.run(main())
@@ -34,7 +34,7 @@ asyncio.run(main())
 LM_SETTINGS = ("TABLEROUTER_LLM_MODEL", "TABLEROUTER_EMBEDDING_MODEL", "TABLEROUTER_SOURCES")
 
 
-def test_a_lexical_service_never_imports_dspy_or_litellm(tmp_path: Path) -> None:
+def test_a_lexical_service_never_imports_dspy_litellm_or_mcp(tmp_path: Path) -> None:
     # Its own process: other tests of this session have imported DSPy already.
     env = {k: v for k, v in os.environ.items() if k not in LM_SETTINGS}
     done = subprocess.run(

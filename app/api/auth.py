@@ -22,7 +22,7 @@ from app.api.problems import (
     UnauthorizedError,
     problem_responses,
 )
-from app.api.state import get_state
+from app.api.state import AppState, get_state
 from app.auth.authenticator import KeyNotCheckableError
 from app.auth.key_limits import KeyLimitError, until_midnight_s
 from app.auth.principal import ANONYMOUS, Principal
@@ -33,9 +33,11 @@ __all__ = [
     "KEY_RESPONSES",
     "admin_only",
     "admit",
+    "admit_routes",
     "authenticated",
     "bearer",
     "budget_refusal",
+    "principal_of",
 ]
 
 REALM = 'Bearer realm="tablerouter"'
@@ -58,15 +60,22 @@ async def authenticated(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 ) -> Principal:
     """The principal of the request's API key; 401 without a valid one."""
-    state = get_state(request)
+    return await principal_of(get_state(request), credentials.credentials if credentials else None)
+
+
+async def principal_of(state: AppState, token: str | None) -> Principal:
+    """The principal of a bearer ``token`` (None: none sent); 401 without a valid one.
+
+    The one check behind every way in: the REST API and the MCP server.
+    """
     if not state.settings.auth:
         return ANONYMOUS
-    if credentials is None:
+    if token is None:
         raise UnauthorizedError(
             "an API key is required: send Authorization: Bearer <key>", headers={"WWW-Authenticate": REALM}
         )
     try:
-        principal = await state.authenticator.principal(credentials.credentials)
+        principal = await state.authenticator.principal(token)
     except KeyNotCheckableError as exc:
         # Keys verified before the outage still pass (the authenticator's cache); this one was not.
         raise StoreUnavailableError(
@@ -90,8 +99,13 @@ async def admin_only(principal: Annotated[Principal, Depends(authenticated)]) ->
 
 async def admit(request: Request, principal: Principal, routes: int = 1) -> None:
     """Count ``routes`` starting for ``principal``; 429 with Retry-After when over a limit."""
+    await admit_routes(get_state(request), principal, routes)
+
+
+async def admit_routes(state: AppState, principal: Principal, routes: int = 1) -> None:
+    """``admit`` without a request: the MCP server's routes count against the same limits."""
     try:
-        await get_state(request).limits.admit(principal, routes)
+        await state.limits.admit(principal, routes)
     except KeyLimitError as exc:
         error = RateLimitedError if exc.kind == "rate" else TokenBudgetError
         raise error(str(exc), retry_after=exc.retry_after_s) from exc

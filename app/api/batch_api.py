@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import KEY_RESPONSES, admit, authenticated
+from app.api.followup import conversation_of
 from app.api.problems import (
     BODY_ERRORS,
     AppError,
@@ -64,7 +65,9 @@ class RouteBatchResponse(BaseModel):
 
 async def _one(state: AppState, body: RouteRequest, principal: Principal, instance: str) -> RouteBatchItem:
     try:
-        query = query_of(state, ready_catalog(state, body, principal), body, principal)
+        prepared = ready_catalog(state, body, principal)
+        conversation = await conversation_of(state, body, principal, prepared)
+        query = query_of(state, prepared, body, principal, conversation)
         result = await answer(state, query, principal, schema=schema_request(body))
     except AppError as exc:
         return RouteBatchItem(result=None, error=Problem.model_validate(error_body(exc, instance)))

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from app.answering import RouteAnswer
 from app.api.auth import KEY_RESPONSES, admit, authenticated, budget_refusal
 from app.api.disconnect import ClientDisconnectedError, unless_disconnected
+from app.api.followup import conversation_of, follow_up_body
 from app.api.problems import (
     BODY_ERRORS,
     NotFoundError,
@@ -30,6 +31,7 @@ from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.llm.reliability import RouteQueueFullError
 from app.observability.route_metrics import count_rejected_route
+from app.routing.conversation import Conversation
 from app.routing.deadline import Deadline
 from app.routing.preparation.prepared import PreparedCatalog, UnknownSchemaError
 from app.routing.query import RouteQuery
@@ -82,7 +84,11 @@ def ready_catalog(state: AppState, body: RouteRequest, principal: Principal) -> 
 
 
 def query_of(
-    state: AppState, prepared: PreparedCatalog, body: RouteRequest, principal: Principal
+    state: AppState,
+    prepared: PreparedCatalog,
+    body: RouteRequest,
+    principal: Principal,
+    conversation: Conversation | None = None,
 ) -> RouteQuery:
     """The request as a route query over what ``principal`` sees of ``prepared``; 422 for an unknown schema.
 
@@ -101,6 +107,7 @@ def query_of(
             schemas=body.schemas,
             patterns=principal.patterns(prepared.catalog.source),
             token_budget=_token_budget(settings.route_token_budget, body.token_budget),
+            conversation=conversation,
         )
     except UnknownSchemaError as exc:
         count_rejected_route()
@@ -156,6 +163,7 @@ def route_response(
         budget_cut_reason=result.budget_cut_reason,
         stats=RouteStatsBody.model_validate(result.stats, from_attributes=True),
         schema_detail=detail,
+        follow_up=follow_up_body(query, result),
     )
 
 
@@ -205,7 +213,10 @@ async def route(
     (`degraded`). A client that disconnects cancels its route's LM calls.
     """
     await admit(request, principal)
-    query = query_of(state, ready_catalog(state, body, principal), body, principal)
+    prepared = ready_catalog(state, body, principal)
+    query = query_of(
+        state, prepared, body, principal, await conversation_of(state, body, principal, prepared)
+    )
     schema = schema_request(body)
     if wants_event_stream(request):
         return event_stream(request, lambda on_event: answer(state, query, principal, on_event, schema))

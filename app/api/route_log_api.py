@@ -60,6 +60,11 @@ async def _logged(state: AppState, route_id: str, principal: Principal) -> Route
     return _owned(record, route_id, principal)
 
 
+async def owned_route(state: AppState, route_id: str, principal: Principal) -> RouteRecord:
+    """The key's own logged route (waiting for its write); 404 for another key's or an unknown one."""
+    return await _logged(state, route_id, principal)
+
+
 def _visible(catalog: Catalog, principal: Principal) -> Catalog:
     """The part of ``catalog`` the key sees: feedback naming a hidden table is told it is unknown."""
     patterns = principal.patterns(catalog.source)

@@ -138,6 +138,23 @@ class RouteRequest(BaseModel):
         examples=["snowflake"],
     )
 
+    history: list[Annotated[PlainText, Field(max_length=4000)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="a follow-up's earlier questions in this conversation, oldest first: the judge reads the "
+        "question with them (the newest TABLEROUTER_FOLLOWUP_MAX_TURNS within "
+        "TABLEROUTER_FOLLOWUP_MAX_CHARS characters)",
+        examples=[["Which customers placed more than five orders last month?"]],
+    )
+    previous_route_id: PlainText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the route (of the same key and source) this question follows up: its question is read "
+        "as the last earlier one, and its tables get the highest prior; see 'follow_up' in the answer",
+        examples=["3f2c0c8e5b8d4b0f9a1e2d3c4b5a6978"],
+    )
+
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -254,6 +271,23 @@ class RouteStatsBody(BaseModel):
     )
 
 
+class FollowUpBody(BaseModel):
+    """How a follow-up was read: its earlier turns, and what it kept of the previous route."""
+
+    context_turns: int = Field(
+        description="earlier questions the judge read with this one (history and the previous route's)",
+        examples=[1],
+    )
+    previous_route_id: str | None = Field(
+        description="the route this one follows up; null when only 'history' was given",
+        examples=["3f2c0c8e5b8d4b0f9a1e2d3c4b5a6978"],
+    )
+    kept_from_previous: list[str] = Field(
+        description="tables of the previous route this answer keeps, in this answer's order",
+        examples=[["public.customers", "public.orders"]],
+    )
+
+
 class RouteResponse(BaseModel):
     """The tables a question's SQL needs, best first."""
 
@@ -324,6 +358,11 @@ class RouteResponse(BaseModel):
         # Absent, not null, without 'include': the answer stays as it was for every client.
         exclude_if=lambda value: value is None,
         description="the returned tables' columns, DDL and joins, as 'include' asked; absent without it",
+    )
+    follow_up: FollowUpBody | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="how a follow-up (history or previous_route_id) was read; absent for a question alone",
     )
 
 

@@ -12,7 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.api.auth import ADMIN_RESPONSES, KEY_RESPONSES, admin_only, authenticated
-from app.api.problems import NotFoundError, NotReadyError, SourceReadError, problem_responses
+from app.api.problems import (
+    NotFoundError,
+    NotReadyError,
+    SourceReadError,
+    UnprocessableError,
+    problem_responses,
+)
 from app.api.schemas import (
     ColumnInfo,
     ForeignKeyInfo,
@@ -25,7 +31,8 @@ from app.api.schemas import (
 from app.api.source_problems import REFRESH_FAILED, unroutable
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
-from app.catalog.model import Table
+from app.catalog.model import Catalog, Table
+from app.catalog.table_names import match_tables, split_name
 from app.routing.preparation.cards import TableCard
 from app.routing.preparation.grants import sees_table
 from app.sources.registry import SourceState, SourceStatus
@@ -190,3 +197,34 @@ async def refresh_source(
             source=_summary(source, principal).model_dump(mode="json"),
         )
     return _summary(source, principal)
+
+
+def describe_tables(state: AppState, source_name: str, names: list[str], principal: Principal) -> TableList:
+    """The named tables of a source the key sees (columns, keys, comments), in the order asked.
+
+    What ``GET /sources/{name}/tables`` says of each; a name the key may not see is as unknown as
+    a missing one (422, listing them). The MCP server's ``describe_tables`` tool.
+    """
+    source = _source(state, source_name, principal)
+    problem = unroutable(source, principal)
+    if problem is not None:
+        raise problem
+    assert source.prepared is not None  # a ready source has a snapshot
+    visible = Catalog(source_name, _visible_tables(source, principal), source.prepared.version)
+    wanted, unknown = match_tables(visible, [split_name(n.strip()) for n in names], source.default_schema)
+    if unknown:
+        raise UnprocessableError(
+            f"tables not in source {source_name!r}: {', '.join(unknown)}", unknown_tables=unknown
+        )
+    cards = dict(
+        zip((t.qualified_name for t in source.prepared.catalog.tables), source.prepared.cards, strict=True)
+    )
+    restricted = principal.patterns(source_name) is not None
+    shown = frozenset(t.qualified_name for t in visible.tables) if restricted else None
+    by_name = visible.by_name()
+    return TableList(
+        source=source_name,
+        catalog_version=source.prepared.version,
+        total=len(wanted),
+        tables=[_table_info(by_name[n], cards[n], shown) for n in wanted],
+    )

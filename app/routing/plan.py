@@ -102,8 +102,8 @@ def plan_route(
     query: RouteQuery, size: int, dense: np.ndarray | None, first: FirstPass, prior_weight: float
 ) -> RoutePlanned:
     """The judged plan of ``query``: the best ``size`` tables, cut further to fit its token budget."""
-    short = shortlist(query.prepared, query.scope, query.question, size, dense)
-    question_tokens = estimate_tokens(query.question)
+    short = shortlist(query.prepared, query.scope, query.lexical_question, size, dense, carried=query.carried)
+    question_tokens = estimate_tokens(query.judged_question)
     compact, estimate = _steps(query, short, first, question_tokens)
     budget = query.token_budget
     cut = budget is not None and estimate > budget
@@ -114,7 +114,9 @@ def plan_route(
         if size <= 0:
             short, compact, estimate = Shortlist((), (), short.prior, cut=True), (), 0
             break
-        short = shortlist(query.prepared, query.scope, query.question, size, dense)
+        short = shortlist(
+            query.prepared, query.scope, query.lexical_question, size, dense, carried=query.carried
+        )
         compact, estimate = _steps(query, short, first, question_tokens)
     reason = f"the route's token budget of {budget} LM tokens" if cut else None
     return RoutePlanned(query, short, bool(short.chunks), prior_weight, estimate, cut, compact, reason)
@@ -135,7 +137,7 @@ def second_pass(
     cards = [query.scope.card(query.prepared.card(n)) for n in kept]
     chunks = query.prepared.plan(cards)
     second = Shortlist(tuple(kept), chunks, short.prior, cut=True)
-    question_tokens = estimate_tokens(query.question)
+    question_tokens = estimate_tokens(query.judged_question)
     return RoutePlanned(
         query,
         second,

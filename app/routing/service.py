@@ -168,9 +168,16 @@ class RouteService:
         if self.embeddings is not None and (
             self.judge is None or len(query.scope.cards) > self.shortlist_size
         ):
-            dense = await self.embeddings.scores(query.prepared, query.question)
+            dense = await self.embeddings.scores(query.prepared, query.lexical_question)
         if self.judge is None:
-            short = shortlist(query.prepared, query.scope, query.question, self.shortlist_size, dense)
+            short = shortlist(
+                query.prepared,
+                query.scope,
+                query.lexical_question,
+                self.shortlist_size,
+                dense,
+                carried=query.carried,
+            )
             return RoutePlanned(query, short, False, self.prior_weight)
         return plan_route(query, self.shortlist_size, dense, self.first_pass, self.prior_weight)
 
@@ -183,7 +190,9 @@ class RouteService:
             return [], "the LM backend's circuit breaker is open"
         with backend.reliability.route_slot(backend.limiter):
             deadline = query.deadline.for_lm_calls()
-            outcomes = await fan_out(judge, query.question, chunks, deadline, on_event, cutoff=self.cutoff)
+            outcomes = await fan_out(
+                judge, query.judged_question, chunks, deadline, on_event, cutoff=self.cutoff
+            )
         failed = [o.error for o in outcomes if o.failed and o.error]
         unfinished = sum(not o.answered and not o.failed for o in outcomes)
         # A failed chunk whose tables other chunks judged cost the answer nothing: no warning.

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from app.simulator.conversation import conversation_key, read_conversation
 from app.simulator.protocol import JudgePrompt, TableText, Verdict
 
 __all__ = [
@@ -109,8 +110,8 @@ class LexicalPolicy:
         return Verdict(table.name, relevant, confidence, reason)
 
     def judge(self, prompt: JudgePrompt) -> list[Verdict]:
-        """One verdict per table by word overlap with the question."""
-        asked = tokens(prompt.question)
+        """One verdict per table by word overlap with the question (and a follow-up's earlier ones)."""
+        asked = tokens(read_conversation(prompt.question).words())
         return [self._verdict(prompt.question, asked, table) for table in prompt.tables]
 
 
@@ -124,7 +125,17 @@ class OraclePolicy:
     seed: int = 0
 
     def gold_tables(self, question: str) -> frozenset[str] | None:
-        """The gold set of ``question``: exact match first, else the longest oracle question inside it."""
+        """The gold set of ``question``: exact match first, else the longest oracle question inside it.
+
+        A follow-up is known by its conversation (an entry with that ``history``); one the oracle
+        does not know as a conversation is looked up as if asked alone.
+        """
+        conversation = read_conversation(question)
+        if conversation.earlier:
+            known = self.gold.get(conversation_key(conversation.earlier, conversation.question))
+            if known is not None:
+                return known
+            question = conversation.question
         asked = normalize_question(question)
         exact = self.gold.get(asked)
         if exact is not None:
@@ -158,11 +169,15 @@ def _oracle_entries(lines: Iterable[str], source: str) -> dict[str, frozenset[st
         try:
             entry = json.loads(line)
             question, tables = entry["question"], entry["gold_tables"]
+            history = entry.get("history", [])
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{source}:{number}: not an oracle entry: {exc}") from exc
-        if not isinstance(question, str) or not isinstance(tables, list):
-            raise ValueError(f"{source}:{number}: question must be a string, gold_tables a list")
-        gold[normalize_question(question)] = frozenset(str(t).casefold() for t in tables)
+        if not isinstance(question, str) or not isinstance(tables, list) or not isinstance(history, list):
+            raise ValueError(f"{source}:{number}: question must be a string, gold_tables and history lists")
+        key = (
+            conversation_key([str(h) for h in history], question) if history else normalize_question(question)
+        )
+        gold[key] = frozenset(str(t).casefold() for t in tables)
     return gold
 
 

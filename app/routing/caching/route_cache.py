@@ -76,6 +76,7 @@ class CachedRoutes:
             schemas=query.schemas,
             visible=query.visible,
             token_budget=query.token_budget,
+            context=None if query.conversation is None else query.conversation.fingerprint(),
         )
 
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:

@@ -1,8 +1,9 @@
 """What makes two routes the same route: the one place the route cache's key is composed.
 
 A route is identical when its normalised question, source, catalog version, judge program
-version, request options (``top_k``, ``min_score``, ``schemas``) and the tables the asking
-key may see (its grant's fingerprint) are: a key never gets an answer computed over tables it
+version, request options (``top_k``, ``min_score``, ``schemas``), the tables the asking
+key may see (its grant's fingerprint) and a follow-up's conversation (earlier questions and
+carried tables) are: a key never gets an answer computed over tables it
 may not see. A new catalog or program version is a new key, so a refresh never serves stale
 tables.
 """
@@ -32,6 +33,7 @@ class RouteKey:
     schemas: tuple[str, ...] | None
     visible: str | None  # fingerprint of the tables the key's grant shows; None: every table
     token_budget: int | None = None
+    context: str | None = None  # a follow-up's conversation fingerprint; None: it stands alone
 
     def digest(self) -> str:
         """A stable hex digest of every field (the shared cache's key; never the question itself)."""
@@ -50,6 +52,7 @@ def route_key(
     schemas: Sequence[str] | None,
     visible: str | None = None,
     token_budget: int | None = None,
+    context: str | None = None,
 ) -> RouteKey:
     """The cache key of a route request."""
     return RouteKey(
@@ -62,4 +65,5 @@ def route_key(
         tuple(sorted(set(schemas))) if schemas else None,
         visible,
         token_budget,
+        context,
     )

@@ -18,6 +18,7 @@ order in which they follow the judged ones.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,12 +85,24 @@ def shortlist(
     question: str,
     size: int,
     dense: np.ndarray | None = None,
+    *,
+    carried: Mapping[str, float] | None = None,
 ) -> Shortlist:
-    """The best ``size`` tables of ``scope`` for ``question`` (all of them when the scope is smaller)."""
+    """The best ``size`` tables of ``scope`` for ``question`` (all of them when the scope is smaller).
+
+    ``carried`` (a follow-up's previous tables and their scores there) sets a floor under those
+    tables' scores, within the scope only.
+    """
     scores = fused_scores(lexical_scores(prepared, question), dense)
+    names = prepared.lexical.names
+    if carried:
+        position = {name: i for i, name in enumerate(names)}
+        lifted = [(position[n], score) for n, score in carried.items() if n in position]
+        scores = scores.copy()
+        for i, score in lifted:
+            scores[i] = max(float(scores[i]), score)
     if scope.mask is not None:
         scores = np.where(scope.mask, scores, np.float32(-1.0))
-    names = prepared.lexical.names
     prior = {names[i]: float(scores[i]) for i in np.flatnonzero(scores > 0)}
     if len(scope.cards) <= size:
         ordered = tuple(sorted((c.name for c in scope.cards), key=lambda n: -prior.get(n, 0.0)))
