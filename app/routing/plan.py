@@ -22,6 +22,7 @@ from app.routing.judging.outcome import ChunkOutcome
 from app.routing.preparation.cards import estimate_tokens
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
+from app.routing.ranking.relevance import RelevanceModel
 from app.routing.retrieval.shortlist import Shortlist, shortlist
 
 __all__ = [
@@ -66,7 +67,7 @@ class RoutePlanned:
     query: RouteQuery
     shortlist: Shortlist
     judged: bool  # False: the lexical judge answers, no chunk is asked about
-    prior_weight: float
+    relevance: RelevanceModel  # how the route's votes become probabilities
     estimated_tokens: int = 0
     budget_cut: bool = False  # the token budget shortened the shortlist
     first_pass: tuple[Chunk, ...] = ()
@@ -98,7 +99,7 @@ def _steps(
 
 
 def plan_route(
-    query: RouteQuery, size: int, dense: np.ndarray | None, first: FirstPass, prior_weight: float
+    query: RouteQuery, size: int, dense: np.ndarray | None, first: FirstPass, relevance: RelevanceModel
 ) -> RoutePlanned:
     """The judged plan of ``query``: the best ``size`` tables, cut further to fit its token budget."""
     short = shortlist(query.prepared, query.scope, query.question, size, dense)
@@ -115,7 +116,7 @@ def plan_route(
             break
         short = shortlist(query.prepared, query.scope, query.question, size, dense)
         compact, estimate = _steps(query, short, first, question_tokens)
-    return RoutePlanned(query, short, bool(short.chunks), prior_weight, estimate, cut, compact)
+    return RoutePlanned(query, short, bool(short.chunks), relevance, estimate, cut, compact)
 
 
 def second_pass(plan: RoutePlanned, outcomes: Sequence[ChunkOutcome], first: FirstPass) -> RoutePlanned:
@@ -133,7 +134,7 @@ def second_pass(plan: RoutePlanned, outcomes: Sequence[ChunkOutcome], first: Fir
         query,
         second,
         bool(chunks),
-        plan.prior_weight,
+        plan.relevance,
         estimated_tokens(chunks, question_tokens),
         plan.budget_cut,
     )

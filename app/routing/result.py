@@ -36,6 +36,10 @@ class RouteStats:
     first_pass_kept: int = 0  # tables the first pass sent on to full cards
     token_budget: int | None = None
     estimated_tokens: int = 0
+    extra_rounds: int = 0  # rounds of extra votes for unsettled tables
+    extra_chunks: int = 0
+    extra_lm_calls: int = 0  # LM calls of those rounds (also counted in lm_calls)
+    extra_votes: int = 0  # table verdicts those rounds asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +59,5 @@ class RouteResult:
     program_version: str | None = None  # the judge program's version; None for the lexical judge
     budget_cut: bool = False  # the token budget kept some scope tables from the judge
     budget_unjudged: list[str] = field(default_factory=list)
+    unsettled: list[str] = field(default_factory=list)  # votes still split when the extra rounds stopped
+    coverage: float | None = None  # P(every needed table is in the answer); None for the lexical judge
