@@ -1,8 +1,12 @@
 """Extra votes: the tables the first round left unsettled are judged again, in fresh chunk mixes.
 
 After the first round a table is unsettled when its votes disagree without one side leading by
-two, or when its probability of relevance sits near the decision (between ``low`` and
-``high``). Only those tables are asked about again, packed together in chunks of their own (so
+two, or when it has a single vote (its other chunks failed) and its probability of relevance
+sits near the decision (between ``low`` and ``high``). A table on whose votes every chunk
+agreed is settled, whatever its score: with fpr 0.05 a few wrong tables per route get two
+votes for, and the ranking (the prior breaks their tie with gold tables) is left to place them.
+
+Only the unsettled tables are asked about again, packed together in chunks of their own (so
 each meets new neighbours: a judge's mistakes depend on what else it reads), one more vote per
 round, until every table is settled, ``max_rounds`` have run, or the route's extra-vote budget
 is spent: ``max_votes`` table verdicts, and ``token_share`` of the first round's estimated
@@ -66,7 +70,7 @@ class ExtraRounds:
 
 
 def unsettled_tables(votes: Sequence[Vote], scorer: RelevanceScorer, extra: ExtraVotes) -> list[str]:
-    """Tables whose votes disagree or whose probability is near the decision, nearest first."""
+    """Tables whose votes disagree, or whose one vote leaves them near the decision; nearest first."""
     counts: dict[str, list[int]] = {}
     for vote in votes:
         tally = counts.setdefault(vote.table, [0, 0])
@@ -75,7 +79,8 @@ def unsettled_tables(votes: Sequence[Vote], scorer: RelevanceScorer, extra: Extr
     open_: list[str] = []
     for name, (for_, against) in counts.items():
         split = for_ > 0 and against > 0 and abs(for_ - against) < LEAD_TO_SETTLE
-        if split or extra.low < probability(odds[name]) < extra.high:
+        lone = for_ + against < 2 and extra.low < probability(odds[name]) < extra.high
+        if split or lone:
             open_.append(name)
     return sorted(open_, key=lambda n: (abs(odds[n]), n))
 
@@ -147,13 +152,14 @@ async def extra_rounds(
     """
     result = ExtraRounds()
     votes = list(first_votes)
-    open_ = unsettled_tables(votes, scorer, extra) if extra.enabled else []
+    # Listed even when extra votes are off: the answer says which tables the votes left open.
+    open_ = unsettled_tables(votes, scorer, extra)
     tokens_left = int(extra.token_share * first_tokens)
     if token_room is not None:
         tokens_left = min(tokens_left, token_room)
     planner = _Planner(card, chunk_tokens, seed, estimate_tokens(question))
     index = first_index
-    while open_ and result.rounds < extra.max_rounds:
+    while extra.enabled and open_ and result.rounds < extra.max_rounds:
         if deadline.remaining() <= 0:
             result.cut_by_deadline = True
             break
