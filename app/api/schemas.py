@@ -243,6 +243,12 @@ class RouteStatsBody(BaseModel):
         default=0, description="LM calls of those rounds (also counted in 'lm_calls')", examples=[1]
     )
     extra_votes: int = Field(default=0, description="table verdicts those rounds asked for", examples=[6])
+    extra_tokens: int = Field(
+        default=0,
+        description="prompt and completion tokens of those rounds (also in 'prompt_tokens' and "
+        "'completion_tokens')",
+        examples=[900],
+    )
 
 
 class RouteResponse(BaseModel):

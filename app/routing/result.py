@@ -40,6 +40,7 @@ class RouteStats:
     extra_chunks: int = 0
     extra_lm_calls: int = 0  # LM calls of those rounds (also counted in lm_calls)
     extra_votes: int = 0  # table verdicts those rounds asked for
+    extra_tokens: int = 0  # prompt and completion tokens of those rounds (also in the totals)
 
 
 @dataclass(frozen=True, slots=True)

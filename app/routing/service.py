@@ -363,4 +363,5 @@ def _stats(
         extra_chunks=len(extra.outcomes),
         extra_lm_calls=sum(o.lm_calls for o in extra.outcomes),
         extra_votes=extra.votes_asked,
+        extra_tokens=sum(o.prompt_tokens + o.completion_tokens for o in extra.outcomes),
     )
