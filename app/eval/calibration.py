@@ -17,10 +17,20 @@ from typing import Any
 
 from app.eval.metrics import QuestionRow
 
-__all__ = ["BINS", "GOLD_GROUPS", "by_gold_count", "default_answer", "reliability"]
+__all__ = [
+    "BINS",
+    "GOLD_GROUPS",
+    "SWEEP",
+    "by_gold_count",
+    "default_answer",
+    "reliability",
+    "threshold_sweep",
+]
 
 BINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.97, 1.0001)
 GOLD_GROUPS = (("1", 1, 1), ("2-3", 2, 3), ("4+", 4, 10_000))
+# Thresholds the report tries for the default answer: how the default was chosen.
+SWEEP = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def reliability(rows: Sequence[QuestionRow]) -> list[dict[str, Any]]:
@@ -80,3 +90,8 @@ def default_answer(rows: Sequence[QuestionRow], threshold: float, top_k: int) ->
         "tables_mean": round(sum(sizes) / n, 3),
         "gold_mean": round(sum(gold) / n, 3),
     }
+
+
+def threshold_sweep(rows: Sequence[QuestionRow], top_k: int) -> list[dict[str, float]]:
+    """The default answer at each threshold of SWEEP."""
+    return [default_answer(rows, threshold, top_k) for threshold in SWEEP]

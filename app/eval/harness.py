@@ -24,7 +24,7 @@ import httpx
 from pydantic import SecretStr
 
 from app.api.schemas import RouteRequest
-from app.eval.calibration import by_gold_count, default_answer, reliability
+from app.eval.calibration import by_gold_count, default_answer, reliability, threshold_sweep
 from app.eval.metrics import QuestionRow, score_rows
 from app.eval.report import save_report
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
@@ -264,6 +264,7 @@ def _report(  # noqa: PLR0917 - one run's parts, put together once
             "reliability": reliability(scored),
             "by_gold_count": by_gold_count(scored),
             "default_answer": default_answer(scored, settings.relevance_threshold, top_k),
+            "threshold_sweep": threshold_sweep(scored, top_k),
         },
         "warehouse": {
             "dialect": wh.dialect,

@@ -107,6 +107,12 @@ def _calibration(calibration: dict[str, Any]) -> list[str]:
         lines.append(
             f"{g['gold']:<14}{g['questions']:>10}{g['strict_recall@5']:>10.4f}{g['strict_recall@10']:>10.4f}"
         )
+    lines += [
+        "",
+        f"{'min_score':<14}{'complete':>10}{'tables':>10}  (the default answer at other thresholds)",
+    ]
+    for d in calibration.get("threshold_sweep", []):
+        lines.append(f"{d['threshold']:<14}{d['complete']:>10.4f}{d['tables_mean']:>10.2f}")
     lines += ["", f"{'score':<14}{'tables':>10}{'predicted':>10}{'observed':>10}  (reliability)"]
     for b in calibration["reliability"]:
         if b["tables"]:
