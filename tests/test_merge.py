@@ -16,7 +16,7 @@ MODEL = RelevanceModel(fnr=0.1, fpr=0.05, estimate_fpr=False, expected_tables=2.
 def _scores(
     votes: list[Vote], prior: dict[str, float] | None = None, judged: int = 100
 ) -> dict[str, RankedTable]:
-    scorer = RelevanceScorer(MODEL, prior or {}, judged)
+    scorer = RelevanceScorer(MODEL, prior or {}, [f"t{i}" for i in range(judged)])
     return {t.name: t for t in scorer.ranked(votes)}
 
 

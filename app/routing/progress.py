@@ -23,7 +23,7 @@ class RouteProgress:
         self.query = plan.query
         self.prior = plan.shortlist.prior
         self.relevance = plan.relevance
-        self.judged = len(plan.shortlist.names)
+        self.judged = plan.shortlist.names
         self.lexical = lexical_ranking(plan.shortlist.prior)
         self.total = plan.chunks
         self.done = 0
@@ -34,7 +34,7 @@ class RouteProgress:
         """The route's next step (full cards after a first pass): more chunks, its votes start over."""
         self.total += plan.chunks
         self.prior = plan.shortlist.prior
-        self.judged = len(plan.shortlist.names)
+        self.judged = plan.shortlist.names
         self.votes = []
 
     def add(self, outcome: ChunkOutcome) -> None:

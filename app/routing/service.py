@@ -272,7 +272,7 @@ class RouteService:
                 # Only full cards vote: the first pass decided which tables get them.
                 votes: list[Vote] = [v for o in outcomes[first:] for v in o.votes]
                 short = plan.shortlist
-                scorer = RelevanceScorer(self.relevance, short.prior, len(short.names))
+                scorer = RelevanceScorer(self.relevance, short.prior, short.names)
                 extra = await self._extra_rounds(self.judge, plan, votes, scorer, on_event)
                 outcomes.extend(extra.outcomes)
                 votes += [v for o in extra.outcomes for v in o.votes]

@@ -127,11 +127,13 @@ def evidence(votes: Iterable[Vote], model: RelevanceModel) -> tuple[dict[str, Ta
     return tables, fpr
 
 
-def prior_log_odds(prior: Mapping[str, float], judged: int, model: RelevanceModel) -> tuple[float, float]:
-    """The base log-odds and the lift per unit of lexical prior; the lift is centred on the mean prior."""
+def prior_log_odds(
+    prior: Mapping[str, float], judged: Sequence[str], model: RelevanceModel
+) -> tuple[float, float]:
+    """The base log-odds and the lift per unit of lexical prior, centred on the judged tables' mean prior."""
     lift = PRIOR_LIFT_PER_WEIGHT * model.prior_weight
-    mean = sum(prior.values()) / max(1, judged) if prior else 0.0
-    return model.base_log_odds(judged) - lift * mean, lift
+    mean = sum(prior.get(name, 0.0) for name in judged) / max(1, len(judged))
+    return model.base_log_odds(len(judged)) - lift * mean, lift
 
 
 def probability(log_odds: float) -> float:
@@ -145,9 +147,9 @@ def probability(log_odds: float) -> float:
 
 
 class RelevanceScorer:
-    """One route's scoring: its prior and the number of tables it judges fixed, votes scored on demand."""
+    """One route's scoring: its prior and the tables it judges fixed, votes scored on demand."""
 
-    def __init__(self, model: RelevanceModel, prior: Mapping[str, float], judged: int) -> None:
+    def __init__(self, model: RelevanceModel, prior: Mapping[str, float], judged: Sequence[str]) -> None:
         self.model = model
         self.prior = prior
         self.base, self.lift = prior_log_odds(prior, judged, model)
