@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 # The log-odds the best lexical match gains over a table without one, per unit of prior weight
-# (the default weight 0.2 gives 3: twenty times the odds).
+# (the default weight 0.4 gives 6: ~400 times the odds).
 PRIOR_LIFT_PER_WEIGHT = 15.0
 # Tables with two first-round votes needed before the route's own fpr estimate counts fully;
 # below it the estimate is shrunk toward the configured rate.
@@ -52,7 +52,7 @@ class RelevanceModel:
     fpr: float = 0.05  # it picks an unneeded one this often (the route's estimate shrinks toward it)
     estimate_fpr: bool = True
     expected_tables: float = 3.0  # tables a question needs, before any vote
-    prior_weight: float = 0.2
+    prior_weight: float = 0.4
 
     def base_log_odds(self, judged: int) -> float:
         """The log-odds of a judged table before its votes and prior."""
