@@ -49,10 +49,12 @@ from app.observability.tracing import instrument
 from app.routing.caching.route_cache import CachedRoutes
 from app.routing.caching.verdict_cache import VerdictCache
 from app.routing.cutoff import RouteCutoff
+from app.routing.extra_votes import ExtraVotes
 from app.routing.judging.earned import EarnedPlaceJudge
 from app.routing.judging.program_version import program_version
 from app.routing.judging.versions import program_version_of
 from app.routing.plan import FirstPass
+from app.routing.ranking.relevance import RelevanceModel
 from app.routing.service import RouteService
 from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
 from app.sources.registry import CatalogRegistry
@@ -180,6 +182,18 @@ def _lm_parts(
     return backend, embeddings
 
 
+def relevance_model(settings: Settings) -> RelevanceModel:
+    """How a route's votes become probabilities, as the settings configure it."""
+    configured = settings.judge_fpr
+    return RelevanceModel(
+        fnr=settings.judge_fnr,
+        fpr=0.05 if configured is None else configured,
+        estimate_fpr=configured is None,
+        expected_tables=settings.expected_tables,
+        prior_weight=settings.prior_weight,
+    )
+
+
 def _lm_judge(settings: Settings, backend: LMBackend) -> LMJudge:
     from app.routing.judging.judge import LMJudge
 
@@ -216,6 +230,8 @@ def _router(
         first_pass=FirstPass(
             settings.first_pass_above, settings.first_pass_chunk_tokens, settings.first_pass_keep
         ),
+        relevance=relevance_model(settings),
+        extra_votes=ExtraVotes(settings.max_extra_votes, settings.extra_vote_token_share),
         cutoff=cutoff,
     )
     return CachedRoutes(service, settings.route_cache_size, version, shared=shared_routes)

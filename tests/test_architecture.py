@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.routing.retrieval", "app.routing.query", "app.routing.schema_detail"),
     ("app.routing.ranking",),
     ("app.routing.judging", "app.routing.result"),
-    ("app.routing.plan", "app.routing.held_plan", "app.routing.service"),
+    ("app.routing.plan", "app.routing.held_plan", "app.routing.extra_votes", "app.routing.service"),
     ("app.routing.progress", "app.routing.caching"),
     ("app.sources", "app.auth"),
     ("app.answering",),

@@ -34,6 +34,8 @@ ANSWER_KEYS = {
     "tables",
     "partial",
     "unjudged",
+    "unsettled",
+    "coverage",
     "budget_cut",
     "budget_unjudged",
     "budget_cut_reason",

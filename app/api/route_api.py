@@ -156,6 +156,8 @@ def route_response(
         tables=[RoutedTable.model_validate(t, from_attributes=True) for t in result.tables],
         partial=result.partial,
         unjudged=result.unjudged,
+        unsettled=result.unsettled,
+        coverage=result.coverage,
         degraded=result.degraded,
         degraded_reason=result.degraded_reason,
         budget_cut=result.budget_cut,

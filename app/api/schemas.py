@@ -202,7 +202,14 @@ class TableParts(BaseModel):
 class RoutedTable(TableParts):
     """One table of the answer."""
 
-    score: float = Field(ge=0, le=1, description="relevance score in [0, 1]", examples=[0.95])
+    score: float = Field(
+        ge=0,
+        le=1,
+        description="with an LM judge, the probability that the SQL needs this table (votes, the judge's "
+        "error rates and the lexical prior; a via_fk table ranks just below the weaker table it joins); "
+        "with the lexical judge, the lexical match scaled to the best one",
+        examples=[0.95],
+    )
     votes_for: int = Field(ge=0, description="chunks whose verdict was relevant", examples=[2])
     votes_total: int = Field(ge=0, description="chunks that judged this table", examples=[2])
     reason: str = Field(description="the judge's short reason", examples=["holds the orders to count"])
@@ -269,6 +276,23 @@ class RouteStatsBody(BaseModel):
         "null when the LM's prices are unknown or no LM is configured",
         examples=[0.0012],
     )
+    extra_rounds: int = Field(
+        default=0,
+        description="rounds of extra votes for tables whose votes disagreed or whose score was near the "
+        "decision (TABLEROUTER_MAX_EXTRA_VOTES); 0: every table was settled by its first votes",
+        examples=[1],
+    )
+    extra_chunks: int = Field(default=0, description="chunks of those rounds (in 'chunks')", examples=[1])
+    extra_lm_calls: int = Field(
+        default=0, description="LM calls of those rounds (also counted in 'lm_calls')", examples=[1]
+    )
+    extra_votes: int = Field(default=0, description="table verdicts those rounds asked for", examples=[6])
+    extra_tokens: int = Field(
+        default=0,
+        description="prompt and completion tokens of those rounds (also in 'prompt_tokens' and "
+        "'completion_tokens')",
+        examples=[900],
+    )
 
 
 class FollowUpBody(BaseModel):
@@ -314,7 +338,8 @@ class RouteResponse(BaseModel):
     partial: bool = Field(
         default=False,
         description="true when some tables got no verdict: their chunks did not answer before the "
-        "deadline or failed; they are listed in 'unjudged'",
+        "deadline or failed; they are listed in 'unjudged'; or when the deadline stopped the extra votes "
+        "with tables 'unsettled'",
         examples=[False],
     )
     unjudged: list[str] = Field(
@@ -322,6 +347,20 @@ class RouteResponse(BaseModel):
         description="tables no answered chunk judged, best lexical (BM25) match first; they rank "
         "below every table in 'tables'",
         examples=[["public.order_archive"]],
+    )
+    unsettled: list[str] = Field(
+        default_factory=list,
+        description="tables whose votes still disagreed (or whose score stayed near the decision) when the "
+        "extra votes stopped: at the deadline (then 'partial' is true) or at the route's extra-vote budget",
+        examples=[[]],
+    )
+    coverage: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="the estimated probability that every table the SQL needs is in 'tables' (from each "
+        "left-out table's score); null for the lexical judge, whose scores are not probabilities",
+        examples=[0.97],
     )
     budget_cut: bool = Field(
         default=False,

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from app.eval.harness import DEFAULT_WAREHOUSE_URL, EvalOptions, evaluate
-from app.eval.report import format_comparison, format_report, load_report, plot_reports, save_report
+from app.eval.report import format_comparison, format_report, load_report, plot_reports
 
 __all__ = ["add_arguments", "run"]
 
@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--use-evidence", action="store_true", help="append each question's evidence hint")
     parser.add_argument("--concurrency", type=int, default=32, help="routes in flight")
     parser.add_argument("--top-k", type=int, default=20, help="tables asked for per route")
+    parser.add_argument(
+        "--min-gold", type=int, default=0, help="only questions whose gold SQL reads at least N tables"
+    )
     parser.add_argument("--keep-warehouse", action="store_true", help="do not drop the schemas at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -70,6 +73,8 @@ def _options(args: argparse.Namespace) -> EvalOptions:
         concurrency=args.concurrency,
         top_k=args.top_k,
         keep_warehouse=args.keep_warehouse,
+        min_gold=args.min_gold,
+        out=args.out,
         progress=not args.no_progress,
         sim_profile=args.sim_profile,
         price_model=args.price_model,
@@ -102,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))
-    if args.out:
-        save_report(report, args.out)
     if args.plot:
         plot_reports([report], [args.out.stem if args.out else "run"], args.plot)
     return 0

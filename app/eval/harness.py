@@ -23,9 +23,12 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
+from app.api.schemas import RouteRequest
+from app.eval.calibration import by_gold_count, default_answer, reliability, threshold_sweep
 from app.eval.metrics import QuestionRow, score_rows
+from app.eval.report import save_report
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
-from app.eval.spider import Question, load_databases, load_questions, resolve_gold
+from app.eval.spider import Database, GoldProblem, Question, load_databases, load_questions, resolve_gold
 from app.eval.warehouse import Warehouse, build_warehouse, drop_warehouse, plan_warehouse
 from app.settings import Settings
 from app.simulator.costs import ProfileName
@@ -59,6 +62,10 @@ class EvalOptions:
     top_k: int = 20
     keep_warehouse: bool = False
     progress: bool = True
+    # Only the questions with at least this many gold tables (the multi-table questions).
+    min_gold: int = 0
+    # Where the report is written, before the warehouse is dropped (a failed clean-up loses nothing).
+    out: Path | None = None
     # What the simulator's calls cost: its latency profile (and prefix cache), and the model whose
     # prices the report's dollars use.
     sim_profile: ProfileName | None = None
@@ -159,6 +166,8 @@ def _row(question: Question, gold: list[str], outcome: RouteOutcome) -> Question
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         cached_prompt_tokens=outcome.cached_prompt_tokens,
+        extra_tokens=outcome.extra_tokens,
+        coverage=outcome.coverage,
         cost_usd=outcome.cost_usd,
         wall_ms=round(outcome.wall_ms, 1),
         service_ms=outcome.service_ms,
@@ -173,6 +182,10 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
     all_questions = load_questions(options.questions)
     questions = [q for q in all_questions if q.db_id in databases]
     unknown_db = [q for q in all_questions if q.db_id not in databases]
+    if options.min_gold > 0:
+        # Gold tables come from the gold SQL, so the filter resolves every question first.
+        every, _ = resolve_gold(questions, databases)
+        questions = [q for q in questions if len(every[q.id]) >= options.min_gold]
     questions = _sample(questions, options.limit, options.seed)
     resolved, problems = resolve_gold(questions, databases)
     used = {q.db_id for q in questions}
@@ -207,15 +220,38 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
                 client, jobs, top_k=options.top_k, concurrency=options.concurrency, progress=options.progress
             )
             sim_stats = (await client.get(f"{sim_url}/stats")).json() if sim_url else None
+        rows = [_row(q, gold[q.id], o) for q, o in zip(questions, outcomes, strict=True)]
+        report = _report(options, settings, rows, started, wh, chosen, n_tables, problems, unknown_db, merged)
+        report["simulator_stats"] = sim_stats
+        if options.out is not None:
+            save_report(report, options.out)
     finally:
         if not options.keep_warehouse:
             await drop_warehouse(wh)
-    rows = [_row(q, gold[q.id], o) for q, o in zip(questions, outcomes, strict=True)]
+    return report
+
+
+def _report(  # noqa: PLR0917 - one run's parts, put together once
+    options: EvalOptions,
+    settings: Settings,
+    rows: list[QuestionRow],
+    started: datetime,
+    wh: Warehouse,
+    chosen: list[Database],
+    n_tables: int,
+    problems: list[GoldProblem],
+    unknown_db: list[Question],
+    merged: int,
+) -> dict[str, Any]:
+    scored = [r for r in rows if r.gold]
+    top_k = RouteRequest.model_fields["top_k"].default
     config = {
         **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "judge_model": settings.llm_model or "lexical",
         "relevance_threshold": settings.relevance_threshold,
         "votes": settings.votes,
+        "max_extra_votes": settings.max_extra_votes,
+        "extra_vote_token_share": settings.extra_vote_token_share,
         "chunk_tokens": settings.chunk_tokens,
         "llm_max_concurrency": settings.llm_max_concurrency,
         "started": started.isoformat(timespec="seconds"),
@@ -224,6 +260,12 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
     return {
         "config": config,
         "metrics": score_rows(rows, settings.relevance_threshold),
+        "calibration": {
+            "reliability": reliability(scored),
+            "by_gold_count": by_gold_count(scored),
+            "default_answer": default_answer(scored, settings.relevance_threshold, top_k),
+            "threshold_sweep": threshold_sweep(scored, top_k),
+        },
         "warehouse": {
             "dialect": wh.dialect,
             "databases": len(chosen),
@@ -236,6 +278,5 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
         "gold_problems": {"count": len(problems), "examples": [asdict(p) for p in problems[:_EXAMPLES]]},
         "unknown_db": {"count": len(unknown_db), "examples": [q.db_id for q in unknown_db[:_EXAMPLES]]},
         "oracle_merged": merged,
-        "simulator_stats": sim_stats,
         "rows": [r.to_dict() for r in rows],
     }

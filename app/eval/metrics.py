@@ -41,6 +41,8 @@ class QuestionRow:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    extra_tokens: int = 0
+    coverage: float | None = None
     cost_usd: float | None = None  # None: the LM's prices are unknown
     wall_ms: float = 0.0
     service_ms: float = 0.0
@@ -120,6 +122,10 @@ def score_rows(rows: Sequence[QuestionRow], threshold: float) -> dict[str, float
     prompt = sum(r.prompt_tokens for r in answered)
     cached = sum(r.cached_prompt_tokens for r in answered)
     metrics["cached_prompt_share"] = round(cached / prompt, 4) if prompt else 0.0
+    # What a route costs against its first round alone (tokens of the extra votes left out).
+    tokens = sum(r.prompt_tokens + r.completion_tokens for r in answered)
+    first = tokens - sum(r.extra_tokens for r in answered)
+    metrics["tokens_vs_first_round"] = round(tokens / first, 4) if first else 0.0
     costs = [r.cost_usd for r in answered if r.cost_usd is not None]
     if costs:
         metrics["cost_usd_mean"] = round(_mean(costs), 6)

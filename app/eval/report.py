@@ -19,6 +19,7 @@ _COMPARED = (
     "mrr",
     "lm_calls_mean",
     "tokens_mean",
+    "tokens_vs_first_round",
     "wall_ms_p50",
     "wall_ms_p95",
     "failed",
@@ -77,6 +78,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{'dollars':<22}{m['cost_usd_mean']:>10.5f}{'':>10}{m['cost_usd_p95']:>10.5f}")
     if "cached_prompt_share" in m:
         lines.append(f"prompt tokens served from the provider's prefix cache: {m['cached_prompt_share']:.1%}")
+    if m.get("tokens_vs_first_round"):
+        lines.append(f"tokens per route vs its first round alone: {m['tokens_vs_first_round']:.3f}x")
+    if "calibration" in report:
+        lines += _calibration(report["calibration"])
     problems = report["gold_problems"]
     if problems["count"]:
         examples = ", ".join(f"{p['db_id']}:{p['name']}" for p in problems["examples"][:5])
@@ -86,6 +91,33 @@ def format_report(report: dict[str, Any]) -> str:
         examples = ", ".join(f"{r['original']} → {r['name']}" for r in renamed[:3])
         lines.append(f"renamed in the warehouse: {len(renamed)} (e.g. {examples})")
     return "\n".join(lines)
+
+
+def _calibration(calibration: dict[str, Any]) -> list[str]:
+    """The reliability table, recall by gold count and the default answer, as text."""
+    d = calibration["default_answer"]
+    lines = [
+        "",
+        f"default answer (score >= {d['threshold']}, top {d['top_k']}): every gold table in it for "
+        f"{d['complete']:.1%} of questions, {d['tables_mean']:.2f} tables for {d['gold_mean']:.2f} gold",
+        "",
+        f"{'gold tables':<14}{'questions':>10}{'strict@5':>10}{'strict@10':>10}",
+    ]
+    for g in calibration["by_gold_count"]:
+        lines.append(
+            f"{g['gold']:<14}{g['questions']:>10}{g['strict_recall@5']:>10.4f}{g['strict_recall@10']:>10.4f}"
+        )
+    lines += [
+        "",
+        f"{'min_score':<14}{'complete':>10}{'tables':>10}  (the default answer at other thresholds)",
+    ]
+    for d in calibration.get("threshold_sweep", []):
+        lines.append(f"{d['threshold']:<14}{d['complete']:>10.4f}{d['tables_mean']:>10.2f}")
+    lines += ["", f"{'score':<14}{'tables':>10}{'predicted':>10}{'observed':>10}  (reliability)"]
+    for b in calibration["reliability"]:
+        if b["tables"]:
+            lines.append(f"{b['bin']:<14}{b['tables']:>10}{b['predicted']:>10.4f}{b['observed']:>10.4f}")
+    return lines
 
 
 def format_comparison(reports: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:

@@ -52,6 +52,8 @@ class RouteOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    extra_tokens: int = 0  # tokens of the extra votes for unsettled tables (in the two above)
+    coverage: float | None = None
     cost_usd: float | None = None
     service_ms: float = 0.0
     wall_ms: float = 0.0
@@ -114,6 +116,8 @@ def _outcome(job: RouteJob, response: httpx.Response, wall_ms: float) -> RouteOu
         prompt_tokens=int(stats["prompt_tokens"]),
         completion_tokens=int(stats["completion_tokens"]),
         cached_prompt_tokens=int(stats.get("cached_prompt_tokens", 0)),
+        extra_tokens=int(stats.get("extra_tokens", 0)),
+        coverage=body.get("coverage"),
         cost_usd=None if stats.get("cost_usd") is None else float(stats["cost_usd"]),
         service_ms=float(stats["elapsed_ms"]),
         wall_ms=wall_ms,

@@ -7,8 +7,14 @@ database, each ``db_id`` gets its own file beside the URL's file (``wh.<db_id>.d
 own source; in union mode every table goes into the URL's file as ``<db_id>__<table>``.
 Either way the service reports names as ``schema.table`` (PostgreSQL) or ``table`` (SQLite).
 
-The harness drops what it creates (``DROP SCHEMA … CASCADE``, or the tables and any file it
-made) before creating it, and again at the end unless asked to keep it.
+The harness drops what it creates (the tables, then the emptied schemas, or the tables and any
+file it made) before creating it, and again at the end unless asked to keep it.
+
+Every transaction is bounded: PostgreSQL holds a lock per table (and per index) a transaction
+creates or drops until it ends, in a shared table sized by ``max_locks_per_transaction``
+(64 per connection by default), so one ``DROP SCHEMA … CASCADE`` over a 2,588-table schema
+runs out of shared memory. Tables are created, tied by foreign keys and dropped
+``_TABLES_PER_TRANSACTION`` at a time, and a schema is dropped only once it is empty.
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from app.settings import SourceConfig
 __all__ = ["Placed", "Warehouse", "build_warehouse", "drop_warehouse", "plan_warehouse"]
 
 PG_SOURCE = "eval"
-# One script is one transaction; it locks every table it creates or drops.
-_STATEMENTS_PER_SCRIPT = 400
+# One script is one transaction; it locks every table (and index) it creates or drops, so a
+# script stays well inside a default server's lock table (64 locks per connection).
+_STATEMENTS_PER_SCRIPT = 50
+_TABLES_PER_DROP = 25
 _SAFE_FILE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -144,13 +152,27 @@ async def _execute(url: str, scripts: list[list[str]]) -> None:
         await engine.dispose()
 
 
-def _drop_statements(wh: Warehouse, url: str) -> list[str]:
+def _drop_scripts(wh: Warehouse, url: str) -> list[list[str]]:
+    """Scripts dropping what ``wh`` makes at ``url``: tables a few at a time, then the empty schemas."""
     if wh.dialect == "postgresql":
         schemas = [p.schema for p in wh.placed.values() if p.schema is not None]
-        return [f"DROP SCHEMA IF EXISTS {quote(s)} CASCADE" for s in schemas]
+        tables = [
+            f"{quote(p.schema)}.{quote(name)}"
+            for p in wh.placed.values()
+            if p.schema is not None
+            for name in wh.ddl[p.db_id].table_names.values()
+        ]
+        step = _TABLES_PER_DROP
+        # CASCADE: a foreign key from a table of a later batch goes with its referenced table.
+        drops = [
+            [f"DROP TABLE IF EXISTS {', '.join(tables[i : i + step])} CASCADE"]
+            for i in range(0, len(tables), step)
+        ]
+        # Emptied, a schema drops with few locks; CASCADE takes whatever else a run left in it.
+        return drops + [[f"DROP SCHEMA IF EXISTS {quote(s)} CASCADE"] for s in schemas]
     source = next(s for s, u in wh.urls.items() if u == url)
     tables = [t for p in wh.placed.values() if p.source == source for t in p.tables.values()]
-    return [f"DROP TABLE IF EXISTS {quote(t)}" for t in tables]
+    return _scripts([f"DROP TABLE IF EXISTS {quote(t)}" for t in tables])
 
 
 def _new_file(path: Path) -> bool:
@@ -177,12 +199,12 @@ async def build_warehouse(wh: Warehouse) -> None:
             table_sql, fk_sql = wh.ddl[placed.db_id].statements(qualifier, inline_fks=wh.dialect == "sqlite")
             creates += table_sql
             alters += fk_sql
-        await _execute(url, _scripts(_drop_statements(wh, url)) + _scripts(creates) + _scripts(alters))
+        await _execute(url, _drop_scripts(wh, url) + _scripts(creates) + _scripts(alters))
 
 
 async def drop_warehouse(wh: Warehouse) -> None:
     """Drop every schema or table ``wh`` created, and the SQLite files it made."""
     for url in wh.urls.values():
-        await _execute(url, _scripts(_drop_statements(wh, url)))
+        await _execute(url, _drop_scripts(wh, url))
     for db_file in wh.new_files:
         await asyncio.to_thread(db_file.unlink, missing_ok=True)

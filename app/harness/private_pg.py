@@ -46,9 +46,9 @@ class PrivatePostgres:
         """An asyncpg URL of ``database`` as the superuser with ``password``."""
         return f"postgresql+asyncpg://postgres:{password}@127.0.0.1:{self.port}/{database}"
 
-    async def start(self) -> None:
-        """Start the server and wait until it takes connections."""
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+    async def start(self, server_options: str = "") -> None:
+        """Start the server and wait until it takes connections (``server_options``: more ``-c`` flags)."""
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 {server_options}"
         data, log = str(self.folder / "data"), str(self.folder / "log")
         await _run("pg_ctl", "-D", data, "-o", options, "-l", log, "-w", "start")
 

@@ -22,7 +22,7 @@ from app.routing.token_hold import BudgetExhaustedError, Held, TokenHold
 if TYPE_CHECKING:
     from app.llm.prices import Prices
 
-__all__ = ["estimated_cost", "held_plan", "held_second_pass"]
+__all__ = ["estimated_cost", "held_plan", "held_room", "held_second_pass"]
 
 Replan = Callable[[RouteQuery], Awaitable[RoutePlanned]]
 
@@ -103,3 +103,13 @@ async def held_second_pass(
     if reason is None:
         return second
     return dataclasses.replace(second, budget_cut=True, budget_cut_reason=reason)
+
+
+async def held_room(hold: TokenHold, spent: int, wanted: int, calls: int, prices: Prices | None) -> int:
+    """Tokens beyond ``spent`` that ``hold`` grants of ``wanted`` more (over ``calls`` calls in all).
+
+    The hold becomes ``spent`` plus the grant: what a route spent so far replaces its estimate.
+    """
+    total = spent + wanted
+    held = await hold.hold(total, estimated_cost(total, calls, prices))
+    return max(0, held.tokens - spent)

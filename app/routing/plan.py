@@ -22,6 +22,7 @@ from app.routing.judging.outcome import ChunkOutcome
 from app.routing.preparation.cards import estimate_tokens
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
+from app.routing.ranking.relevance import RelevanceModel
 from app.routing.retrieval.shortlist import Shortlist, shortlist
 
 __all__ = [
@@ -66,7 +67,7 @@ class RoutePlanned:
     query: RouteQuery
     shortlist: Shortlist
     judged: bool  # False: the lexical judge answers, no chunk is asked about
-    prior_weight: float
+    relevance: RelevanceModel  # how the route's votes become probabilities
     estimated_tokens: int = 0
     budget_cut: bool = False  # the token budget shortened the shortlist
     first_pass: tuple[Chunk, ...] = ()
@@ -99,7 +100,7 @@ def _steps(
 
 
 def plan_route(
-    query: RouteQuery, size: int, dense: np.ndarray | None, first: FirstPass, prior_weight: float
+    query: RouteQuery, size: int, dense: np.ndarray | None, first: FirstPass, relevance: RelevanceModel
 ) -> RoutePlanned:
     """The judged plan of ``query``: the best ``size`` tables, cut further to fit its token budget."""
     short = shortlist(query.prepared, query.scope, query.lexical_question, size, dense, carried=query.carried)
@@ -119,7 +120,7 @@ def plan_route(
         )
         compact, estimate = _steps(query, short, first, question_tokens)
     reason = f"the route's token budget of {budget} LM tokens" if cut else None
-    return RoutePlanned(query, short, bool(short.chunks), prior_weight, estimate, cut, compact, reason)
+    return RoutePlanned(query, short, bool(short.chunks), relevance, estimate, cut, compact, reason)
 
 
 def second_pass(
@@ -142,7 +143,7 @@ def second_pass(
         query,
         second,
         bool(chunks),
-        plan.prior_weight,
+        plan.relevance,
         estimated_tokens(chunks, question_tokens),
         plan.budget_cut,
         budget_cut_reason=plan.budget_cut_reason,

@@ -11,6 +11,7 @@ from app.routing.judging.outcome import ChunkOutcome
 from app.routing.plan import RoutePlanned
 from app.routing.ranking.final import finish_ranking, lexical_ranking, rank_votes
 from app.routing.ranking.merge import RankedTable, Vote
+from app.routing.ranking.relevance import RelevanceScorer
 
 __all__ = ["RouteProgress"]
 
@@ -21,7 +22,8 @@ class RouteProgress:
     def __init__(self, plan: RoutePlanned) -> None:
         self.query = plan.query
         self.prior = plan.shortlist.prior
-        self.prior_weight = plan.prior_weight
+        self.relevance = plan.relevance
+        self.judged = plan.shortlist.names
         self.lexical = lexical_ranking(plan.shortlist.prior)
         self.total = plan.chunks
         self.done = 0
@@ -32,16 +34,22 @@ class RouteProgress:
         """The route's next step (full cards after a first pass): more chunks, its votes start over."""
         self.total += plan.chunks
         self.prior = plan.shortlist.prior
+        self.judged = plan.shortlist.names
         self.votes = []
 
     def add(self, outcome: ChunkOutcome) -> None:
         """Count one judged chunk."""
         self.done += 1
+        # Extra votes for unsettled tables come after the plan's chunks: the total grows with them.
+        self.total = max(self.total, self.done)
         self.failed += outcome.failed
         self.votes.extend(outcome.votes)
 
     def ranking(self) -> list[RankedTable]:
         """The ranking the votes so far give (the lexical one before any vote)."""
-        ranked = rank_votes(self.votes, self.prior, self.prior_weight) if self.votes else self.lexical
+        if self.votes:
+            ranked = rank_votes(self.votes, RelevanceScorer(self.relevance, self.prior, self.judged))
+        else:
+            ranked = self.lexical
         q = self.query
         return finish_ranking(ranked, q.prepared, q.scope, q.top_k, q.min_score)

@@ -36,6 +36,11 @@ class RouteStats:
     first_pass_kept: int = 0  # tables the first pass sent on to full cards
     token_budget: int | None = None
     estimated_tokens: int = 0
+    extra_rounds: int = 0  # rounds of extra votes for unsettled tables
+    extra_chunks: int = 0
+    extra_lm_calls: int = 0  # LM calls of those rounds (also counted in lm_calls)
+    extra_votes: int = 0  # table verdicts those rounds asked for
+    extra_tokens: int = 0  # prompt and completion tokens of those rounds (also in the totals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +61,5 @@ class RouteResult:
     budget_cut: bool = False  # the token budget kept some scope tables from the judge
     budget_unjudged: list[str] = field(default_factory=list)
     budget_cut_reason: str | None = None  # which budget cut the plan: the route's or the key's day
+    unsettled: list[str] = field(default_factory=list)  # votes still split when the extra rounds stopped
+    coverage: float | None = None  # P(every needed table is in the answer); None for the lexical judge

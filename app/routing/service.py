@@ -19,15 +19,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from app.llm.reliability import RouteQueueFullError
 from app.routing.cutoff import RouteCutoff
 from app.routing.deadline import Deadline
-from app.routing.held_plan import held_plan, held_second_pass
+from app.routing.extra_votes import ExtraRounds, ExtraVotes, extra_rounds
+from app.routing.held_plan import held_plan, held_room, held_second_pass
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.outcome import ChunkOutcome
 from app.routing.judging.versions import PROGRAM_VERSION
-from app.routing.plan import FirstPass, RoutePlanned, plan_route
+from app.routing.plan import FirstPass, RoutePlanned, estimated_tokens, plan_route
+from app.routing.preparation.cards import estimate_tokens
 from app.routing.preparation.chunks import Chunk
 from app.routing.query import RouteQuery
+from app.routing.ranking.answer_coverage import answer_coverage
 from app.routing.ranking.final import (
     finish_ranking,
     lexical_ranking,
@@ -36,6 +40,7 @@ from app.routing.ranking.final import (
     unjudged_tables,
 )
 from app.routing.ranking.merge import Vote
+from app.routing.ranking.relevance import RelevanceModel, RelevanceScorer
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
 from app.routing.retrieval.shortlist import shortlist
 
@@ -146,8 +151,12 @@ class RouteService:
         prices: Prices | None = None,
         program_version: str = PROGRAM_VERSION,
         first_pass: FirstPass | None = None,
+        relevance: RelevanceModel | None = None,
+        extra_votes: ExtraVotes | None = None,
         cutoff: RouteCutoff | None = None,
     ) -> None:
+        self.relevance = relevance or RelevanceModel(prior_weight=prior_weight)
+        self.extra_votes = extra_votes or ExtraVotes()
         self.cutoff = cutoff  # the server's shutdown: routes answer with what finished
         self.program_version = program_version
         self.first_pass = first_pass or FirstPass()
@@ -155,7 +164,6 @@ class RouteService:
         self.prices = prices
         self.shortlist_size = shortlist_size
         self.embeddings = embeddings
-        self.prior_weight = prior_weight
 
     @property
     def judge_name(self) -> str:
@@ -178,8 +186,8 @@ class RouteService:
                 dense,
                 carried=query.carried,
             )
-            return RoutePlanned(query, short, False, self.prior_weight)
-        return plan_route(query, self.shortlist_size, dense, self.first_pass, self.prior_weight)
+            return RoutePlanned(query, short, False, self.relevance)
+        return plan_route(query, self.shortlist_size, dense, self.first_pass, self.relevance)
 
     async def _judged(
         self, judge: Judge, query: RouteQuery, chunks: Sequence[Chunk], on_event: OnRouteEvent | None
@@ -211,6 +219,61 @@ class RouteService:
         reason = f"every LM call failed: {failed[0]}" if failed else "no chunk answered before the deadline"
         return outcomes, reason
 
+    @staticmethod
+    def _every(query: RouteQuery) -> list[str]:
+        """Every scope table when the request asks for the full ranking (min_score 0), else none."""
+        return [c.name for c in query.scope.cards] if query.min_score <= 0 else []
+
+    async def _extra_rounds(
+        self,
+        judge: Judge,
+        plan: RoutePlanned,
+        votes: list[Vote],
+        scorer: RelevanceScorer,
+        on_event: OnRouteEvent | None,
+        *,
+        spent_on: Sequence[ChunkOutcome],
+    ) -> ExtraRounds:
+        """Extra votes for the tables the first round left unsettled, under the same limiter and deadline."""
+        backend, query, short = judge.backend, plan.query, plan.shortlist
+        deadline = query.deadline.for_lm_calls()
+
+        async def judged(chunks: Sequence[Chunk]) -> list[ChunkOutcome]:
+            return await fan_out(judge, query.judged_question, chunks, deadline, on_event, cutoff=self.cutoff)
+
+        first_tokens = estimated_tokens(short.chunks, estimate_tokens(query.judged_question))
+        budget = query.token_budget
+        room = None if budget is None else max(0, budget - plan.estimated_tokens)
+        if not backend.reliability.breaker.accepts_routes():
+            return ExtraRounds()
+        if query.hold is not None and self.extra_votes.enabled:
+            # Held against the key's day like the first round: what was spent so far plus the
+            # extra votes' share, or what the day still grants.
+            spent = sum(o.prompt_tokens + o.completion_tokens for o in spent_on)
+            wanted = int(self.extra_votes.token_share * first_tokens)
+            granted = await held_room(query.hold, spent, wanted, len(spent_on) + 1, self.prices)
+            room = granted if room is None else min(room, granted)
+        try:
+            with backend.reliability.route_slot(backend.limiter):
+                return await extra_rounds(
+                    judged,
+                    votes,
+                    scorer,
+                    self.extra_votes,
+                    question=query.judged_question,
+                    judged=short.names,
+                    card=lambda name: query.scope.card(query.prepared.card(name)),
+                    chunk_tokens=query.prepared.chunk_tokens,
+                    seed=query.prepared.seed,
+                    first_tokens=first_tokens,
+                    token_room=room,
+                    deadline=deadline,
+                    first_index=max((c.index for c in short.chunks), default=-1) + 1,
+                )
+        except RouteQueueFullError:
+            # The first round answered: a full queue costs the extra votes, not the route.
+            return ExtraRounds()
+
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:
         """Route ``query`` before its deadline, telling ``on_event`` the plan and each chunk's outcome.
 
@@ -226,9 +289,9 @@ class RouteService:
         degraded: str | None = None
         unjudged: list[str] = []
         shortlisted, first_pass = len(plan.shortlist.names) if plan.judged else 0, 0
-        if self.judge is None or not plan.judged:
-            ranked = lexical_ranking(plan.shortlist.prior)
-        else:
+        extra = ExtraRounds()
+        log_odds: dict[str, float] | None = None
+        if self.judge is not None and plan.judged:
             if plan.first_pass:
                 first_pass = len(plan.first_pass)
                 outcomes, degraded = await self._judged(self.judge, query, plan.first_pass, on_event)
@@ -244,13 +307,21 @@ class RouteService:
                 # Only full cards vote: the first pass decided which tables get them.
                 votes: list[Vote] = [v for o in outcomes[first:] for v in o.votes]
                 short = plan.shortlist
+                scorer = RelevanceScorer(self.relevance, short.prior, short.names)
+                extra = await self._extra_rounds(self.judge, plan, votes, scorer, on_event, spent_on=outcomes)
+                outcomes.extend(extra.outcomes)
+                votes += [v for o in extra.outcomes for v in o.votes]
                 # Left-out tables can only show in a full ranking (they have no votes, so score 0).
                 cut = short.cut and query.min_score <= 0
                 rest = unjudged_by_shortlist(short, query.top_k) if cut else []
-                ranked = rank_votes(votes, short.prior, self.prior_weight, rest)
+                ranked = rank_votes(votes, scorer, rest)
                 unjudged = unjudged_tables(short.names, votes, short.prior)
+                log_odds = {c.name: scorer.start(c.name) for c in query.scope.cards}
+                log_odds.update(scorer.log_odds(votes))
             else:
-                ranked = lexical_ranking(plan.shortlist.prior)
+                ranked = lexical_ranking(plan.shortlist.prior, self._every(query))
+        else:
+            ranked = lexical_ranking(plan.shortlist.prior, self._every(query))
         tables = finish_ranking(ranked, query.prepared, query.scope, query.top_k, query.min_score)
         lm_judged = self.judge is not None and degraded is None
         return RouteResult(
@@ -260,10 +331,19 @@ class RouteService:
             judge=self.judge_name if lm_judged else LEXICAL_JUDGE,
             tables=tables,
             stats=_stats(
-                query, plan, outcomes, started, self.prices, shortlisted=shortlisted, first_pass=first_pass
+                query,
+                plan,
+                outcomes,
+                started,
+                self.prices,
+                shortlisted=shortlisted,
+                first_pass=first_pass,
+                extra=extra,
             ),
-            partial=bool(unjudged),
+            partial=bool(unjudged) or extra.cut_by_deadline,
             unjudged=unjudged,
+            unsettled=extra.unsettled,
+            coverage=None if log_odds is None else answer_coverage(log_odds, [t.name for t in tables]),
             degraded=degraded is not None,
             degraded_reason=degraded,
             program_version=self.program_version if lm_judged else None,
@@ -289,6 +369,7 @@ def _stats(
     *,
     shortlisted: int,
     first_pass: int,
+    extra: ExtraRounds,
 ) -> RouteStats:
     prompt = sum(o.prompt_tokens for o in outcomes)
     cached = sum(o.cached_prompt_tokens for o in outcomes)
@@ -314,4 +395,9 @@ def _stats(
         token_budget=query.token_budget,
         estimated_tokens=plan.estimated_tokens,
         cost_usd=None if prices is None else round(prices.cost(prompt, cached, completion), 6),
+        extra_rounds=extra.rounds,
+        extra_chunks=len(extra.outcomes),
+        extra_lm_calls=sum(o.lm_calls for o in extra.outcomes),
+        extra_votes=extra.votes_asked,
+        extra_tokens=sum(o.prompt_tokens + o.completion_tokens for o in extra.outcomes),
     )

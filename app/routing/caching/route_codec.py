@@ -16,7 +16,8 @@ from app.routing.result import RouteResult, RouteStats
 
 __all__ = ["CODEC_VERSION", "decode_route", "encode_route"]
 
-CODEC_VERSION = 1
+# 2: answers carry 'unsettled', 'coverage' and the extra votes' counters.
+CODEC_VERSION = 2
 
 
 def encode_route(result: RouteResult) -> bytes:

@@ -6,10 +6,18 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from app.routing.preparation.prepared import PreparedCatalog, RouteScope
-from app.routing.ranking.merge import RankedTable, Vote, blended_votes, complete_join_paths, rank
+from app.routing.ranking.merge import RankedTable, Vote, complete_join_paths, rank
+from app.routing.ranking.relevance import RelevanceScorer
 from app.routing.retrieval.shortlist import Shortlist
 
-__all__ = ["finish_ranking", "lexical_ranking", "rank_votes", "unjudged_by_shortlist", "unjudged_tables"]
+__all__ = [
+    "LEXICAL_REASON",
+    "finish_ranking",
+    "lexical_ranking",
+    "rank_votes",
+    "unjudged_by_shortlist",
+    "unjudged_tables",
+]
 
 
 def finish_ranking(
@@ -34,12 +42,17 @@ def finish_ranking(
     return rank([*selected, *joined])[:top_k]
 
 
-def lexical_ranking(prior: dict[str, float]) -> list[RankedTable]:
-    """The shortlist's scores as a ranking: the lexical judge's answer (tables without a score left out)."""
-    ranked = [
-        RankedTable(name, round(score, 4), 0, 0, "lexical match on names, columns and comments")
-        for name, score in prior.items()
-    ]
+LEXICAL_REASON = "lexical match on names, columns and comments"
+
+
+def lexical_ranking(prior: dict[str, float], every: Sequence[str] = ()) -> list[RankedTable]:
+    """The shortlist's scores as a ranking: the lexical judge's answer.
+
+    Tables without a score are left out, unless named in ``every`` (a full ranking, min_score 0):
+    then they follow the others at score 0.
+    """
+    ranked = [RankedTable(name, round(score, 4), 0, 0, LEXICAL_REASON) for name, score in prior.items()]
+    ranked += [RankedTable(name, 0.0, 0, 0, "no lexical match") for name in every if name not in prior]
     return rank(ranked, prior)
 
 
@@ -51,13 +64,13 @@ def unjudged_by_shortlist(short: Shortlist, count: int) -> list[RankedTable]:
 
 
 def rank_votes(
-    votes: list[Vote], prior: dict[str, float], prior_weight: float, left_out: Sequence[RankedTable] = ()
+    votes: list[Vote], scorer: RelevanceScorer, left_out: Sequence[RankedTable] = ()
 ) -> list[RankedTable]:
-    """The ranking votes give: merged, moved toward the shortlist prior, ordered.
+    """The ranking votes give: each table's probability of relevance, ordered.
 
     ``left_out`` are tables the shortlist did not send to the LM; with no votes they score 0.
     """
-    return rank([*blended_votes(votes, prior, prior_weight), *left_out], prior)
+    return rank([*scorer.ranked(votes), *left_out], scorer.prior)
 
 
 def unjudged_tables(
