@@ -33,6 +33,7 @@ from app.api.state import AppState, get_state
 from app.auth.principal import Principal
 from app.catalog.model import Catalog
 from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
+from app.memory.entries import feedback_entry
 from app.routing.preparation.grants import sees_table
 from app.store.records import FeedbackRecord, RouteRecord
 
@@ -44,7 +45,7 @@ PENDING_WAIT_S = 10.0
 
 
 @contextmanager
-def _store_call() -> Iterator[None]:
+def store_call() -> Iterator[None]:
     """Turn the store being down into a 503 problem (with Retry-After), not a 500."""
     try:
         yield
@@ -66,7 +67,7 @@ async def _logged(state: AppState, route_id: str, principal: Principal) -> Route
     pending = writer.pending(route_id)
     if pending is not None:
         _owned(pending, route_id, principal)  # another key's route is not waited for either
-    with _store_call():
+    with store_call():
         if pending is not None:
             await asyncio.wait_for(writer.wait_written(route_id), PENDING_WAIT_S)
         record = await state.store.routes.get(route_id) if len(route_id) <= 64 else None
@@ -87,7 +88,7 @@ async def _snapshot(state: AppState, route: RouteRecord) -> Catalog:
     prepared = source.prepared if source is not None else None
     if prepared is not None and prepared.version == route.catalog_version:
         return prepared.catalog
-    with _store_call():
+    with store_call():
         catalog = await state.store.snapshots.get(route.source, route.catalog_version)
     if catalog is None:
         raise UnprocessableError(
@@ -115,7 +116,7 @@ async def get_route(
     """
     pending = state.store.writer.pending(route_id)
     record = _owned(pending, route_id, principal) if pending else await _logged(state, route_id, principal)
-    with _store_call():
+    with store_call():
         feedback = None if pending else await state.store.feedback.get(route_id)
     return LoggedRoute.model_validate({**asdict(record), "feedback": asdict(feedback) if feedback else None})
 
@@ -157,8 +158,10 @@ async def submit_feedback(
     if not used:
         raise UnprocessableError("the feedback names no table: give used_tables, or sql that reads tables")
     record = FeedbackRecord(route_id, datetime.now(UTC), sorted(used), body.sql)
-    with _store_call():
+    entry, joins = feedback_entry(route, catalog, record, source.dialect if source else None)
+    with store_call():
         await state.store.feedback.save(record)
+        await state.memory.remember(route.source, [entry], joins)
     return FeedbackBody.model_validate(asdict(record))
 
 

@@ -98,10 +98,16 @@ def _steps(
 
 
 def plan_route(
-    query: RouteQuery, size: int, dense: np.ndarray | None, first: FirstPass, prior_weight: float
+    query: RouteQuery,
+    size: int,
+    dense: np.ndarray | None,
+    first: FirstPass,
+    prior_weight: float,
+    *,
+    memory: np.ndarray | None = None,
 ) -> RoutePlanned:
     """The judged plan of ``query``: the best ``size`` tables, cut further to fit its token budget."""
-    short = shortlist(query.prepared, query.scope, query.question, size, dense)
+    short = shortlist(query.prepared, query.scope, query.question, size, dense, memory=memory)
     question_tokens = estimate_tokens(query.question)
     compact, estimate = _steps(query, short, first, question_tokens)
     budget = query.token_budget
@@ -113,7 +119,7 @@ def plan_route(
         if size <= 0:
             short, compact, estimate = Shortlist((), (), short.prior, cut=True), (), 0
             break
-        short = shortlist(query.prepared, query.scope, query.question, size, dense)
+        short = shortlist(query.prepared, query.scope, query.question, size, dense, memory=memory)
         compact, estimate = _steps(query, short, first, question_tokens)
     return RoutePlanned(query, short, bool(short.chunks), prior_weight, estimate, cut, compact)
 

@@ -36,6 +36,10 @@ class RouteStats:
     first_pass_kept: int = 0  # tables the first pass sent on to full cards
     token_budget: int | None = None
     estimated_tokens: int = 0
+    memory_matches: int = 0  # similar past questions the route memory found
+    memory_similarity: float = 0.0  # the closest one's similarity
+    memory_tables: int = 0  # scope tables the memory lent a prior
+    memory_shortlist: int = 0  # tables the LM judged because the memory was confident; 0: not narrowed
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ open, or no chunk answered - the route answers with the lexical judge instead (`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,8 +34,16 @@ from app.routing.ranking.final import (
     unjudged_by_shortlist,
     unjudged_tables,
 )
-from app.routing.ranking.merge import Vote
+from app.routing.ranking.merge import RankedTable, Vote
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
+from app.routing.retrieval.memory_prior import (
+    MemorySource,
+    MemoryTuning,
+    MemoryUse,
+    memory_scores,
+    memory_use,
+    with_memory_reasons,
+)
 from app.routing.retrieval.shortlist import shortlist
 
 if TYPE_CHECKING:  # DSPy's: only an LM-backed route has them, and the lexical path never imports DSPy
@@ -133,7 +142,11 @@ class RouteService:
         prices: Prices | None = None,
         program_version: str = PROGRAM_VERSION,
         first_pass: FirstPass | None = None,
+        memory: MemorySource | None = None,
+        memory_tuning: MemoryTuning | None = None,
     ) -> None:
+        self.memory = memory
+        self.memory_tuning = memory_tuning or MemoryTuning()
         self.program_version = program_version
         self.first_pass = first_pass or FirstPass()
         self.judge = judge
@@ -146,8 +159,25 @@ class RouteService:
     def judge_name(self) -> str:
         return self.judge.backend.model if self.judge else LEXICAL_JUDGE
 
-    async def plan(self, query: RouteQuery) -> RoutePlanned:
-        """The tables the route sends to the judge, in chunks, with every scope table's prior."""
+    def memory_version(self, source: str) -> str | None:
+        """What the memory of ``source`` holds (part of the route cache's key); None: no memory."""
+        return None if self.memory is None else self.memory.version(source)
+
+    def _memory_use(self, query: RouteQuery) -> MemoryUse:
+        tuning = self.memory_tuning
+        if self.memory is None or tuning.neighbours == 0:
+            return MemoryUse()
+        match = self.memory.lookup(query.source, query.question)
+        return memory_use(match, self.memory.index(query.source), query.scope, tuning.weight)
+
+    async def plan(self, query: RouteQuery, use: MemoryUse | None = None) -> RoutePlanned:
+        """The tables the route sends to the judge, in chunks, with every scope table's prior.
+
+        When the memory is confident (its closest past question is similar enough) the LM judges
+        a smaller shortlist; the route's stats say so (``memory_shortlist``).
+        """
+        use = use or MemoryUse()
+        memory = memory_scores(query.prepared, use)
         dense = None
         # Dense similarity matters where it decides: the cut, or the lexical judge's ranking.
         if self.embeddings is not None and (
@@ -155,9 +185,13 @@ class RouteService:
         ):
             dense = await self.embeddings.scores(query.prepared, query.question)
         if self.judge is None:
-            short = shortlist(query.prepared, query.scope, query.question, self.shortlist_size, dense)
+            size = self.shortlist_size
+            short = shortlist(query.prepared, query.scope, query.question, size, dense, memory=memory)
             return RoutePlanned(query, short, False, self.prior_weight)
-        return plan_route(query, self.shortlist_size, dense, self.first_pass, self.prior_weight)
+        size = self.shortlist_size
+        if use.best >= self.memory_tuning.confident_similarity:
+            size = min(size, self.memory_tuning.shortlist_size)
+        return plan_route(query, size, dense, self.first_pass, self.prior_weight, memory=memory)
 
     async def _judged(
         self, judge: Judge, query: RouteQuery, chunks: Sequence[Chunk], on_event: OnRouteEvent | None
@@ -193,7 +227,11 @@ class RouteService:
         Raises RouteQueueFullError when too many routes already wait for the LM backend.
         """
         started = time.perf_counter()
-        plan = await self.plan(query)
+        use = self._memory_use(query)
+        plan = await self.plan(query, use)
+        narrowed = len(plan.shortlist.names) < min(self.shortlist_size, len(query.scope.cards))
+        if plan.judged and narrowed and use.best >= self.memory_tuning.confident_similarity:
+            use = dataclasses.replace(use, shortlist=len(plan.shortlist.names))
         if on_event is not None:
             on_event(plan)
         outcomes: list[ChunkOutcome] = []
@@ -225,7 +263,12 @@ class RouteService:
                 unjudged = unjudged_tables(short.names, votes, short.prior)
             else:
                 ranked = lexical_ranking(plan.shortlist.prior)
-        tables = finish_ranking(ranked, query.prepared, query.scope, query.top_k, query.min_score)
+        mined = self.memory.joins(query.source) if self.memory is not None else None
+        tables = finish_ranking(
+            ranked, query.prepared, query.scope, query.top_k, query.min_score, mined=mined
+        )
+        if use.tables:
+            tables = [_told(t, use) for t in tables]
         lm_judged = self.judge is not None and degraded is None
         return RouteResult(
             route_id=query.route_id,
@@ -234,7 +277,14 @@ class RouteService:
             judge=self.judge_name if lm_judged else LEXICAL_JUDGE,
             tables=tables,
             stats=_stats(
-                query, plan, outcomes, started, self.prices, shortlisted=shortlisted, first_pass=first_pass
+                query,
+                plan,
+                outcomes,
+                started,
+                self.prices,
+                shortlisted=shortlisted,
+                first_pass=first_pass,
+                memory=use,
             ),
             partial=bool(unjudged),
             unjudged=unjudged,
@@ -244,6 +294,12 @@ class RouteService:
             budget_cut=plan.budget_cut,
             budget_unjudged=_left_out(plan) if plan.budget_cut else [],
         )
+
+
+def _told(table: RankedTable, use: MemoryUse) -> RankedTable:
+    """``table`` with its reason saying when the memory lent it a prior."""
+    reason = with_memory_reasons(table.reason, table.name, use)
+    return table if reason == table.reason else dataclasses.replace(table, reason=reason)
 
 
 def _left_out(plan: RoutePlanned) -> list[str]:
@@ -262,6 +318,7 @@ def _stats(
     *,
     shortlisted: int,
     first_pass: int,
+    memory: MemoryUse,
 ) -> RouteStats:
     prompt = sum(o.prompt_tokens for o in outcomes)
     cached = sum(o.cached_prompt_tokens for o in outcomes)
@@ -287,4 +344,8 @@ def _stats(
         token_budget=query.token_budget,
         estimated_tokens=plan.estimated_tokens,
         cost_usd=None if prices is None else round(prices.cost(prompt, cached, completion), 6),
+        memory_matches=memory.matches,
+        memory_similarity=round(memory.best, 4),
+        memory_tables=len(memory.tables),
+        memory_shortlist=memory.shortlist,
     )

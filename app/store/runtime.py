@@ -17,6 +17,7 @@ from app.store.migrate import upgrade_async
 from app.store.retention import Retention
 from app.store.route_log import RouteLogRepository
 from app.store.route_log_writer import RouteLogWriter
+from app.store.route_memory import MemoryRepository
 from app.store.snapshots import SnapshotRepository
 
 __all__ = ["StoreRuntime", "open_store"]
@@ -32,6 +33,7 @@ class StoreRuntime:
         self.snapshots = SnapshotRepository(store)
         self.routes = RouteLogRepository(store)
         self.feedback = FeedbackRepository(store)
+        self.memory = MemoryRepository(store)
         self.writer = RouteLogWriter(
             self.routes, settings.route_log_queue_size, settings.route_log_batch_size
         )

@@ -76,6 +76,7 @@ class CachedRoutes:
             schemas=query.schemas,
             visible=query.visible,
             token_budget=query.token_budget,
+            memory=self.service.memory_version(query.source),
         )
 
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:

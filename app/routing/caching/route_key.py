@@ -2,9 +2,9 @@
 
 A route is identical when its normalised question, source, catalog version, judge program
 version, request options (``top_k``, ``min_score``, ``schemas``) and the tables the asking
-key may see (its grant's fingerprint) are: a key never gets an answer computed over tables it
-may not see. A new catalog or program version is a new key, so a refresh never serves stale
-tables.
+key may see (its grant's fingerprint) and the source's route memory are: a key never gets an
+answer computed over tables it may not see. A new catalog or program version is a new key, so a
+refresh never serves stale tables; what the memory learns makes a new key too.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class RouteKey:
     schemas: tuple[str, ...] | None
     visible: str | None  # fingerprint of the tables the key's grant shows; None: every table
     token_budget: int | None = None
+    memory: str | None = None  # what the source's route memory held: a route it changed is new
 
     def digest(self) -> str:
         """A stable hex digest of every field (the shared cache's key; never the question itself)."""
@@ -50,6 +51,7 @@ def route_key(
     schemas: Sequence[str] | None,
     visible: str | None = None,
     token_budget: int | None = None,
+    memory: str | None = None,
 ) -> RouteKey:
     """The cache key of a route request."""
     return RouteKey(
@@ -62,4 +64,5 @@ def route_key(
         tuple(sorted(set(schemas))) if schemas else None,
         visible,
         token_budget,
+        memory,
     )

@@ -84,9 +84,16 @@ def shortlist(
     question: str,
     size: int,
     dense: np.ndarray | None = None,
+    *,
+    memory: np.ndarray | None = None,
 ) -> Shortlist:
-    """The best ``size`` tables of ``scope`` for ``question`` (all of them when the scope is smaller)."""
+    """The best ``size`` tables of ``scope`` for ``question`` (all of them when the scope is smaller).
+
+    ``memory`` (per catalog table, ``app.routing.retrieval.memory_prior``) is added before the scope.
+    """
     scores = fused_scores(lexical_scores(prepared, question), dense)
+    if memory is not None:
+        scores = _scaled(scores + memory)
     if scope.mask is not None:
         scores = np.where(scope.mask, scores, np.float32(-1.0))
     names = prepared.lexical.names
