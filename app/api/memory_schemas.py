@@ -24,7 +24,8 @@ class MemoryImport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[dict[str, Any]] = Field(
+    # Any JSON value: a row that is not an object is reported as bad like any other, by its line.
+    rows: list[Any] = Field(
         min_length=1,
         max_length=MAX_IMPORT_ROWS,
         description="each row is checked alone: a bad one is reported (by its 1-based line), the good "

@@ -13,8 +13,9 @@ share the service mined from FILE's SQL (compared as table pairs with their colu
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -27,7 +28,7 @@ from app.memory.sql_reading import read_sql
 
 __all__ = ["declared_edges", "format_memory", "import_memory", "memory_rows", "mined_edges", "used_edges"]
 
-_BATCH = 200  # rows per request, well under the default body limit
+_BATCH_BYTES = 48 * 1024  # per request, under the service's default body limit (64 KiB)
 Edge = tuple[tuple[str, str], tuple[str, str]]  # sorted ((table, column), (table, column)), case-folded
 
 
@@ -81,10 +82,8 @@ async def import_memory(client: httpx.AsyncClient, rows: dict[str, list[dict[str
     bad: list[dict[str, Any]] = []
     mined: list[dict[str, Any]] = []
     for source, source_rows in rows.items():
-        for start in range(0, len(source_rows), _BATCH):
-            response = await client.post(
-                f"/sources/{source}/memory", json={"rows": source_rows[start : start + _BATCH]}
-            )
+        for start, batch in _batches(source_rows):
+            response = await client.post(f"/sources/{source}/memory", json={"rows": batch})
             response.raise_for_status()
             body = response.json()
             imported += body["imported"]
@@ -93,6 +92,19 @@ async def import_memory(client: httpx.AsyncClient, rows: dict[str, list[dict[str
         state = (await client.get(f"/sources/{source}/memory")).json()
         mined += state["joins"]
     return {"imported": imported, "joins": joins, "bad": len(bad), "bad_examples": bad[:10], "mined": mined}
+
+
+def _batches(rows: list[dict[str, Any]]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Consecutive rows in requests of at most ``_BATCH_BYTES`` of JSON, with their first row's offset."""
+    start, size = 0, 0
+    for i, row in enumerate(rows):
+        length = len(json.dumps(row, ensure_ascii=False).encode()) + 2
+        if i > start and size + length > _BATCH_BYTES:
+            yield start, rows[start:i]
+            start, size = i, 0
+        size += length
+    if start < len(rows):
+        yield start, rows[start:]
 
 
 def _column_names(db: Database) -> list[tuple[str, str]]:

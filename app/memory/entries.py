@@ -78,12 +78,14 @@ def _row_tables(
     joins: list[MinedJoinKey] = []
     tables, sql = row.get("tables"), row.get("sql")
     if tables is not None:
-        if not isinstance(tables, list) or not all(isinstance(t, str) and t.strip() for t in tables):
+        if not isinstance(tables, list) or not all(
+            isinstance(t, str) and t.strip() and not _CONTROL.search(t) for t in tables
+        ):
             raise ValueError("tables must be a list of table names")
         names += [split_name(t.strip()) for t in tables]
     if sql is not None:
-        if not isinstance(sql, str) or not sql.strip():
-            raise ValueError("sql must be a non-empty string")
+        if not isinstance(sql, str) or not sql.strip() or _CONTROL.search(sql):
+            raise ValueError("sql must be non-empty text without control characters")
         try:
             read = read_sql(sql, dialect)
         except SQLNotParsedError as exc:

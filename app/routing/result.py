@@ -59,3 +59,5 @@ class RouteResult:
     program_version: str | None = None  # the judge program's version; None for the lexical judge
     budget_cut: bool = False  # the token budget kept some scope tables from the judge
     budget_unjudged: list[str] = field(default_factory=list)
+    # Joins mined from SQL between returned tables: (left table, column, right table, column, times seen).
+    mined_joins: list[tuple[str, str, str, str, int]] = field(default_factory=list)

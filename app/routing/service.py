@@ -270,6 +270,8 @@ class RouteService:
         if use.tables:
             tables = [_told(t, use) for t in tables]
         lm_judged = self.judge is not None and degraded is None
+        returned = {t.name for t in tables}
+        between = [] if mined is None else mined.between(returned)
         return RouteResult(
             route_id=query.route_id,
             source=query.source,
@@ -293,6 +295,9 @@ class RouteService:
             program_version=self.program_version if lm_judged else None,
             budget_cut=plan.budget_cut,
             budget_unjudged=_left_out(plan) if plan.budget_cut else [],
+            mined_joins=[
+                (j.left_table, j.left_column, j.right_table, j.right_column, j.count) for j in between
+            ],
         )
 
 
