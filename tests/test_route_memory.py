@@ -5,9 +5,14 @@ over HTTP, feedback through HTTP, and a key whose grant hides a remembered table
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,6 +51,7 @@ class World:
     shop: str  # the visible schema
     sec: str  # the schema only admins see
     pub_key: str
+    env: dict[str, str] = field(default_factory=dict)  # the service's store and sources, for the CLI
 
     def name(self, table: str) -> str:
         return f"{self.sec}.{table}" if table == SECRET else f"{self.shop}.{table}"
@@ -102,12 +108,19 @@ def _settings(pg_url: str, shop: str, sec: str, **overrides: Any) -> SettingsBui
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(pg_url: str, warehouse: tuple[str, str]) -> AsyncIterator[World]:
+async def world(
+    pg_url: str, warehouse: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
     shop, sec = warehouse
-    settings = _settings(pg_url, shop, sec, llm_model=None)()
+    store = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('memory') / 'store.db'}"
+    settings = _settings(pg_url, shop, sec, llm_model=None, database_url=store)()
+    env = {
+        "TABLEROUTER_DATABASE_URL": store,
+        "TABLEROUTER_SOURCES": json.dumps({"shop": {"url": pg_url, "schemas": [shop, sec]}}),
+    }
     async with running_service(settings) as (url, _), httpx.AsyncClient(base_url=url, timeout=60) as client:
         pub_key, _ = await make_key(client, "pub", grants={"shop": [f"{shop}.*"]})
-        yield World(client, shop, sec, pub_key)
+        yield World(client, shop, sec, pub_key, env)
 
 
 async def test_an_import_remembers_the_good_rows_and_reports_each_bad_one(world: World) -> None:
@@ -282,3 +295,31 @@ async def test_a_confident_memory_narrows_the_judged_shortlist_and_says_so(
             assert {world.name("weather_stations"), world.name("rainfall_readings")} <= {
                 t["name"] for t in after["tables"]
             }
+
+
+async def test_the_cli_imports_a_file_and_reports_its_bad_lines(world: World, tmp_path: Path) -> None:
+    rows = tmp_path / "log.jsonl"
+    good = {"question": "the isbn of every library book", "tables": [world.name("library_books")]}
+    rows.write_text(json.dumps(good) + "\n{not json\n" + json.dumps({"sql": "SELECT * FROM nowhere"}) + "\n")
+    tablerouter = str(Path(sys.executable).with_name("tablerouter"))
+    process = await asyncio.create_subprocess_exec(
+        tablerouter,
+        "memory",
+        "import",
+        "--source",
+        "shop",
+        str(rows),
+        env={**os.environ, **world.env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "1 rows remembered" in out.decode()
+    assert "line 2: not JSON" in err.decode()
+    assert "line 3: tables not in the source's catalog: nowhere" in err.decode()
+    # The service loads what another process stored when it syncs (here: after its own import).
+    await world.remember([{"question": "rainfall per station", "tables": [world.name("rainfall_readings")]}])
+    answer = await world.route("the isbn of every library book please", top_k=1)
+    assert answer["tables"][0]["name"] == world.name("library_books")
+    assert answer["stats"]["memory_matches"] >= 1

@@ -7,7 +7,8 @@ positions, numpy arrays) touches only the entries that share a word with the que
 lookup over 100,000 remembered questions stays within a few milliseconds (``bench/memory.py``).
 
 Entries without a question (a query log's SQL) add no searchable text; they count which tables
-are used together (``co_used``).
+are used together (``co_used``). An entry with a question needs no such count: its tables are
+lent together whenever it is found.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ __all__ = ["MemoryHit", "MemoryIndex", "MemoryMatch"]
 
 # Norms are computed again when the index grew by this share since they last were (idf moves).
 _RENORM_GROWTH = 0.1
+# Words in more than this share of the entries (and at least COMMON_FROM of them) are not summed.
+COMMON_SHARE = 0.05
+COMMON_FROM = 1000
+# Overlaps fewer than 1/SPARSE_BELOW of the entries are summed by sorting them; more, densely.
+SPARSE_BELOW = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +86,13 @@ class MemoryIndex:
         """Remember one entry (ids must grow)."""
         self.entries += 1
         self.top_id = max(self.top_id, entry_id)
-        for table in tables:
-            for other in tables:
-                if other != table:
-                    self._co_used[table][other] += 1
         found = sorted(set(words(question))) if question else []
         if not found:
+            # A query log's SQL: no question to find it by, but its tables go together.
+            for table in tables:
+                for other in tables:
+                    if other != table:
+                        self._co_used[table][other] += 1
             return
         position = len(self._ids)
         self._idf_cache = None
@@ -123,6 +130,8 @@ class MemoryIndex:
             starts = np.cumsum([0] + [len(w) for w in self._entry_words[:-1]])
             self._norms = np.sqrt(np.add.reduceat(idf[flat] ** 2, starts)).astype(np.float32)
             self._normed = n
+            # Posting arrays built now, in one go, rather than by the first lookups that need them.
+            self._arrays = {w: np.array(p, dtype=np.int32) for w, p in enumerate(self._postings)}
             return
         extra = [math.sqrt(float((idf[w] ** 2).sum())) for w in self._entry_words[len(self._norms) :]]
         self._norms = np.concatenate([self._norms, np.array(extra, dtype=np.float32)])
@@ -134,6 +143,30 @@ class MemoryIndex:
             self._arrays[word] = array
         return array
 
+    def _overlaps(self, query: Sequence[int], weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The entries sharing a word with the question, and the summed weight of those words.
+
+        A word in more than ``COMMON_SHARE`` of a large memory's entries is left out of the sum
+        (it still counts in the question's norm): its weight is small, its posting list long,
+        and it alone would make a 100,000-entry lookup scan most entries.
+        """
+        common = max(COMMON_FROM, COMMON_SHARE * len(self._ids))
+        postings, kept = [], []
+        for word, weight in zip(query, weights, strict=True):
+            if len(self._postings[word]) <= common:
+                postings.append(self._positions(word))
+                kept.append(weight)
+        if not postings:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        flat = np.concatenate(postings)
+        repeated = np.repeat(np.asarray(kept, dtype=np.float32), [len(p) for p in postings])
+        if len(flat) * SPARSE_BELOW < len(self._ids):  # few overlaps: sort them, not the whole memory
+            candidates, inverse = np.unique(flat, return_inverse=True)
+            return candidates, np.bincount(inverse, weights=repeated).astype(np.float32)
+        sums = np.bincount(flat, weights=repeated, minlength=len(self._ids))
+        candidates = np.flatnonzero(sums)
+        return candidates, sums[candidates].astype(np.float32)
+
     def similar(self, question: str, limit: int, min_similarity: float) -> MemoryMatch:
         """The ``limit`` past questions most similar to ``question`` (at least ``min_similarity``)."""
         if not self._ids:
@@ -144,14 +177,13 @@ class MemoryIndex:
         idf = self._idf()
         self._refresh_norms(idf)
         weights = idf[query] ** 2
-        scores = np.zeros(len(self._ids), dtype=np.float32)
-        for word, weight in zip(query, weights, strict=True):
-            scores[self._positions(word)] += weight
         # The question's norm counts its words the memory never saw too: they are evidence against.
         unseen = sum(1 for w in set(words(question)) if w not in self._vocabulary)
         query_norm = math.sqrt(float(weights.sum()) + unseen * float(idf.max()) ** 2)
-        candidates = np.flatnonzero(scores)
-        similarity = scores[candidates] / (query_norm * np.maximum(self._norms[candidates], 1e-6))
+        candidates, sums = self._overlaps(query, weights)
+        if not len(candidates):
+            return MemoryMatch()
+        similarity = sums / (query_norm * np.maximum(self._norms[candidates], 1e-6))
         keep = similarity >= min_similarity
         candidates, similarity = candidates[keep], similarity[keep]
         if len(candidates) > limit:
