@@ -277,12 +277,14 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         description="how much a remembered table's similarity adds to its shortlist (lexical) score",
     )
     memory_confident_similarity: Annotated[float, Field(ge=0, le=1)] = Field(
-        default=0.6,
+        default=0.3,
         description="from this similarity of the closest past question the LM judges only the "
         "memory_shortlist_size best tables (stats.memory_shortlist says so); 1: never",
     )
     memory_shortlist_size: Annotated[int, Field(ge=1)] = Field(
-        default=200, description="tables the LM judges when the route memory is confident"
+        default=20,
+        description="tables the LM judges when the route memory is confident: the best by shortlist "
+        "score with the memory's prior added (docs/memory.md has the recall and tokens it was set by)",
     )
     memory_refresh_s: Annotated[float, Field(ge=0)] = Field(
         default=30.0,

@@ -83,7 +83,7 @@ async def import_memory(client: httpx.AsyncClient, rows: dict[str, list[dict[str
     mined: list[dict[str, Any]] = []
     for source, source_rows in rows.items():
         for start, batch in _batches(source_rows):
-            response = await client.post(f"/sources/{source}/memory", json={"rows": batch})
+            response = await _post(client, f"/sources/{source}/memory", {"rows": batch})
             response.raise_for_status()
             body = response.json()
             imported += body["imported"]
@@ -92,6 +92,15 @@ async def import_memory(client: httpx.AsyncClient, rows: dict[str, list[dict[str
         state = (await client.get(f"/sources/{source}/memory")).json()
         mined += state["joins"]
     return {"imported": imported, "joins": joins, "bad": len(bad), "bad_examples": bad[:10], "mined": mined}
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    try:
+        return await client.post(path, json=body)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # A kept-alive connection the server closed while the first pass ran fails at once, before
+        # the server read the request (as in app/eval/runner.py): sent again on a new connection.
+        return await client.post(path, json=body)
 
 
 def _batches(rows: list[dict[str, Any]]) -> Iterator[tuple[int, list[dict[str, Any]]]]:

@@ -51,6 +51,8 @@ def read_sql(sql: str, dialect: str | None) -> ReadSQL:
     for tree in trees:
         if tree is None:
             continue
+        if isinstance(tree, exp.Command):  # sqlglot's catch-all for a statement it cannot read
+            raise SQLNotParsedError(f"not a statement sqlglot can read: {str(tree.this)[:40]!r}")
         ctes = {cte.alias_or_name.casefold() for cte in tree.find_all(exp.CTE)}
         for select in tree.find_all(exp.Select):
             aliases = _select_tables(select, ctes, tables)

@@ -44,8 +44,8 @@ class MemoryTuning:
 
     neighbours: int = 5
     weight: float = 1.0
-    confident_similarity: float = 0.6
-    shortlist_size: int = 200
+    confident_similarity: float = 0.3
+    shortlist_size: int = 20
 
 
 @dataclass(frozen=True, slots=True)
