@@ -91,7 +91,7 @@ async def import_memory(
     operation_id="getMemory",
     summary="What the route memory of a source holds",
     response_model=MemoryState,
-    responses=problem_responses(NotFoundError, NotReadyError, SourceEmptyError, validation=False),
+    responses=problem_responses(NotFoundError, NotReadyError, SourceEmptyError),
 )
 async def get_memory(
     name: str,

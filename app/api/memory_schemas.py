@@ -49,7 +49,7 @@ class BadRowBody(BaseModel):
 class MemoryImported(BaseModel):
     """What an import remembered."""
 
-    source: str = Field(examples=["warehouse"])
+    source: str = Field(description="the source the rows were checked against", examples=["warehouse"])
     imported: int = Field(description="rows remembered", examples=[2])
     joins: int = Field(description="join conditions read from the rows' SQL", examples=[1])
     bad: list[BadRowBody] = Field(description="the rows not imported, with why")
@@ -58,17 +58,17 @@ class MemoryImported(BaseModel):
 class MinedJoinBody(BaseModel):
     """A join condition read from SQL, not declared by the warehouse."""
 
-    left_table: str = Field(examples=["shop.orders"])
-    left_column: str = Field(examples=["customer_id"])
-    right_table: str = Field(examples=["shop.customers"])
-    right_column: str = Field(examples=["id"])
+    left_table: str = Field(description="one table of the join (the first by name)", examples=["shop.orders"])
+    left_column: str = Field(description="its column in the condition", examples=["customer_id"])
+    right_table: str = Field(description="the other table", examples=["shop.customers"])
+    right_column: str = Field(description="its column in the condition", examples=["id"])
     count: int = Field(description="how often the SQL imported and fed back used it", examples=[12])
 
 
 class MissingTableBody(BaseModel):
     """A remembered table the current catalog no longer has (ignored at route time)."""
 
-    table: str = Field(examples=["shop.order_items"])
+    table: str = Field(description="the table as it was remembered", examples=["shop.order_items"])
     entries: int = Field(description="remembered entries naming it", examples=[4])
     renamed_to: str | None = Field(
         description="the one current table of the same name in another schema, if there is one",
@@ -80,14 +80,14 @@ class SimilarEntryBody(BaseModel):
     """A remembered question similar to the one asked about."""
 
     id: int = Field(description="the entry's id (to forget it)", examples=[17])
-    similarity: float = Field(examples=[0.82])
-    tables: list[str] = Field(examples=[["shop.orders"]])
+    similarity: float = Field(description="cosine of the two questions' words, 0 to 1", examples=[0.82])
+    tables: list[str] = Field(description="the tables the entry lends a prior", examples=[["shop.orders"]])
 
 
 class MemoryState(BaseModel):
     """What the route memory of a source holds."""
 
-    source: str = Field(examples=["warehouse"])
+    source: str = Field(description="the source", examples=["warehouse"])
     entries: int = Field(description="remembered entries (questions and query-log SQL)", examples=[120])
     questions: int = Field(description="entries with a question (searched at route time)", examples=[100])
     joins: list[MinedJoinBody] = Field(description="mined joins, most seen first (at most 100)")
