@@ -1,4 +1,4 @@
-"""The ``tablerouter`` command: serve, migrate, keys, feedback, openapi, lmsim, eval."""
+"""The ``tablerouter`` command: serve, migrate, keys, feedback, memory, openapi, lmsim, eval."""
 
 from __future__ import annotations
 
@@ -55,6 +55,12 @@ def _feedback(args: argparse.Namespace) -> int:
     from app.store.commands import export_feedback
 
     return export_feedback(args)
+
+
+def _memory(args: argparse.Namespace) -> int:
+    from app.memory.commands import run
+
+    return run(args)
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -132,6 +138,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--since", type=datetime.fromisoformat, help="only feedback from this ISO time on, with a zone"
     )
     export.set_defaults(func=_feedback)
+
+    from app.memory.commands import add_arguments as add_memory_arguments
+
+    memory = sub.add_parser("memory", help="the route memory: import rows or a query log, forget an entry")
+    add_memory_arguments(memory)
+    memory.set_defaults(func=_memory)
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document: tablerouter openapi > openapi.json")
     openapi.set_defaults(func=_openapi)

@@ -24,6 +24,7 @@ from app.api import (
     cache_api,
     health_api,
     keys_api,
+    memory_api,
     metrics_api,
     route_api,
     route_log_api,
@@ -44,6 +45,7 @@ from app.demo.warehouse import ensure_demo_warehouse
 from app.llm.cache_hints import resolve_cache_hint
 from app.llm.limits import ObservedLimiter
 from app.mcp.mount import MCP_PATH, MCPMount
+from app.memory.route_memory import MemoryConfig, RouteMemory
 from app.observability.redaction import Redactor, redacting_logs, secrets_of
 from app.observability.tracing import instrument
 from app.routing.caching.route_cache import CachedRoutes
@@ -55,6 +57,7 @@ from app.routing.judging.program_version import program_version
 from app.routing.judging.versions import program_version_of
 from app.routing.plan import FirstPass
 from app.routing.ranking.relevance import RelevanceModel
+from app.routing.retrieval.memory_prior import MemoryTuning
 from app.routing.service import RouteService
 from app.settings import DEMO_SOURCE, Settings, SourceConfig, get_settings
 from app.sources.registry import CatalogRegistry
@@ -201,12 +204,24 @@ def _lm_judge(settings: Settings, backend: LMBackend) -> LMJudge:
     return LMJudge(backend, settings.llm_timeout, settings.judge_format, hint)
 
 
+def _route_memory(settings: Settings, store: StoreRuntime) -> RouteMemory:
+    config = MemoryConfig(
+        settings.memory_neighbours,
+        settings.memory_min_similarity,
+        settings.memory_refresh_s,
+        settings.memory_retention_days,
+    )
+    return RouteMemory(store.memory, config)
+
+
 def _router(
     settings: Settings,
     backend: LMBackend | None,
     embeddings: TableEmbeddings | None,
     shared_routes: SharedRouteCache | None,
+    *,
     cutoff: RouteCutoff,
+    memory: RouteMemory,
 ) -> CachedRoutes:
     """The route service: the judge behind the verdict cache, the service behind the route cache."""
     lm_judge = _lm_judge(settings, backend) if backend is not None else None
@@ -233,6 +248,13 @@ def _router(
         relevance=relevance_model(settings),
         extra_votes=ExtraVotes(settings.max_extra_votes, settings.extra_vote_token_share),
         cutoff=cutoff,
+        memory=memory,
+        memory_tuning=MemoryTuning(
+            settings.memory_neighbours,
+            settings.memory_weight,
+            settings.memory_confident_similarity,
+            settings.memory_shortlist_size,
+        ),
     )
     return CachedRoutes(service, settings.route_cache_size, version, shared=shared_routes)
 
@@ -265,7 +287,14 @@ def create_app(settings: Settings) -> FastAPI:
             link, limiter, shared_routes = await _shared_in_redis(settings, stack)
             backend, embeddings = _lm_parts(settings, limiter, stack)
             phase(f"LM backend built ({backend.model})" if backend else "lexical judge")
-            router = _router(settings, backend, embeddings, shared_routes, cutoff)
+            router = _router(
+                settings,
+                backend,
+                embeddings,
+                shared_routes,
+                cutoff=cutoff,
+                memory=(memory := _route_memory(settings, store)),
+            )
             app.state.tablerouter = AppState(
                 settings,
                 registry,
@@ -275,7 +304,10 @@ def create_app(settings: Settings) -> FastAPI:
                 keys,
                 _authenticator(settings, keys, store),
                 await _key_limits(settings, store, link),
+                memory,
             )
+            await memory.start(list(registry.sources))
+            stack.push_async_callback(memory.aclose)
             await registry.start()
             phase(f"sources loaded ({len(registry.sources)})")
             # Start-up leaves ~500,000 long-lived objects (DSPy, pydantic, the catalogs); a full
@@ -321,6 +353,7 @@ def _install_http(app: FastAPI, settings: Settings, mcp: MCPMount) -> None:
     app.include_router(cache_api.router)
     app.include_router(keys_api.router)
     app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
+    app.include_router(memory_api.router)
     install_openapi(app)
     install_offline_docs(app)
     if settings.metrics_enabled:

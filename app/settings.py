@@ -321,6 +321,35 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         default=20,
         description="the best tables by lexical prior that get full cards whatever the first pass said",
     )
+    memory_neighbours: Annotated[int, Field(ge=0, le=50)] = Field(
+        default=5,
+        description="similar past questions of the route memory whose tables get a prior and a place in "
+        "the shortlist; 0: the memory is not used at route time",
+    )
+    memory_min_similarity: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.3, description="the least similarity (cosine of words) of a past question the memory lends"
+    )
+    memory_weight: Annotated[float, Field(ge=0, le=2)] = Field(
+        default=1.0,
+        description="how much a remembered table's similarity adds to its shortlist (lexical) score",
+    )
+    memory_confident_similarity: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.3,
+        description="from this similarity of the closest past question the LM judges only the "
+        "memory_shortlist_size best tables (stats.memory_shortlist says so); 1: never",
+    )
+    memory_shortlist_size: Annotated[int, Field(ge=1)] = Field(
+        default=20,
+        description="tables the LM judges when the route memory is confident: the best by shortlist "
+        "score with the memory's prior added (docs/memory.md has the recall and tokens it was set by)",
+    )
+    memory_refresh_s: Annotated[float, Field(ge=0)] = Field(
+        default=30.0,
+        description="seconds between loads of what other replicas remembered; 0: only this replica's writes",
+    )
+    memory_retention_days: Annotated[float, Field(ge=0)] = Field(
+        default=0.0, description="days a route-memory entry is kept; 0: until forgotten"
+    )
     route_token_budget: Annotated[int, Field(ge=0)] = Field(
         default=0,
         description="LM tokens (prompt + completion, estimated before the calls) one route may spend; the "

@@ -98,6 +98,19 @@ _OWN_GROUPS: Final = (
         ),
     ),
     SettingsGroup(
+        "Route memory",
+        "Past questions and query logs that lend tables a prior (see docs/memory.md).",
+        (
+            "memory_neighbours",
+            "memory_min_similarity",
+            "memory_weight",
+            "memory_confident_similarity",
+            "memory_shortlist_size",
+            "memory_refresh_s",
+            "memory_retention_days",
+        ),
+    ),
+    SettingsGroup(
         "Embeddings for the shortlist",
         "Optional: dense similarity fused with BM25 into the shortlist.",
         ("embedding_model", "embedding_api_base", "embedding_api_key"),

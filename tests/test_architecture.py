@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.routing.judging", "app.routing.result"),
     ("app.routing.plan", "app.routing.held_plan", "app.routing.extra_votes", "app.routing.service"),
     ("app.routing.progress", "app.routing.caching"),
-    ("app.sources", "app.auth"),
+    ("app.sources", "app.auth", "app.memory"),
     ("app.answering",),
     ("app.api",),
     ("app.mcp",),

@@ -111,6 +111,8 @@ async def test_columns_ddl_and_joins_of_the_returned_tables(world: GrantWorld) -
         "to_table": f"{pub}.customers",
         "to_columns": ["id"],
         "condition": f"{pub}.orders.customer_id = {pub}.customers.id",
+        "mined": False,  # declared by the warehouse
+        "count": None,
     }
     assert (f"{pub}.order_lines", f"{pub}.orders") in joins
     # Only joins between returned tables.

@@ -25,7 +25,7 @@ from app.store import migrate
 from app.store.models import Base
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-STORE_TABLES = {"catalog_snapshot", "route_log", "route_feedback", "api_key"}
+STORE_TABLES = {"catalog_snapshot", "route_log", "route_feedback", "api_key", "route_memory", "mined_join"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

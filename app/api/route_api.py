@@ -143,6 +143,7 @@ def route_response(
             query.scope.grant,
             schema,
             source_dialect,
+            mined=result.mined_joins,
         )
         detail = schema_detail_body(built)
     return RouteResponse(

@@ -31,6 +31,7 @@ from app.auth.principal import Principal
 from app.catalog.identifiers import NameSyntaxError
 from app.catalog.model import Catalog
 from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
+from app.memory.entries import feedback_entry
 from app.routing.preparation.grants import sees_table
 from app.store.records import FeedbackRecord, RouteRecord
 
@@ -152,8 +153,10 @@ async def submit_feedback(
     if not used:
         raise UnprocessableError("the feedback names no table: give used_tables, or sql that reads tables")
     record = FeedbackRecord(route_id, datetime.now(UTC), sorted(used), body.sql)
+    entry, joins = feedback_entry(route, catalog, record, source.dialect if source else None)
     with store_call():
         await state.store.feedback.save(record)
+        await state.memory.remember(route.source, [entry], joins)
     return FeedbackBody.model_validate(asdict(record))
 
 

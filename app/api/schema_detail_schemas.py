@@ -55,7 +55,7 @@ class RoutedTableSchema(BaseModel):
 
 
 class RouteJoin(BaseModel):
-    """A foreign-key join between two returned tables."""
+    """A join between two returned tables: a declared foreign key, or one mined from SQL."""
 
     from_table: str = Field(description="the referencing table", examples=["orders"])
     from_columns: list[str] = Field(description="its foreign-key columns", examples=[["customer_id"]])
@@ -65,6 +65,14 @@ class RouteJoin(BaseModel):
         description="the join condition in SQL over the qualified names, in the request's 'ddl_dialect' "
         "when it names one, else in the source's dialect",
         examples=["orders.customer_id = customers.customer_id"],
+    )
+    mined: bool = Field(
+        default=False,
+        description="true: read from SQL (feedback, imported query logs), not declared by the warehouse",
+        examples=[False],
+    )
+    count: int | None = Field(
+        default=None, description="how often that SQL used the join (mined joins only)", examples=[None]
     )
 
 
@@ -103,6 +111,8 @@ def _join(join: JoinDetail) -> RouteJoin:
         to_table=join.to_table,
         to_columns=list(join.to_columns),
         condition=join.condition,
+        mined=join.mined,
+        count=join.count,
     )
 
 

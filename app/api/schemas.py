@@ -270,6 +270,23 @@ class RouteStatsBody(BaseModel):
         description="the tokens the route's plan was estimated to spend before its calls",
         examples=[0],
     )
+    memory_matches: int = Field(
+        default=0,
+        description="similar past questions the route memory found (they lend a prior)",
+        examples=[0],
+    )
+    memory_similarity: float = Field(
+        default=0.0, description="the similarity (0 to 1) of the closest past question", examples=[0.0]
+    )
+    memory_tables: int = Field(
+        default=0, description="tables the route memory lent a prior (their reason says so)", examples=[0]
+    )
+    memory_shortlist: int = Field(
+        default=0,
+        description="tables the LM judged because the memory was confident "
+        "(TABLEROUTER_MEMORY_SHORTLIST_SIZE); 0: the shortlist was not narrowed",
+        examples=[0],
+    )
     cost_usd: float | None = Field(
         default=None,
         description="what this route's LM calls cost in US dollars at the configured prices; "

@@ -11,6 +11,7 @@ from app.answering import RouteAnswering
 from app.auth.authenticator import Authenticator
 from app.auth.key_limits import KeyLimiter
 from app.auth.key_repository import ApiKeyRepository
+from app.memory.route_memory import RouteMemory
 from app.routing.service import Router
 from app.settings import Settings
 from app.sources.registry import CatalogRegistry
@@ -32,6 +33,7 @@ class AppState:
     keys: ApiKeyRepository
     authenticator: Authenticator
     limits: KeyLimiter
+    memory: RouteMemory
 
     @property
     def answering(self) -> RouteAnswering:

@@ -14,7 +14,14 @@ from collections.abc import Iterable
 from app.catalog.identifiers import display_name, parse_name
 from app.catalog.model import Catalog
 
-__all__ = ["SQLNotParsedError", "TableName", "match_tables", "split_name", "tables_in_sql"]
+__all__ = [
+    "SQLNotParsedError",
+    "TableName",
+    "match_tables",
+    "split_name",
+    "sqlglot_dialect",
+    "tables_in_sql",
+]
 
 TableName = tuple[str | None, str]  # (schema or None, table)
 
@@ -26,7 +33,8 @@ class SQLNotParsedError(ValueError):
     """The SQL text does not parse in the source's dialect."""
 
 
-def _sqlglot_dialect(dialect: str | None) -> str | None:
+def sqlglot_dialect(dialect: str | None) -> str | None:
+    """sqlglot's name for a SQLAlchemy dialect (None: sqlglot's own generic one)."""
     from sqlglot.dialects.dialect import Dialect  # noqa: PLC0415  (see tables_in_sql)
 
     name = _SQLGLOT_DIALECTS.get(dialect or "", dialect)
@@ -40,7 +48,7 @@ def tables_in_sql(sql: str, dialect: str | None) -> list[TableName]:
     from sqlglot import exp  # noqa: PLC0415
 
     try:
-        trees = sqlglot.parse(sql, read=_sqlglot_dialect(dialect))
+        trees = sqlglot.parse(sql, read=sqlglot_dialect(dialect))
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" (line {first.get('line')}, column {first.get('col')})" if first else ""

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from app.eval.harness import DEFAULT_WAREHOUSE_URL, EvalOptions, evaluate
+from app.eval.memory_eval import format_memory
 from app.eval.report import format_comparison, format_report, load_report, plot_reports
 
 __all__ = ["add_arguments", "run"]
@@ -52,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--price-model", default="gpt-4o-mini", help="price the simulator's tokens as this model's (cost_usd)"
     )
+    parser.add_argument(
+        "--memory",
+        type=Path,
+        help="questions (as --questions) to import into the route memory through the service; the "
+        "questions are routed without and with it, side by side",
+    )
+    parser.add_argument("--no-fks", action="store_true", help="load the warehouse without foreign keys")
     parser.add_argument("--out", type=Path, help="write the report as JSON")
     parser.add_argument("--plot", type=Path, help="write recall@k curves as PNG")
     parser.add_argument("--compare", type=Path, nargs="+", metavar="REPORT", help="compare saved reports")
@@ -78,6 +86,8 @@ def _options(args: argparse.Namespace) -> EvalOptions:
         progress=not args.no_progress,
         sim_profile=args.sim_profile,
         price_model=args.price_model,
+        memory=args.memory,
+        no_fks=args.no_fks,
     )
 
 
@@ -107,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))
+    if "memory" in report:
+        print("\n" + format_memory(report))
     if args.plot:
         plot_reports([report], [args.out.stem if args.out else "run"], args.plot)
     return 0

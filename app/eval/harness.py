@@ -10,6 +10,7 @@ by question text, so questions with the same text share the union of their gold 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import secrets
 import tempfile
@@ -25,6 +26,7 @@ from pydantic import SecretStr
 
 from app.api.schemas import RouteRequest
 from app.eval.calibration import by_gold_count, default_answer, reliability, threshold_sweep
+from app.eval.memory_eval import declared_edges, import_memory, memory_rows, mined_edges, used_edges
 from app.eval.metrics import QuestionRow, score_rows
 from app.eval.report import save_report
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
@@ -70,6 +72,9 @@ class EvalOptions:
     # prices the report's dollars use.
     sim_profile: ProfileName | None = None
     price_model: str | None = "gpt-4o-mini"
+    # Questions (as --questions) imported into the route memory between a pass without and one with it.
+    memory: Path | None = None
+    no_fks: bool = False  # load the warehouse without its foreign keys (mined joins only)
 
 
 def _sample(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
@@ -130,9 +135,40 @@ async def _judge_settings(
             )
 
 
-def _with_admin_key(settings: Settings, admin_key: str) -> Settings:
-    """``settings`` with keys required and ``admin_key`` as the admin key (no per-key limits)."""
-    return settings.model_copy(update={"auth": True, "admin_key": SecretStr(admin_key)})
+def _with_admin_key(settings: Settings, admin_key: str, memory: bool = False) -> Settings:
+    """``settings`` with keys required and ``admin_key`` as the admin key (no per-key limits).
+
+    Measuring the memory turns the route and verdict caches off: the pass with the memory must
+    not reuse the LM calls of the pass without it.
+    """
+    update: dict[str, Any] = {"auth": True, "admin_key": SecretStr(admin_key)}
+    if memory:
+        update |= {"route_cache_size": 0, "verdict_cache_size": 0, "memory_refresh_s": 0}
+    return settings.model_copy(update=update)
+
+
+async def _import_memory(
+    client: httpx.AsyncClient,
+    options: EvalOptions,
+    databases: dict[str, Database],
+    wh: Warehouse,
+    routed: list[Question],
+) -> dict[str, Any]:
+    """Import ``options.memory`` through the service; counts and the join-graph figure."""
+    assert options.memory is not None
+    remembered = [q for q in load_questions(options.memory) if q.db_id in wh.placed]
+    resolved, _ = resolve_gold(remembered, databases)
+    result = await import_memory(client, memory_rows(remembered, resolved, wh, options.union))
+    used = used_edges(routed, wh) & declared_edges(databases.values(), wh)
+    recovered = used & mined_edges(result.pop("mined"))
+    result["file"] = str(options.memory)
+    result["join_graph"] = {
+        "mined": result["joins"],
+        "used_declared": len(used),
+        "recovered": len(recovered),
+        "recovered_share": round(len(recovered) / len(used), 4) if used else 0.0,
+    }
+    return result
 
 
 async def _check_catalog(client: httpx.AsyncClient, wh: Warehouse) -> int:
@@ -190,7 +226,8 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
     resolved, problems = resolve_gold(questions, databases)
     used = {q.db_id for q in questions}
     chosen = [db for db in databases.values() if options.union or db.db_id in used]
-    wh = plan_warehouse(chosen, options.warehouse_url, options.union, options.schema_prefix)
+    loaded = [dataclasses.replace(db, foreign_keys=()) for db in chosen] if options.no_fks else chosen
+    wh = plan_warehouse(loaded, options.warehouse_url, options.union, options.schema_prefix)
     gold = {q.id: [wh.placed[q.db_id].tables[t] for t in resolved[q.id]] for q in questions}
     oracle: dict[str, set[str]] = defaultdict(set)
     for q in questions:
@@ -204,10 +241,12 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
     started = datetime.now(UTC)
     # The run's service requires a key like any deployment; the harness holds the only one.
     admin_key = secrets.token_urlsafe(32)
+    memory: dict[str, Any] | None = None
+    without: list[RouteOutcome] | None = None
     try:
         async with (
             _judge_settings(options, wh, oracle) as (settings, sim_url),
-            serving(_with_admin_key(settings, admin_key)) as url,
+            serving(_with_admin_key(settings, admin_key, options.memory is not None)) as url,
             httpx.AsyncClient(
                 base_url=url,
                 headers={"authorization": f"Bearer {admin_key}"},
@@ -216,6 +255,15 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
             ) as client,
         ):
             n_tables = await _check_catalog(client, wh)
+            if options.memory is not None:
+                without = await route_all(
+                    client,
+                    jobs,
+                    top_k=options.top_k,
+                    concurrency=options.concurrency,
+                    progress=options.progress,
+                )
+                memory = await _import_memory(client, options, databases, wh, questions)
             outcomes = await route_all(
                 client, jobs, top_k=options.top_k, concurrency=options.concurrency, progress=options.progress
             )
@@ -223,6 +271,10 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
         rows = [_row(q, gold[q.id], o) for q, o in zip(questions, outcomes, strict=True)]
         report = _report(options, settings, rows, started, wh, chosen, n_tables, problems, unknown_db, merged)
         report["simulator_stats"] = sim_stats
+        if memory is not None and without is not None:
+            before = [_row(q, gold[q.id], o) for q, o in zip(questions, without, strict=True)]
+            report["memory"] = memory
+            report["without_memory"] = score_rows(before, settings.relevance_threshold)
         if options.out is not None:
             save_report(report, options.out)
     finally:

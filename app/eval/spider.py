@@ -53,6 +53,7 @@ class Question:
     evidence: str
     gold: tuple[str, ...]
     gold_from: str  # "gold_tables" or "sql"
+    sql: str | None = None  # the gold SQL, when the file has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ def gold_tables_from_sql(sql: str) -> tuple[str, ...]:
 def _question(record: dict[str, Any], number: int) -> Question:
     ident = record.get("id", record.get("question_id", number))
     gold_tables = record.get("gold_tables")
+    sql_text = record.get("query", record.get("SQL"))
     if gold_tables is not None:
         gold, gold_from = tuple(str(t) for t in gold_tables), "gold_tables"
     else:
@@ -138,6 +140,7 @@ def _question(record: dict[str, Any], number: int) -> Question:
         evidence=str(record.get("evidence") or ""),
         gold=gold,
         gold_from=gold_from,
+        sql=sql_text if isinstance(sql_text, str) else None,
     )
 
 

@@ -100,10 +100,18 @@ def _steps(
 
 
 def plan_route(
-    query: RouteQuery, size: int, dense: np.ndarray | None, first: FirstPass, relevance: RelevanceModel
+    query: RouteQuery,
+    size: int,
+    dense: np.ndarray | None,
+    first: FirstPass,
+    relevance: RelevanceModel,
+    *,
+    memory: np.ndarray | None = None,
 ) -> RoutePlanned:
     """The judged plan of ``query``: the best ``size`` tables, cut further to fit its token budget."""
-    short = shortlist(query.prepared, query.scope, query.lexical_question, size, dense, carried=query.carried)
+    short = shortlist(
+        query.prepared, query.scope, query.lexical_question, size, dense, carried=query.carried, memory=memory
+    )
     question_tokens = estimate_tokens(query.judged_question)
     compact, estimate = _steps(query, short, first, question_tokens)
     budget = query.token_budget
@@ -116,7 +124,13 @@ def plan_route(
             short, compact, estimate = Shortlist((), (), short.prior, cut=True), (), 0
             break
         short = shortlist(
-            query.prepared, query.scope, query.lexical_question, size, dense, carried=query.carried
+            query.prepared,
+            query.scope,
+            query.lexical_question,
+            size,
+            dense,
+            carried=query.carried,
+            memory=memory,
         )
         compact, estimate = _steps(query, short, first, question_tokens)
     reason = f"the route's token budget of {budget} LM tokens" if cut else None

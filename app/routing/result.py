@@ -41,6 +41,10 @@ class RouteStats:
     extra_lm_calls: int = 0  # LM calls of those rounds (also counted in lm_calls)
     extra_votes: int = 0  # table verdicts those rounds asked for
     extra_tokens: int = 0  # prompt and completion tokens of those rounds (also in the totals)
+    memory_matches: int = 0  # similar past questions the route memory found
+    memory_similarity: float = 0.0  # the closest one's similarity
+    memory_tables: int = 0  # scope tables the memory lent a prior
+    memory_shortlist: int = 0  # tables the LM judged because the memory was confident; 0: not narrowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +67,5 @@ class RouteResult:
     budget_cut_reason: str | None = None  # which budget cut the plan: the route's or the key's day
     unsettled: list[str] = field(default_factory=list)  # votes still split when the extra rounds stopped
     coverage: float | None = None  # P(every needed table is in the answer); None for the lexical judge
+    # Joins mined from SQL between returned tables: (left table, column, right table, column, times seen).
+    mined_joins: list[tuple[str, str, str, str, int]] = field(default_factory=list)

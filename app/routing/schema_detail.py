@@ -106,6 +106,8 @@ class JoinDetail:
     to_table: str
     to_columns: tuple[str, ...]
     condition: str  # the join condition in SQL, over the qualified names, in the DDL's dialect
+    mined: bool = False  # read from SQL (feedback, imported query logs), not declared by the warehouse
+    count: int | None = None  # how often the SQL used it (mined joins only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,17 +249,39 @@ def _joins(tables: Sequence[Table], catalog: dict[str, Table], write: str) -> tu
     return tuple(joins)
 
 
+def _mined(
+    mined: Iterable[tuple[str, str, str, str, int]],
+    declared: Sequence[JoinDetail],
+    catalog: dict[str, Table],
+    write: str,
+) -> list[JoinDetail]:
+    """The mined joins no declared foreign key already gives."""
+    known = {frozenset({(j.from_table, j.from_columns), (j.to_table, j.to_columns)}) for j in declared}
+    joins = []
+    for left, left_column, right, right_column, count in mined:
+        if left not in catalog or right not in catalog:
+            continue
+        if frozenset({(left, (left_column,)), (right, (right_column,))}) in known:
+            continue
+        ends = (left, (left_column,), right, (right_column,))
+        joins.append(JoinDetail(*ends, _condition(ends, catalog, write), mined=True, count=count))
+    return joins
+
+
 def schema_detail(
     catalog: dict[str, Table],
     names: Iterable[str],
     grant: TableGrant | None,
     request: SchemaRequest,
     source_dialect: str,
+    *,
+    mined: Iterable[tuple[str, str, str, str, int]] = (),
 ) -> SchemaDetail:
     """The schema of ``names`` (the route's tables, every one visible to the key) over ``catalog``.
 
     ``catalog`` is the route's snapshot by qualified name; ``grant`` the key's view of it
-    (None: every table), whose hidden tables no FK, DDL or join may name.
+    (None: every table), whose hidden tables no FK, DDL or join may name. ``mined`` are joins read
+    from SQL between the returned tables; they follow the declared ones, labelled mined.
     """
     shown = [catalog[n] if grant is None else grant.table(catalog[n]) for n in names if n in catalog]
     wants_ddl = SchemaPart.DDL in request.parts
@@ -275,5 +299,8 @@ def schema_detail(
                 _ddl(table, catalog, read, write) if wants_ddl else None,
             )
         )
-    joins = _joins(shown, catalog, write) if SchemaPart.JOINS in request.parts else None
+    joins = None
+    if SchemaPart.JOINS in request.parts:
+        declared = _joins(shown, catalog, write)
+        joins = (*declared, *_mined(mined, declared, catalog, write))
     return SchemaDetail(tuple(details), joins, write if wants_ddl else None)

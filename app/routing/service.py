@@ -14,6 +14,7 @@ open, or no chunk answered - the route answers with the lexical judge instead (`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -39,9 +40,17 @@ from app.routing.ranking.final import (
     unjudged_by_shortlist,
     unjudged_tables,
 )
-from app.routing.ranking.merge import Vote
+from app.routing.ranking.merge import RankedTable, Vote
 from app.routing.ranking.relevance import RelevanceModel, RelevanceScorer
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
+from app.routing.retrieval.memory_prior import (
+    MemorySource,
+    MemoryTuning,
+    MemoryUse,
+    memory_scores,
+    memory_use,
+    with_memory_reasons,
+)
 from app.routing.retrieval.shortlist import shortlist
 
 if TYPE_CHECKING:  # DSPy's: only an LM-backed route has them, and the lexical path never imports DSPy
@@ -154,10 +163,14 @@ class RouteService:
         relevance: RelevanceModel | None = None,
         extra_votes: ExtraVotes | None = None,
         cutoff: RouteCutoff | None = None,
+        memory: MemorySource | None = None,
+        memory_tuning: MemoryTuning | None = None,
     ) -> None:
         self.relevance = relevance or RelevanceModel(prior_weight=prior_weight)
         self.extra_votes = extra_votes or ExtraVotes()
         self.cutoff = cutoff  # the server's shutdown: routes answer with what finished
+        self.memory = memory
+        self.memory_tuning = memory_tuning or MemoryTuning()
         self.program_version = program_version
         self.first_pass = first_pass or FirstPass()
         self.judge = judge
@@ -169,8 +182,25 @@ class RouteService:
     def judge_name(self) -> str:
         return self.judge.backend.model if self.judge else LEXICAL_JUDGE
 
-    async def plan(self, query: RouteQuery) -> RoutePlanned:
-        """The tables the route sends to the judge, in chunks, with every scope table's prior."""
+    def memory_version(self, source: str) -> str | None:
+        """What the memory of ``source`` holds (part of the route cache's key); None: no memory."""
+        return None if self.memory is None else self.memory.version(source)
+
+    def _memory_use(self, query: RouteQuery) -> MemoryUse:
+        tuning = self.memory_tuning
+        if self.memory is None or tuning.neighbours == 0:
+            return MemoryUse()
+        match = self.memory.lookup(query.source, query.question)
+        return memory_use(match, self.memory.index(query.source), query.scope, tuning.weight)
+
+    async def plan(self, query: RouteQuery, use: MemoryUse | None = None) -> RoutePlanned:
+        """The tables the route sends to the judge, in chunks, with every scope table's prior.
+
+        When the memory is confident (its closest past question is similar enough) the LM judges
+        a smaller shortlist; the route's stats say so (``memory_shortlist``).
+        """
+        use = use or MemoryUse()
+        memory = memory_scores(query.prepared, use)
         dense = None
         # Dense similarity matters where it decides: the cut, or the lexical judge's ranking.
         if self.embeddings is not None and (
@@ -185,9 +215,13 @@ class RouteService:
                 self.shortlist_size,
                 dense,
                 carried=query.carried,
+                memory=memory,
             )
             return RoutePlanned(query, short, False, self.relevance)
-        return plan_route(query, self.shortlist_size, dense, self.first_pass, self.relevance)
+        size = self.shortlist_size
+        if use.best >= self.memory_tuning.confident_similarity:
+            size = min(size, self.memory_tuning.shortlist_size)
+        return plan_route(query, size, dense, self.first_pass, self.relevance, memory=memory)
 
     async def _judged(
         self, judge: Judge, query: RouteQuery, chunks: Sequence[Chunk], on_event: OnRouteEvent | None
@@ -274,6 +308,17 @@ class RouteService:
             # The first round answered: a full queue costs the extra votes, not the route.
             return ExtraRounds()
 
+    async def _held_plan(self, query: RouteQuery) -> tuple[RoutePlanned, MemoryUse]:
+        """The route's plan, held against its key's day, and what the route memory lent it."""
+        use = self._memory_use(query)
+        # Held before the fan-out: a route spends at most what its key's day has left.
+        plan = await held_plan(await self.plan(query, use), lambda q: self.plan(q, use), self.prices)
+        narrowed = len(plan.shortlist.names) < min(self.shortlist_size, len(query.scope.cards))
+        confident = use.best >= self.memory_tuning.confident_similarity
+        if plan.judged and narrowed and confident and not plan.budget_cut:
+            use = dataclasses.replace(use, shortlist=len(plan.shortlist.names))
+        return plan, use
+
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:
         """Route ``query`` before its deadline, telling ``on_event`` the plan and each chunk's outcome.
 
@@ -281,8 +326,7 @@ class RouteService:
         BudgetExhaustedError when the key's day cannot pay for one judge call.
         """
         started = time.perf_counter()
-        # Held before the fan-out: a route spends at most what its key's day has left.
-        plan = await held_plan(await self.plan(query), self.plan, self.prices)
+        plan, use = await self._held_plan(query)
         if on_event is not None:
             on_event(plan)
         outcomes: list[ChunkOutcome] = []
@@ -322,8 +366,15 @@ class RouteService:
                 ranked = lexical_ranking(plan.shortlist.prior, self._every(query))
         else:
             ranked = lexical_ranking(plan.shortlist.prior, self._every(query))
-        tables = finish_ranking(ranked, query.prepared, query.scope, query.top_k, query.min_score)
+        mined = self.memory.joins(query.source) if self.memory is not None else None
+        tables = finish_ranking(
+            ranked, query.prepared, query.scope, query.top_k, query.min_score, mined=mined
+        )
+        if use.tables:
+            tables = [_told(t, use) for t in tables]
         lm_judged = self.judge is not None and degraded is None
+        returned = {t.name for t in tables}
+        between = [] if mined is None else mined.between(returned)
         return RouteResult(
             route_id=query.route_id,
             source=query.source,
@@ -339,6 +390,7 @@ class RouteService:
                 shortlisted=shortlisted,
                 first_pass=first_pass,
                 extra=extra,
+                memory=use,
             ),
             partial=bool(unjudged) or extra.cut_by_deadline,
             unjudged=unjudged,
@@ -350,7 +402,16 @@ class RouteService:
             budget_cut=plan.budget_cut,
             budget_unjudged=_left_out(plan) if plan.budget_cut else [],
             budget_cut_reason=plan.budget_cut_reason,
+            mined_joins=[
+                (j.left_table, j.left_column, j.right_table, j.right_column, j.count) for j in between
+            ],
         )
+
+
+def _told(table: RankedTable, use: MemoryUse) -> RankedTable:
+    """``table`` with its reason saying when the memory lent it a prior."""
+    reason = with_memory_reasons(table.reason, table.name, use)
+    return table if reason == table.reason else dataclasses.replace(table, reason=reason)
 
 
 def _left_out(plan: RoutePlanned) -> list[str]:
@@ -370,6 +431,7 @@ def _stats(
     shortlisted: int,
     first_pass: int,
     extra: ExtraRounds,
+    memory: MemoryUse,
 ) -> RouteStats:
     prompt = sum(o.prompt_tokens for o in outcomes)
     cached = sum(o.cached_prompt_tokens for o in outcomes)
@@ -400,4 +462,8 @@ def _stats(
         extra_lm_calls=sum(o.lm_calls for o in extra.outcomes),
         extra_votes=extra.votes_asked,
         extra_tokens=sum(o.prompt_tokens + o.completion_tokens for o in extra.outcomes),
+        memory_matches=memory.matches,
+        memory_similarity=round(memory.best, 4),
+        memory_tables=len(memory.tables),
+        memory_shortlist=memory.shortlist,
     )

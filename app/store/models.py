@@ -1,10 +1,12 @@
 """Tables of the service's own store. Alembic migrations (``migrations/``) create them.
 
-Four tables: ``catalog_snapshot`` (one immutable catalog per source and content hash),
+Six tables: ``catalog_snapshot`` (one immutable catalog per source and content hash),
 ``route_log`` (one row per route answered, with the API key that asked), ``route_feedback``
 (the tables a route's final SQL really used, at most one row per route) and ``api_key`` (the
-keys, stored as SHA-256 digests, with their grants and limits). Constraint names follow a naming convention so
-migrations can name what they drop; datetimes are timezone-aware (UTC) on every backend.
+keys, stored as SHA-256 digests, with their grants and limits), ``route_memory`` (questions and
+the tables they used, per source) and ``mined_join`` (join conditions read from SQL). Constraint
+names follow a naming convention so migrations can name what they drop; datetimes are
+timezone-aware (UTC) on every backend.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["ApiKey", "Base", "CatalogSnapshot", "RouteFeedback", "RouteLog", "UTCDateTime"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "CatalogSnapshot",
+    "MemoryEntry",
+    "MinedJoin",
+    "RouteFeedback",
+    "RouteLog",
+    "UTCDateTime",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -130,3 +141,46 @@ class ApiKey(Base):
     daily_usd: Mapped[float | None]
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class MemoryEntry(Base):
+    """A remembered use: a question (or a bare SQL of a query log) and the tables it used."""
+
+    __tablename__ = "route_memory"
+    __table_args__ = (sa.Index(None, "source", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    source: Mapped[str] = mapped_column(sa.String(200))
+    # None: a query-log SQL without a question, kept for which tables are used together.
+    question: Mapped[str | None] = mapped_column(sa.Text)
+    tables: Mapped[list[str]] = mapped_column(JSONDocument)
+    origin: Mapped[str] = mapped_column(sa.String(16))  # feedback, import or log
+    # Feedback's route: feedback sent again replaces its entry.
+    route_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    catalog_version: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MinedJoin(Base):
+    """A join condition read from SQL (feedback or an import), counted; the table order is sorted."""
+
+    __tablename__ = "mined_join"
+    __table_args__ = (
+        # Named by hand: the convention's name would pass PostgreSQL's 63 characters.
+        sa.UniqueConstraint(
+            "source", "left_table", "left_column", "right_table", "right_column", name="uq_mined_join_edge"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    source: Mapped[str] = mapped_column(sa.String(200))
+    left_table: Mapped[str] = mapped_column(sa.String(400))
+    left_column: Mapped[str] = mapped_column(sa.String(200))
+    right_table: Mapped[str] = mapped_column(sa.String(400))
+    right_column: Mapped[str] = mapped_column(sa.String(200))
+    count: Mapped[int]
+    updated_at: Mapped[datetime]

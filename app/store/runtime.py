@@ -22,6 +22,7 @@ from app.store.retention import Retention
 from app.store.route_log import RouteLogRepository
 from app.store.route_log_spill import RouteLogSpill
 from app.store.route_log_writer import RouteLogWriter, WriterTiming
+from app.store.route_memory import MemoryRepository
 from app.store.snapshots import SnapshotRepository
 
 __all__ = ["StoreRuntime", "open_store"]
@@ -46,6 +47,7 @@ class StoreRuntime:
         self.snapshots = SnapshotRepository(store)
         self.routes = RouteLogRepository(store)
         self.feedback = FeedbackRepository(store)
+        self.memory = MemoryRepository(store)
         self.writer = RouteLogWriter(
             self.routes,
             self.health,

@@ -77,6 +77,7 @@ class CachedRoutes:
             visible=query.visible,
             token_budget=query.token_budget,
             context=None if query.conversation is None else query.conversation.fingerprint(),
+            memory=self.service.memory_version(query.source),
         )
 
     async def route(self, query: RouteQuery, on_event: OnRouteEvent | None = None) -> RouteResult:

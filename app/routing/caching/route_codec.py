@@ -36,6 +36,7 @@ def decode_route(blob: bytes) -> RouteResult | None:
             return None
         tables = [RankedTable(**t) for t in body.pop("tables")]
         stats = RouteStats(**body.pop("stats"))
+        body["mined_joins"] = [tuple(j) for j in body.get("mined_joins", [])]
         return RouteResult(route_id="", tables=tables, stats=stats, **body)
     except (zlib.error, ValueError, TypeError, KeyError):
         return None

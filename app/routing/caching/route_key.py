@@ -2,10 +2,10 @@
 
 A route is identical when its normalised question, source, catalog version, judge program
 version, request options (``top_k``, ``min_score``, ``schemas``), the tables the asking
-key may see (its grant's fingerprint) and a follow-up's conversation (earlier questions and
-carried tables) are: a key never gets an answer computed over tables it
-may not see. A new catalog or program version is a new key, so a refresh never serves stale
-tables.
+key may see (its grant's fingerprint), a follow-up's conversation (earlier questions and
+carried tables) and the source's route memory are: a key never gets an answer computed over
+tables it may not see. A new catalog or program version is a new key, so a refresh never serves
+stale tables; what the memory learns makes a new key too.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class RouteKey:
     visible: str | None  # fingerprint of the tables the key's grant shows; None: every table
     token_budget: int | None = None
     context: str | None = None  # a follow-up's conversation fingerprint; None: it stands alone
+    memory: str | None = None  # what the source's route memory held: a route it changed is new
 
     def digest(self) -> str:
         """A stable hex digest of every field (the shared cache's key; never the question itself)."""
@@ -53,6 +54,7 @@ def route_key(
     visible: str | None = None,
     token_budget: int | None = None,
     context: str | None = None,
+    memory: str | None = None,
 ) -> RouteKey:
     """The cache key of a route request."""
     return RouteKey(
@@ -66,4 +68,5 @@ def route_key(
         visible,
         token_budget,
         context,
+        memory,
     )

@@ -136,6 +136,10 @@ class PreparedCatalog:
         chunks = plan_chunks(cards, self.chunk_tokens, self.votes, self.seed)
         return RouteScope(frozenset(c.name for c in cards), cards, tuple(chunks), mask, grant)
 
+    def position(self, name: str) -> int | None:
+        """The catalog position of the table ``name`` (None: the catalog lacks it)."""
+        return self._position.get(name)
+
     def card(self, name: str) -> TableCard:
         """The full card of the table ``name`` (KeyError for one the catalog lacks)."""
         return self.cards[self._position[name]]

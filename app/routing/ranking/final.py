@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from app.routing.preparation.prepared import PreparedCatalog, RouteScope
 from app.routing.ranking.merge import RankedTable, Vote, complete_join_paths, rank
 from app.routing.ranking.relevance import RelevanceScorer
+from app.routing.retrieval.mined_joins import MinedJoins, with_mined
 from app.routing.retrieval.shortlist import Shortlist
 
 __all__ = [
@@ -21,14 +22,22 @@ __all__ = [
 
 
 def finish_ranking(
-    ranked: list[RankedTable], prepared: PreparedCatalog, scope: RouteScope, top_k: int, min_score: float
+    ranked: list[RankedTable],
+    prepared: PreparedCatalog,
+    scope: RouteScope,
+    top_k: int,
+    min_score: float,
+    *,
+    mined: MinedJoins | None = None,
 ) -> list[RankedTable]:
-    """Cut at ``min_score``, add FK join-path tables, and keep the best ``top_k``."""
+    """Cut at ``min_score``, add FK (and mined) join-path tables, and keep the best ``top_k``."""
     selected = [t for t in ranked if t.score >= min_score][:top_k]
     by_name = {t.name: t for t in ranked}
     joined = []
     # A grant's own graph: a join path never runs through a table the key may not see.
     graph = prepared.graph if scope.grant is None else scope.grant.graph
+    if mined is not None and mined.graph:
+        graph = with_mined(graph, mined, scope.names)
     for path_table in complete_join_paths(selected, graph):
         if scope.names is not None and path_table.name not in scope.names:
             continue

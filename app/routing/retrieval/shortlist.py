@@ -87,13 +87,17 @@ def shortlist(
     dense: np.ndarray | None = None,
     *,
     carried: Mapping[str, float] | None = None,
+    memory: np.ndarray | None = None,
 ) -> Shortlist:
     """The best ``size`` tables of ``scope`` for ``question`` (all of them when the scope is smaller).
 
     ``carried`` (a follow-up's previous tables and their scores there) sets a floor under those
-    tables' scores, within the scope only.
+    tables' scores, within the scope only; ``memory`` (per catalog table,
+    ``app.routing.retrieval.memory_prior``) is added before the scope.
     """
     scores = fused_scores(lexical_scores(prepared, question), dense)
+    if memory is not None:
+        scores = _scaled(scores + memory)
     names = prepared.lexical.names
     if carried:
         position = {name: i for i, name in enumerate(names)}

@@ -1,0 +1,132 @@
+"""Each source's route memory as the running service holds it, in step with the store.
+
+The store is the authority: imports and feedback are written there, and every replica loads
+what it lacks (``sync``: new ids only; everything again when an entry was forgotten). A sync
+runs after this process's own writes and every ``refresh_s`` in the background, so another
+replica's imports arrive within that time. Lookups never touch the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.routing.retrieval.memory_index import MemoryIndex, MemoryMatch
+from app.routing.retrieval.mined_joins import MinedJoins
+from app.store.route_memory import MemoryRepository, NewEntry
+
+__all__ = ["MemoryConfig", "RouteMemory"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    """How the memory is used at route time and kept."""
+
+    neighbours: int = 5  # similar past questions that lend their tables a prior
+    min_similarity: float = 0.3
+    refresh_s: float = 30.0  # 0: only after this process's own writes
+    retention_days: float = 0.0  # 0: keep entries until forgotten
+
+
+class RouteMemory:
+    """The memory index and mined joins of every source, loaded from the store."""
+
+    def __init__(self, repository: MemoryRepository, config: MemoryConfig) -> None:
+        self.repository = repository
+        self.config = config
+        self._indexes: dict[str, MemoryIndex] = {}
+        self._joins: dict[str, MinedJoins] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def lookup(self, source: str, question: str) -> MemoryMatch:
+        """The past questions of ``source`` most similar to ``question``."""
+        index = self._indexes.get(source)
+        if index is None:
+            return MemoryMatch()
+        return index.similar(question, self.config.neighbours, self.config.min_similarity)
+
+    def index(self, source: str) -> MemoryIndex | None:
+        """``source``'s loaded index (None before its first sync)."""
+        return self._indexes.get(source)
+
+    def joins(self, source: str) -> MinedJoins:
+        """The joins mined from ``source``'s SQL (none before its first sync)."""
+        return self._joins.get(source, MinedJoins(()))
+
+    def version(self, source: str) -> str:
+        """What the memory of ``source`` holds, as a short token: a route cached under another is stale."""
+        index = self._indexes.get(source)
+        joins = self._joins.get(source)
+        return f"{index.entries if index else 0}:{index.top_id if index else 0}:{joins.total if joins else 0}"
+
+    async def sync(self, source: str) -> None:
+        """Load ``source``'s entries this process lacks, and its mined joins."""
+        lock = self._locks.setdefault(source, asyncio.Lock())
+        async with lock:
+            count, _ = await self.repository.summary(source)
+            loaded = self._indexes.get(source)
+            index = MemoryIndex() if loaded is None else loaded
+            new = [row async for row in self.repository.rows_after(source, index.top_id)]
+            if count != index.entries + len(new):
+                # Entries only grow, except when one is forgotten or replaced: then all again.
+                index = MemoryIndex()
+                new = [row async for row in self.repository.rows_after(source, 0)]
+            for row in new:
+                index.add(row.id, row.question, row.tables)
+            self._indexes[source] = index
+            self._joins[source] = MinedJoins(await self.repository.joins(source))
+
+    async def remember(
+        self, source: str, entries: Sequence[NewEntry], joins: Sequence[tuple[str, str, str, str]] = ()
+    ) -> int:
+        """Store ``entries`` and ``joins`` for ``source`` and load them here; returns the entries stored."""
+        stored = await self.repository.add(source, entries)
+        await self.repository.add_joins(source, joins)
+        await self.sync(source)
+        return stored
+
+    async def forget(self, source: str, entry_id: int) -> bool:
+        """Forget one entry of ``source`` here and in the store."""
+        found = await self.repository.forget(source, entry_id)
+        if found:
+            await self.sync(source)
+        return found
+
+    async def _refresh(self, sources: Sequence[str]) -> None:
+        while True:
+            await asyncio.sleep(self.config.refresh_s)
+            if self.config.retention_days > 0:
+                cutoff = datetime.now(UTC) - timedelta(days=self.config.retention_days)
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    await self.repository.forget_before(cutoff)
+            for source in sources:
+                try:
+                    await self.sync(source)
+                except (SQLAlchemyError, OSError) as exc:  # the store down: keep serving what is loaded
+                    log.warning("route memory of %r not refreshed: %r", source, exc)
+
+    async def start(self, sources: Sequence[str]) -> None:
+        """Load every source's memory (a store that fails leaves it empty) and start the refresh."""
+        for source in sources:
+            try:
+                await self.sync(source)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("route memory of %r not loaded: %r", source, exc)
+        if self.config.refresh_s > 0:
+            self._task = asyncio.create_task(self._refresh(list(sources)), name="route-memory-refresh")
+
+    async def aclose(self) -> None:
+        """Stop the background refresh."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
