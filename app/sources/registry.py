@@ -23,11 +23,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from app.catalog.introspect import IntrospectionError, introspect
+from app.catalog.introspect import IntrospectionError
 from app.catalog.model import Catalog
 from app.catalog.read_errors import ReadErrorKind
+from app.catalog.source_reader import CatalogReader, SourceConfigError, catalog_reader
 from app.catalog.stored import SnapshotStore
 from app.observability.redaction import Redactor, url_secrets
 from app.routing.preparation.prepared import PreparedCatalog, prepare
@@ -53,7 +52,7 @@ class SourceState:
 
     name: str
     config: SourceConfig
-    engine: AsyncEngine
+    reader: CatalogReader | None  # None: the source's URL cannot be used (see last_error)
     dialect: str
     prepared: PreparedCatalog | None = None
     # When the warehouse was last seen to match the snapshot (by this process or, for a
@@ -115,8 +114,16 @@ class CatalogRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sources: dict[str, SourceState] = {}
         for name, config in sources.items():
-            engine = create_async_engine(config.url.get_secret_value(), pool_pre_ping=True)
-            self.sources[name] = SourceState(name, config, engine, engine.dialect.name)
+            try:
+                reader = catalog_reader(name, config.url.get_secret_value())
+            except SourceConfigError as exc:
+                # One source's bad URL is that source's error; the others serve.
+                self.sources[name] = SourceState(
+                    name, config, None, "", last_error=str(exc), error_kind=ReadErrorKind.MISCONFIGURED
+                )
+                log.error("%s", exc)
+                continue
+            self.sources[name] = SourceState(name, config, reader, reader.dialect)
 
     def get(self, name: str) -> SourceState | None:
         """The source called ``name``, or None."""
@@ -139,15 +146,16 @@ class CatalogRegistry:
     async def refresh(self, name: str) -> SourceState:
         """Introspect ``name``, store and install the new snapshot; keep the old one on failure."""
         state = self.sources[name]
+        if state.reader is None:  # a URL that cannot be used does not get better by retrying
+            return state
         async with state.lock:
             started = time.perf_counter()
             try:
-                catalog = await introspect(
-                    state.engine,
+                catalog = await state.reader.read(
                     name,
                     state.config.schemas,
-                    exclude=state.config.exclude_schemas,
-                    timeout_s=self._settings.introspect_timeout_s,
+                    state.config.exclude_schemas,
+                    self._settings.introspect_timeout_s,
                 )
             except IntrospectionError as exc:
                 state.last_error, state.error_kind = self._redact(str(exc)), exc.kind
@@ -162,7 +170,7 @@ class CatalogRegistry:
             else:  # nothing to route over: no index to build, nothing worth storing
                 state.prepared, state.empty_version = None, catalog.version
                 log.warning("source %s: no table in its schemas; check schemas / exclude_schemas", name)
-            state.default_schema = state.engine.dialect.default_schema_name
+            state.default_schema = state.reader.default_schema
             state.last_refresh, state.last_error, state.refreshed = now, None, True
             state.error_kind, state.failures, state.retry_at = None, 0, None
             if state.retry is not None and state.retry is not asyncio.current_task():
@@ -241,4 +249,4 @@ class CatalogRegistry:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(s.engine.dispose() for s in self.sources.values()))
+        await asyncio.gather(*(s.reader.aclose() for s in self.sources.values() if s.reader is not None))
