@@ -240,6 +240,11 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
     prior_weight: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.2, description="how far vote scores move toward the shortlist (lexical) score, 0 to 1"
     )
+    table_evidence: bool = Field(
+        default=True,
+        description="copies, backups and empty tables (by name and row count) get a card hint and a lower "
+        "score, and a live table ranks above its copy; off: judged like any table",
+    )
     relevance_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.5, description="default min_score of a route: tables scored below it are left out"
     )

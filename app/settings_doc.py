@@ -83,6 +83,7 @@ _OWN_GROUPS: Final = (
             "seed",
             "relevance_threshold",
             "prior_weight",
+            "table_evidence",
             "shortlist_size",
             "route_cache_size",
             "verdict_cache_size",

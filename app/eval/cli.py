@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--price-model", default="gpt-4o-mini", help="price the simulator's tokens as this model's (cost_usd)"
     )
+    parser.add_argument(
+        "--variant", choices=["copies"], help="copies: each table plus a backup and an empty staging copy"
+    )
     parser.add_argument("--out", type=Path, help="write the report as JSON")
     parser.add_argument("--plot", type=Path, help="write recall@k curves as PNG")
     parser.add_argument("--compare", type=Path, nargs="+", metavar="REPORT", help="compare saved reports")
@@ -73,6 +76,7 @@ def _options(args: argparse.Namespace) -> EvalOptions:
         progress=not args.no_progress,
         sim_profile=args.sim_profile,
         price_model=args.price_model,
+        variant=args.variant,
     )
 
 
@@ -102,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))
+    if "copies" in report:
+        copies = report["copies"]
+        print(f"a copy outranks its original in {copies['copy_outranks']} of {copies['questions']} questions")
     if args.out:
         save_report(report, args.out)
     if args.plot:

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from app.eval.metrics import QuestionRow, score_rows
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
 from app.eval.spider import Question, load_databases, load_questions, resolve_gold
+from app.eval.variants import copy_outranks_share, fill_tables, with_copies
 from app.eval.warehouse import Warehouse, build_warehouse, drop_warehouse, plan_warehouse
 from app.settings import Settings
 from app.simulator.costs import ProfileName
@@ -63,6 +64,8 @@ class EvalOptions:
     # prices the report's dollars use.
     sim_profile: ProfileName | None = None
     price_model: str | None = "gpt-4o-mini"
+    # A harder warehouse made from the benchmark (app.eval.variants): "copies".
+    variant: Literal["copies"] | None = None
 
 
 def _sample(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
@@ -170,6 +173,8 @@ def _row(question: Question, gold: list[str], outcome: RouteOutcome) -> Question
 async def evaluate(options: EvalOptions) -> dict[str, Any]:
     """Run one evaluation and return its report (``config``, ``metrics``, ``rows`` and the rest)."""
     databases = load_databases(options.tables)
+    if options.variant == "copies":
+        databases = {db_id: with_copies(db) for db_id, db in databases.items()}
     all_questions = load_questions(options.questions)
     questions = [q for q in all_questions if q.db_id in databases]
     unknown_db = [q for q in all_questions if q.db_id not in databases]
@@ -188,6 +193,8 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
         for q in questions
     ]
     await build_warehouse(wh)
+    if options.variant == "copies" and wh.dialect == "postgresql":
+        await fill_tables(wh.urls[next(iter(wh.urls))], [p.schema for p in wh.placed.values() if p.schema])
     started = datetime.now(UTC)
     # The run's service requires a key like any deployment; the harness holds the only one.
     admin_key = secrets.token_urlsafe(32)
@@ -221,9 +228,11 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
         "started": started.isoformat(timespec="seconds"),
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
     }
+    report_rows = [r.to_dict() for r in rows]
     return {
         "config": config,
         "metrics": score_rows(rows, settings.relevance_threshold),
+        **({"copies": copy_outranks_share(report_rows)} if options.variant == "copies" else {}),
         "warehouse": {
             "dialect": wh.dialect,
             "databases": len(chosen),
@@ -237,5 +246,5 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
         "unknown_db": {"count": len(unknown_db), "examples": [q.db_id for q in unknown_db[:_EXAMPLES]]},
         "oracle_merged": merged,
         "simulator_stats": sim_stats,
-        "rows": [r.to_dict() for r in rows],
+        "rows": report_rows,
     }

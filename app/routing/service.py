@@ -33,6 +33,7 @@ from app.routing.ranking.final import (
     unjudged_by_shortlist,
     unjudged_tables,
 )
+from app.routing.ranking.live_tables import prefer_live
 from app.routing.ranking.merge import Vote
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
 from app.routing.retrieval.shortlist import shortlist
@@ -225,6 +226,7 @@ class RouteService:
                 unjudged = unjudged_tables(short.names, votes, short.prior)
             else:
                 ranked = lexical_ranking(plan.shortlist.prior)
+        ranked = prefer_live(ranked, query.prepared.evidence, plan.shortlist.prior)
         tables = finish_ranking(ranked, query.prepared, query.scope, query.top_k, query.min_score)
         lm_judged = self.judge is not None and degraded is None
         return RouteResult(

@@ -132,7 +132,9 @@ class CatalogRegistry:
     async def _install(self, state: SourceState, catalog: Catalog) -> None:
         if state.prepared is None or state.prepared.version != catalog.version:
             s = self._settings
-            state.prepared = await asyncio.to_thread(prepare, catalog, s.chunk_tokens, s.votes, s.seed)
+            state.prepared = await asyncio.to_thread(
+                prepare, catalog, s.chunk_tokens, s.votes, s.seed, s.table_evidence
+            )
 
     async def _store(self, catalog: Catalog, at: datetime) -> None:
         if self._snapshots is None:

@@ -7,8 +7,10 @@ Card format (a contract with the LM simulator, which parses it):
 
 The header line starts with ``### `` and the qualified name; the next line lists the columns,
 comma-separated, each with its type, its key (PK, FK and the column it references) and its
-comment. Nullability is left out: it never decides whether a query reads a table, and it cost
-one token a column (a card of Spider's averages 37 tokens this way, 46 with a line per column
+comment. Evidence against a table follows its kind in brackets: ``[copy of sales.orders]``,
+``[name reads as a copy]``, ``[empty]`` (``app.catalog.copies``). Nullability is left out: it
+never decides whether a query reads a table, and it cost one token a column (a card of
+Spider's averages 37 tokens this way, 46 with a line per column
 and null markers; a route judges every card twice). Warehouse comments are
 untrusted: they are JSON-quoted (control and invisible format characters removed), so a
 comment can never start a line, fake a header or close the quote, and the judge's
@@ -182,9 +184,13 @@ def compact_card(table: Table) -> TableCard:
     return TableCard(table.qualified_name, text, estimate_tokens(text), more > 0, (), _distrusted(table))
 
 
-def make_card(table: Table, max_tokens: int) -> TableCard:
-    """The card of ``table``; a card over ``max_tokens`` is cut with a visible marker, never dropped."""
+def make_card(table: Table, max_tokens: int, hint: str = "") -> TableCard:
+    """The card of ``table``; a card over ``max_tokens`` is cut with a visible marker, never dropped.
+
+    ``hint`` is evidence against the table the judge should see (``[copy of s.orders] [empty]``).
+    """
     kind = " [view]" if table.kind == "view" else ""
+    kind += f" {hint}" if hint else ""
     quarantined: list[str] = []
     comment = _guarded(table.comment, "comment", quarantined)
     header = f"{CARD_HEADER}{card_name(table.qualified_name)}{kind}{quote(comment)}"
