@@ -26,11 +26,12 @@ from typing import Any
 from app.catalog.introspect import IntrospectionError
 from app.catalog.model import Catalog
 from app.catalog.read_errors import ReadErrorKind
-from app.catalog.source_reader import CatalogReader, SourceConfigError, catalog_reader
+from app.catalog.source_reader import CatalogReader, SourceConfigError
 from app.catalog.stored import SnapshotStore
 from app.observability.redaction import Redactor, url_secrets
 from app.routing.preparation.prepared import PreparedCatalog, prepare
 from app.settings import Settings, SourceConfig
+from app.sources.source_readers import source_reader
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 1.0  # the first retry after a failed refresh; each next one waits twice as long
@@ -115,7 +116,7 @@ class CatalogRegistry:
         self.sources: dict[str, SourceState] = {}
         for name, config in sources.items():
             try:
-                reader = catalog_reader(name, config.url.get_secret_value())
+                reader = source_reader(name, config)
             except SourceConfigError as exc:
                 # One source's bad URL is that source's error; the others serve.
                 self.sources[name] = SourceState(
