@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ async def load_artifact(ref: str, kind: str, timeout_s: float | None) -> dict[st
         raise DbtArtifactError(f"dbt {kind}.json is not JSON") from exc
     metadata = document.get("metadata") if isinstance(document, dict) else None
     version = str(metadata.get("dbt_schema_version", "")) if isinstance(metadata, dict) else ""
-    if f"/{kind}/" not in version or not isinstance(document.get("nodes"), dict):
+    # e.g. ".../dbt/manifest/v12.json": the document's kind and its schema's version.
+    if not re.search(rf"(^|/){kind}/v\d+", version) or not isinstance(document.get("nodes"), dict):
         raise DbtArtifactError(f"dbt {kind}.json is not a dbt {kind} (metadata.dbt_schema_version)")
     checked: dict[str, Any] = document
     return checked

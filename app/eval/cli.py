@@ -50,7 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--price-model", default="gpt-4o-mini", help="price the simulator's tokens as this model's (cost_usd)"
     )
     parser.add_argument(
-        "--variant", choices=["copies"], help="copies: each table plus a backup and an empty staging copy"
+        "--variant",
+        choices=["copies", "codes", "codes-dbt"],
+        help="copies: each table plus a backup and an empty staging copy; codes: tables renamed T0001 ...;"
+        " codes-dbt: the same, described in a dbt manifest",
     )
     parser.add_argument("--out", type=Path, help="write the report as JSON")
     parser.add_argument("--plot", type=Path, help="write recall@k curves as PNG")

@@ -26,7 +26,14 @@ from pydantic import SecretStr
 from app.eval.metrics import QuestionRow, score_rows
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
 from app.eval.spider import Question, load_databases, load_questions, resolve_gold
-from app.eval.variants import copy_outranks_share, fill_tables, with_copies
+from app.eval.variants import (
+    copy_outranks_share,
+    fill_tables,
+    renamed_gold,
+    with_codes,
+    with_copies,
+    write_manifest,
+)
 from app.eval.warehouse import Warehouse, build_warehouse, drop_warehouse, plan_warehouse
 from app.settings import Settings
 from app.simulator.costs import ProfileName
@@ -64,8 +71,8 @@ class EvalOptions:
     # prices the report's dollars use.
     sim_profile: ProfileName | None = None
     price_model: str | None = "gpt-4o-mini"
-    # A harder warehouse made from the benchmark (app.eval.variants): "copies".
-    variant: Literal["copies"] | None = None
+    # A harder warehouse made from the benchmark (app.eval.variants).
+    variant: Literal["copies", "codes", "codes-dbt"] | None = None
 
 
 def _sample(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
@@ -84,10 +91,12 @@ def _text(question: Question, use_evidence: bool) -> str:
 
 @contextlib.asynccontextmanager
 async def _judge_settings(
-    options: EvalOptions, wh: Warehouse, oracle: dict[str, set[str]]
+    options: EvalOptions, wh: Warehouse, oracle: dict[str, set[str]], manifest: Path | None = None
 ) -> AsyncIterator[tuple[Settings, str | None]]:
     """The service settings for the judge, with the simulator running if it needs one."""
     sources = wh.source_configs()
+    if manifest is not None:
+        sources = {name: c.model_copy(update={"dbt_manifest": str(manifest)}) for name, c in sources.items()}
     if options.judge == "lexical":
         yield Settings(sources=sources, llm_model=None), None
         return
@@ -176,6 +185,10 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
     if options.variant == "copies":
         databases = {db_id: with_copies(db) for db_id, db in databases.items()}
     all_questions = load_questions(options.questions)
+    originals, codes = databases, None
+    if options.variant in ("codes", "codes-dbt"):
+        databases, codes = with_codes(databases)
+        all_questions = [renamed_gold(q, codes) for q in all_questions]
     questions = [q for q in all_questions if q.db_id in databases]
     unknown_db = [q for q in all_questions if q.db_id not in databases]
     questions = _sample(questions, options.limit, options.seed)
@@ -198,9 +211,14 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
     started = datetime.now(UTC)
     # The run's service requires a key like any deployment; the harness holds the only one.
     admin_key = secrets.token_urlsafe(32)
+    manifest_dir = tempfile.TemporaryDirectory(prefix="tablerouter-eval-dbt-")
+    manifest = None
+    if options.variant == "codes-dbt" and codes is not None:
+        manifest = Path(manifest_dir.name) / "manifest.json"
+        write_manifest(manifest, originals, codes, {p.db_id: p.schema for p in wh.placed.values()})
     try:
         async with (
-            _judge_settings(options, wh, oracle) as (settings, sim_url),
+            _judge_settings(options, wh, oracle, manifest) as (settings, sim_url),
             serving(_with_admin_key(settings, admin_key)) as url,
             httpx.AsyncClient(
                 base_url=url,
@@ -215,6 +233,7 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
             )
             sim_stats = (await client.get(f"{sim_url}/stats")).json() if sim_url else None
     finally:
+        manifest_dir.cleanup()
         if not options.keep_warehouse:
             await drop_warehouse(wh)
     rows = [_row(q, gold[q.id], o) for q, o in zip(questions, outcomes, strict=True)]

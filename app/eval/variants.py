@@ -6,21 +6,38 @@ tables stay the originals. The staging copy's name carries no copy marker: only 
 row count (PostgreSQL: the table's file is empty) tells it apart. Loaded into PostgreSQL, each
 original and backup gets one row (foreign keys not checked while loading) and is analysed.
 
+``codes``: every table renamed to a code (``T0001``, ``T0002`` ... across the file), as in
+warehouses named by an old ERP; ``codes-dbt``: the same, with a dbt manifest describing each
+table by its original name in words (Spider and BIRD have no other description) that the
+service reads as the source's ``dbt_manifest``.
+
 ``copy_outranks_share``: the share of questions where, for some gold table, one of its copies
 comes back above it (or comes back while it does not).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.eval.spider import Database
+from app.eval.spider import Database, Question
 
-__all__ = ["BACKUP_SUFFIX", "STAGING_SUFFIX", "copy_outranks_share", "fill_tables", "with_copies"]
+__all__ = [
+    "BACKUP_SUFFIX",
+    "STAGING_SUFFIX",
+    "copy_outranks_share",
+    "fill_tables",
+    "renamed_gold",
+    "with_codes",
+    "with_copies",
+    "write_manifest",
+]
 
 BACKUP_SUFFIX = "_backup_2019"
 STAGING_SUFFIX = "_staging"
@@ -99,3 +116,48 @@ def copy_outranks_share(rows: Sequence[dict[str, Any]]) -> dict[str, float | int
         "copy_outranks": outranked,
         "share": round(outranked / max(1, len(scored)), 4),
     }
+
+
+Codes = dict[str, dict[str, str]]  # db_id -> original table name (folded) -> code
+
+
+def with_codes(databases: dict[str, Database]) -> tuple[dict[str, Database], Codes]:
+    """Every table renamed ``T0001``, ``T0002`` ... in file order; the renames per database."""
+    renamed: dict[str, Database] = {}
+    codes: Codes = {}
+    number = 0
+    for db_id, db in databases.items():
+        names = [f"T{number + i + 1:04d}" for i in range(len(db.tables))]
+        number += len(names)
+        codes[db_id] = {t.casefold(): code for t, code in zip(db.tables, names, strict=True)}
+        renamed[db_id] = replace(db, tables=tuple(names))
+    return renamed, codes
+
+
+def renamed_gold(question: Question, codes: Codes) -> Question:
+    """``question`` with its gold tables under their codes."""
+    mine = codes.get(question.db_id, {})
+    return replace(question, gold=tuple(mine.get(g.casefold(), g) for g in question.gold))
+
+
+def write_manifest(
+    path: Path, databases: dict[str, Database], codes: Codes, schemas: dict[str, str | None]
+) -> None:
+    """A dbt manifest that describes each coded table by its original name in words."""
+    nodes: dict[str, Any] = {}
+    for db_id, db in databases.items():
+        if db_id not in schemas:
+            continue
+        for table in db.tables:
+            code = codes[db_id][table.casefold()]
+            nodes[f"model.eval.{code}"] = {
+                "resource_type": "model",
+                "schema": schemas[db_id],
+                "name": code,
+                "alias": code,
+                "description": table.replace("_", " "),
+                "columns": {},
+                "tags": [],
+            }
+    document = {"metadata": {"dbt_schema_version": "manifest/v12.json"}, "nodes": nodes}
+    path.write_text(json.dumps(document))
