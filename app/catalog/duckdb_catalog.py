@@ -23,7 +23,7 @@ from typing import Any
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table, qualify
 
-__all__ = ["DUCKDB_SYSTEM_SCHEMAS", "duckdb_path", "read_duckdb"]
+__all__ = ["DUCKDB_SYSTEM_SCHEMAS", "duckdb_path", "read_connection", "read_duckdb"]
 
 DUCKDB_SYSTEM_SCHEMAS = ("information_schema", "pg_catalog")
 _WHERE = "WHERE database_name = current_database() AND NOT internal AND NOT temporary"
@@ -144,7 +144,7 @@ async def read_duckdb(
         raise DuckDBReadError(f"cannot open the DuckDB file ({type(exc).__name__})") from exc
     try:
         async with asyncio.timeout(timeout_s):
-            return await asyncio.to_thread(_read, conn, source, schemas, exclude)
+            return await asyncio.to_thread(read_connection, conn, source, schemas, exclude)
     except TimeoutError:
         conn.interrupt()  # the worker thread's query stops; the thread ends with it
         raise
