@@ -114,7 +114,8 @@ def _schemas(conn: Any, schemas: Sequence[str] | None, exclude: Sequence[str]) -
     return [s for s in wanted if s not in set(exclude)]
 
 
-def _read(conn: Any, source: str, schemas: Sequence[str] | None, exclude: Sequence[str]) -> Catalog:
+def read_connection(conn: Any, source: str, schemas: Sequence[str] | None, exclude: Sequence[str]) -> Catalog:
+    """The catalog through an open DuckDB connection (blocking: the worker thread's part)."""
     wanted = set(_schemas(conn, schemas, exclude))
     tables = _assemble(
         _rows(conn, _TABLES), _rows(conn, _VIEWS), _rows(conn, _COLUMNS), _rows(conn, _KEYS), wanted
