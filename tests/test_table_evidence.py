@@ -68,19 +68,26 @@ async def test_copy_markers_come_off_a_name(name: str, stem: str | None) -> None
     assert copy_stem(name) == stem
 
 
-async def _route(settings: Any) -> list[dict[str, Any]]:
+async def _route(settings: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The route's tables, and the source's table list by bare name."""
     async with service_client(settings) as client:
         response = await client.post("/route", json={"question": QUESTION, "source": "wh", "min_score": 0})
         assert response.status_code == 200, response.text
-        tables: list[dict[str, Any]] = response.json()["tables"]
-        return tables
+        listed = (await client.get("/sources/wh/tables")).json()["tables"]
+        return response.json()["tables"], {t["name"].split(".", 1)[1]: t for t in listed}
 
 
 async def test_the_live_table_outranks_its_backup_and_its_empty_staging_copy(
     copies_schema: str, pg_url: str, make_settings: SettingsBuilder
 ) -> None:
     sources = {"wh": {"url": pg_url, "schemas": [copies_schema]}}
-    on = await _route(make_settings(sources=sources, refresh_interval_s=0))
+    on, listed = await _route(make_settings(sources=sources, refresh_interval_s=0))
+    assert {n: (t["row_count"], t["evidence"]) for n, t in listed.items()} == {
+        "orders": (50, None),
+        "orders_backup_2019": (50, f"looks like a copy of {copies_schema}.orders"),
+        "orders_staging": (0, "empty table"),
+        "customers": (None, None),  # written but never analysed: not known, which is not empty
+    }
     names = [t["name"].split(".", 1)[1] for t in on]
     assert names[0] == "orders", on
     assert names.index("orders") < names.index("orders_backup_2019")
@@ -90,7 +97,7 @@ async def test_the_live_table_outranks_its_backup_and_its_empty_staging_copy(
     assert "empty table" in by_name["orders_staging"]["reason"]
     assert by_name["orders"]["score"] > by_name["orders_backup_2019"]["score"]
 
-    off = await _route(make_settings(sources=sources, refresh_interval_s=0, table_evidence=False))
+    off, _ = await _route(make_settings(sources=sources, refresh_interval_s=0, table_evidence=False))
     scores = {t["name"].split(".", 1)[1]: t["score"] for t in off}
     for copy in ("orders_backup_2019", "orders_staging"):
         assert scores[copy] > by_name[copy]["score"]  # not demoted

@@ -25,6 +25,7 @@ from app.api.schemas import (
 from app.api.source_problems import REFRESH_FAILED, unroutable
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
+from app.catalog.copies import TableEvidence
 from app.catalog.model import Table
 from app.routing.preparation.cards import TableCard
 from app.routing.preparation.grants import sees_table
@@ -82,7 +83,10 @@ def _source(state: AppState, name: str, principal: Principal) -> SourceState:
     return source
 
 
-def _table_info(table: Table, card: TableCard, visible: frozenset[str] | None) -> TableInfo:
+def _table_info(
+    table: Table, card: TableCard, visible: frozenset[str] | None, found: TableEvidence | None
+) -> TableInfo:
+    evidence = None if found is None else found.visible_to(visible).reason()
     return TableInfo(
         name=table.qualified_name,
         kind=TableKind(table.kind),
@@ -98,6 +102,8 @@ def _table_info(table: Table, card: TableCard, visible: frozenset[str] | None) -
             if visible is None or fk.ref_table in visible
         ],
         untrusted_metadata=[*card.quarantined, *(["name"] if card.distrusted else [])],
+        row_count=table.row_count,
+        evidence=evidence,
     )
 
 
@@ -161,7 +167,10 @@ async def list_tables(
         source=name,
         catalog_version=source.prepared.version,
         total=len(pairs),
-        tables=[_table_info(t, c, visible) for t, c in pairs[offset : offset + limit]],
+        tables=[
+            _table_info(t, c, visible, source.prepared.evidence.get(t.qualified_name))
+            for t, c in pairs[offset : offset + limit]
+        ],
     )
 
 

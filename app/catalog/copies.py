@@ -12,7 +12,7 @@ too (``Table.row_count == 0``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from app.catalog.model import Table, qualify
@@ -44,6 +44,12 @@ class TableEvidence:
     copy_of: str | None = None  # the live table this one copies (same schema), when there is one
     copy_like: bool = False  # the name carries a copy marker
     empty: bool = False  # the engine counts no row
+
+    def visible_to(self, names: Collection[str] | None) -> TableEvidence:
+        """This evidence as a key that sees only ``names`` (None: all) may read it: no hidden table named."""
+        if names is None or self.copy_of is None or self.copy_of in names:
+            return self
+        return TableEvidence(None, self.copy_like, self.empty)
 
     def hint(self) -> str:
         """The card's words for it: ``[copy of sales.orders] [empty]``."""

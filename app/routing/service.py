@@ -226,7 +226,7 @@ class RouteService:
                 unjudged = unjudged_tables(short.names, votes, short.prior)
             else:
                 ranked = lexical_ranking(plan.shortlist.prior)
-        ranked = prefer_live(ranked, query.prepared.evidence, plan.shortlist.prior)
+        ranked = prefer_live(ranked, query.prepared.evidence, plan.shortlist.prior, query.scope.names)
         tables = finish_ranking(ranked, query.prepared, query.scope, query.top_k, query.min_score)
         lm_judged = self.judge is not None and degraded is None
         return RouteResult(

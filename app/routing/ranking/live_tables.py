@@ -11,7 +11,7 @@ copy falls just below it. Both say why in their reason.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from app.catalog.copies import TableEvidence
 from app.routing.ranking.merge import RankedTable, rank
@@ -34,11 +34,18 @@ def prefer_live(
     ranked: Sequence[RankedTable],
     evidence: Mapping[str, TableEvidence],
     prior: Mapping[str, float] | None = None,
+    visible: Collection[str] | None = None,
 ) -> list[RankedTable]:
-    """``ranked`` with copies and empty tables demoted and every original above its copies."""
+    """``ranked`` with copies and empty tables demoted and every original above its copies.
+
+    ``visible``: the tables the route's key may see (None: all); a reason never names another.
+    """
     if not evidence:
         return list(ranked)
-    tables = {t.name: (_demoted(t, evidence[t.name]) if t.name in evidence else t) for t in ranked}
+    tables = {
+        t.name: (_demoted(t, evidence[t.name].visible_to(visible)) if t.name in evidence else t)
+        for t in ranked
+    }
     for name, found in evidence.items():
         copy, original = tables.get(name), tables.get(found.copy_of or "")
         if copy is None or original is None or original.score > copy.score:
