@@ -35,9 +35,11 @@ class DbtReader:
     def default_schema(self) -> str | None:
         return self.inner.default_schema if self.inner is not None else None
 
-    async def _dbt_only(self, source: str, schemas: Sequence[str] | None, exclude: Sequence[str]) -> Catalog:
+    async def _dbt_only(
+        self, source: str, schemas: Sequence[str] | None, exclude: Sequence[str], timeout_s: float | None
+    ) -> Catalog:
         assert self.catalog is not None
-        document = await load_artifact(self.catalog, "catalog", None)
+        document = await load_artifact(self.catalog, "catalog", timeout_s)
         tables = [
             t
             for t in await asyncio.to_thread(catalog_tables, document)
@@ -53,7 +55,7 @@ class DbtReader:
                 if self.inner is not None:
                     catalog = await self.inner.read(source, schemas, exclude, timeout_s)
                 else:
-                    catalog = await self._dbt_only(source, schemas, exclude)
+                    catalog = await self._dbt_only(source, schemas, exclude, timeout_s)
                 if self.manifest is None:
                     return catalog
                 manifest = await load_artifact(self.manifest, "manifest", timeout_s)
