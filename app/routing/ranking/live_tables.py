@@ -30,6 +30,11 @@ def _demoted(table: RankedTable, evidence: TableEvidence) -> RankedTable:
     )
 
 
+def _scores(table: RankedTable) -> bool:
+    """Whether the judge found the table relevant too: a vote for it, or a lexical score (no votes)."""
+    return table.votes_for > 0 or (table.votes_total == 0 and table.score > 0)
+
+
 def prefer_live(
     ranked: Sequence[RankedTable],
     evidence: Mapping[str, TableEvidence],
@@ -48,7 +53,7 @@ def prefer_live(
     }
     for name, found in evidence.items():
         copy, original = tables.get(name), tables.get(found.copy_of or "")
-        if copy is None or original is None or original.score > copy.score:
+        if copy is None or original is None or original.score > copy.score or not _scores(original):
             continue
         tables[original.name] = dataclasses.replace(
             original, score=copy.score, reason=f"{original.reason}; preferred to its copy {name}".lstrip("; ")
