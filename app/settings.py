@@ -22,7 +22,10 @@ class SourceConfig(BaseModel):
     # A misspelt key ("schema" for "schemas") must not be dropped silently: start-up refuses it.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    url: SecretStr = Field(description="SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db")
+    url: SecretStr = Field(
+        description="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db, duckdb:///path/file.duckdb, "
+        "snowflake://... (any installed dialect; docs/sources.md); dbt:// for a dbt-only source"
+    )
     schemas: list[str] | None = Field(
         default=None,
         description="Schemas to introspect; default: every non-system schema (PostgreSQL: all but "
@@ -30,6 +33,16 @@ class SourceConfig(BaseModel):
     )
     exclude_schemas: list[str] = Field(
         default_factory=list, description="Schemas left out of the introspected ones"
+    )
+    dbt_manifest: str | None = Field(
+        default=None,
+        description="a dbt project's manifest.json (path or http(s) URL): descriptions, tags, "
+        "relationships tests and exposures enrich the matching tables; re-read on every refresh",
+    )
+    dbt_catalog: str | None = Field(
+        default=None,
+        description="a dbt project's catalog.json (path or http(s) URL): the tables of a dbt:// source, "
+        "and row counts where the adapter records them",
     )
 
 
@@ -262,6 +275,11 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         default=0.4,
         description="how much the shortlist's lexical score counts in a table's probability: the best "
         "lexical match starts with e^(15 x weight) times the odds of a table without one; 0: not at all",
+    )
+    table_evidence: bool = Field(
+        default=True,
+        description="copies, backups and empty tables (by name and row count) get a card hint and a lower "
+        "score, and a live table ranks above its copy; off: judged like any table",
     )
     # Recall-first (docs/evaluation.md): at 0.05 the default answer held every gold table for 98.0 %
     # of Spider dev and 97.8 % of BIRD dev questions, with 4.22 and 2.75 tables (1.51 and 1.94 gold).

@@ -90,6 +90,7 @@ _OWN_GROUPS: Final = (
             "extra_vote_token_share",
             "followup_max_turns",
             "followup_max_chars",
+            "table_evidence",
             "shortlist_size",
             "route_cache_size",
             "verdict_cache_size",

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.live_server",
     "tests.fixtures.private_pg",
     "tests.fixtures.judge_prompts",
+    "tests.fixtures.dbt_run",
 ]
 
 # Most tests are about routing, not keys: their services run with auth off unless a test turns

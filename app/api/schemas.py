@@ -509,6 +509,17 @@ class TableInfo(TableParts):
         "out of the LM's prompt; 'name' means the LM's verdict on the table is ignored",
         examples=[["comment", "column note comment"]],
     )
+    row_count: int | None = Field(
+        default=None,
+        description="rows as the engine counts them without a scan (null: not known); 0 marks an empty table",
+        examples=[1200],
+    )
+    evidence: str | None = Field(
+        default=None,
+        description="why the table is probably not the one a query reads (a copy, a backup, empty); "
+        "it ranks lower and its card says so",
+        examples=["looks like a copy of public.orders"],
+    )
 
 
 class TableList(BaseModel):

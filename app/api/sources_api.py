@@ -31,6 +31,7 @@ from app.api.schemas import (
 from app.api.source_problems import REFRESH_FAILED, unroutable
 from app.api.state import AppState, get_state
 from app.auth.principal import Principal
+from app.catalog.copies import TableEvidence
 from app.catalog.model import Catalog, Table
 from app.catalog.table_names import match_tables, split_name
 from app.routing.preparation.cards import TableCard
@@ -89,7 +90,10 @@ def _source(state: AppState, name: str, principal: Principal) -> SourceState:
     return source
 
 
-def _table_info(table: Table, card: TableCard, visible: frozenset[str] | None) -> TableInfo:
+def _table_info(
+    table: Table, card: TableCard, visible: frozenset[str] | None, found: TableEvidence | None
+) -> TableInfo:
+    evidence = None if found is None else found.visible_to(visible).reason()
     return TableInfo(
         name=table.qualified_name,
         kind=TableKind(table.kind),
@@ -105,6 +109,8 @@ def _table_info(table: Table, card: TableCard, visible: frozenset[str] | None) -
             if visible is None or fk.ref_table in visible
         ],
         untrusted_metadata=[*card.quarantined, *(["name"] if card.distrusted else [])],
+        row_count=table.row_count,
+        evidence=evidence,
     )
 
 
@@ -168,7 +174,10 @@ async def list_tables(
         source=name,
         catalog_version=source.prepared.version,
         total=len(pairs),
-        tables=[_table_info(t, c, visible) for t, c in pairs[offset : offset + limit]],
+        tables=[
+            _table_info(t, c, visible, source.prepared.evidence.get(t.qualified_name))
+            for t, c in pairs[offset : offset + limit]
+        ],
     )
 
 
@@ -226,5 +235,5 @@ def describe_tables(state: AppState, source_name: str, names: list[str], princip
         source=source_name,
         catalog_version=source.prepared.version,
         total=len(wanted),
-        tables=[_table_info(by_name[n], cards[n], shown) for n in wanted],
+        tables=[_table_info(by_name[n], cards[n], shown, source.prepared.evidence.get(n)) for n in wanted],
     )

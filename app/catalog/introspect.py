@@ -36,8 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.catalog.model import Catalog, Column, ForeignKey, Table, qualify
 from app.catalog.pg_catalog import read_postgresql_schemas
 from app.catalog.read_errors import ReadErrorKind, kind_of
+from app.catalog.row_counts import with_row_counts
 
-__all__ = ["IntrospectionError", "introspect"]
+__all__ = ["IntrospectionError", "introspect", "read_with_inspector"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +65,21 @@ async def introspect(
     *,
     exclude: Sequence[str] = (),
     timeout_s: float | None = None,
+    bulk: bool = True,
 ) -> Catalog:
     """Read the tables and views of ``schemas`` (default: every non-system one) into a Catalog.
 
     ``timeout_s`` bounds the whole read, connecting included: a warehouse that accepts the
     connection and never answers must not hold the service's start-up or a refresh forever.
+    ``bulk=False`` reads PostgreSQL through the Inspector too (the generic path, for comparison).
     """
     try:
         async with asyncio.timeout(timeout_s), engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
+            if conn.dialect.name == "postgresql" and bulk:
                 tables = await _read_postgresql(conn, source, schemas, exclude)
             else:
                 tables = await conn.run_sync(_read_catalog, source, schemas, exclude)
+            tables = await conn.run_sync(with_row_counts, tables)
     except TimeoutError as exc:  # ours, or a driver's own connect timeout
         after = f" after {timeout_s:g} s" if timeout_s is not None else ""
         raise IntrospectionError(
@@ -130,6 +134,7 @@ async def _read_postgresql(
 def _read_catalog(
     conn: Connection, source: str, schemas: Sequence[str] | None, exclude: Sequence[str] = ()
 ) -> list[Table]:
+    """Every table of ``schemas`` through SQLAlchemy's Inspector (``get_multi_*``), any dialect."""
     inspector = sa.inspect(conn)
     # MySQL/MariaDB: the URL's database; SQLite: main. Other databases on the server are not
     # this source's (a MariaDB account often sees several).
@@ -158,6 +163,9 @@ def _read_catalog(
         logger.info("introspected %s schema %s: %d tables in %.0f ms", source, schema, len(found), elapsed_ms)
         tables.extend(found)
     return tables
+
+
+read_with_inspector = _read_catalog
 
 
 def _read_schema(inspector: Inspector, schema: str, shown: str | None) -> list[Table]:

@@ -24,6 +24,8 @@ class ReadErrorKind(StrEnum):
     PERMISSION_DENIED = "permission denied"
     UNREACHABLE = "unreachable"
     TIMED_OUT = "timed out"
+    MISCONFIGURED = "misconfigured"  # the source's URL does not parse, or its dialect is not installed
+    ARTIFACTS_INVALID = "artifacts invalid"  # the source's dbt artifacts are unreadable or do not match
     FAILED = "failed"  # anything else: a catalog query failed
 
 

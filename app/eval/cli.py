@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "questions are routed without and with it, side by side",
     )
     parser.add_argument("--no-fks", action="store_true", help="load the warehouse without foreign keys")
+    parser.add_argument(
+        "--variant",
+        choices=["copies", "codes", "codes-dbt"],
+        help="copies: each table plus a backup and an empty staging copy; codes: tables renamed T0001 ...;"
+        " codes-dbt: the same, described in a dbt manifest",
+    )
     parser.add_argument("--out", type=Path, help="write the report as JSON")
     parser.add_argument("--plot", type=Path, help="write recall@k curves as PNG")
     parser.add_argument("--compare", type=Path, nargs="+", metavar="REPORT", help="compare saved reports")
@@ -88,6 +94,7 @@ def _options(args: argparse.Namespace) -> EvalOptions:
         price_model=args.price_model,
         memory=args.memory,
         no_fks=args.no_fks,
+        variant=args.variant,
     )
 
 
@@ -119,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(report))
     if "memory" in report:
         print("\n" + format_memory(report))
+    if "copies" in report:
+        copies = report["copies"]
+        print(f"a copy outranks its original in {copies['copy_outranks']} of {copies['questions']} questions")
     if args.plot:
         plot_reports([report], [args.out.stem if args.out else "run"], args.plot)
     return 0

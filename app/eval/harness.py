@@ -31,6 +31,15 @@ from app.eval.metrics import QuestionRow, score_rows
 from app.eval.report import save_report
 from app.eval.runner import RouteJob, RouteOutcome, catalog_names, route_all, serving, write_oracle
 from app.eval.spider import Database, GoldProblem, Question, load_databases, load_questions, resolve_gold
+from app.eval.variants import (
+    Codes,
+    copy_outranks_share,
+    fill_tables,
+    renamed_gold,
+    with_codes,
+    with_copies,
+    write_manifest,
+)
 from app.eval.warehouse import Warehouse, build_warehouse, drop_warehouse, plan_warehouse
 from app.settings import Settings
 from app.simulator.costs import ProfileName
@@ -75,6 +84,8 @@ class EvalOptions:
     # Questions (as --questions) imported into the route memory between a pass without and one with it.
     memory: Path | None = None
     no_fks: bool = False  # load the warehouse without its foreign keys (mined joins only)
+    # A harder warehouse made from the benchmark (app.eval.variants).
+    variant: Literal["copies", "codes", "codes-dbt"] | None = None
 
 
 def _sample(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
@@ -93,10 +104,12 @@ def _text(question: Question, use_evidence: bool) -> str:
 
 @contextlib.asynccontextmanager
 async def _judge_settings(
-    options: EvalOptions, wh: Warehouse, oracle: dict[str, set[str]]
+    options: EvalOptions, wh: Warehouse, oracle: dict[str, set[str]], manifest: Path | None = None
 ) -> AsyncIterator[tuple[Settings, str | None]]:
     """The service settings for the judge, with the simulator running if it needs one."""
     sources = wh.source_configs()
+    if manifest is not None:
+        sources = {name: c.model_copy(update={"dbt_manifest": str(manifest)}) for name, c in sources.items()}
     if options.judge == "lexical":
         yield Settings(sources=sources, llm_model=None), None
         return
@@ -212,17 +225,31 @@ def _row(question: Question, gold: list[str], outcome: RouteOutcome) -> Question
     )
 
 
-async def evaluate(options: EvalOptions) -> dict[str, Any]:
-    """Run one evaluation and return its report (``config``, ``metrics``, ``rows`` and the rest)."""
+def _benchmark(
+    options: EvalOptions,
+) -> tuple[dict[str, Database], dict[str, Database], Codes | None, list[Question], list[Question]]:
+    """The databases as the run loads them (and as the file has them), the variant's renames, the
+    questions to route and the questions naming no database of the file."""
     databases = load_databases(options.tables)
+    if options.variant == "copies":
+        databases = {db_id: with_copies(db) for db_id, db in databases.items()}
     all_questions = load_questions(options.questions)
+    originals, codes = databases, None
+    if options.variant in ("codes", "codes-dbt"):
+        databases, codes = with_codes(databases)
+        all_questions = [renamed_gold(q, codes) for q in all_questions]
     questions = [q for q in all_questions if q.db_id in databases]
     unknown_db = [q for q in all_questions if q.db_id not in databases]
     if options.min_gold > 0:
         # Gold tables come from the gold SQL, so the filter resolves every question first.
         every, _ = resolve_gold(questions, databases)
         questions = [q for q in questions if len(every[q.id]) >= options.min_gold]
-    questions = _sample(questions, options.limit, options.seed)
+    return databases, originals, codes, _sample(questions, options.limit, options.seed), unknown_db
+
+
+async def evaluate(options: EvalOptions) -> dict[str, Any]:
+    """Run one evaluation and return its report (``config``, ``metrics``, ``rows`` and the rest)."""
+    databases, originals, codes, questions, unknown_db = _benchmark(options)
     resolved, problems = resolve_gold(questions, databases)
     used = {q.db_id for q in questions}
     chosen = [db for db in databases.values() if options.union or db.db_id in used]
@@ -238,14 +265,21 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
         for q in questions
     ]
     await build_warehouse(wh)
+    if options.variant == "copies" and wh.dialect == "postgresql":
+        await fill_tables(wh.urls[next(iter(wh.urls))], [p.schema for p in wh.placed.values() if p.schema])
     started = datetime.now(UTC)
     # The run's service requires a key like any deployment; the harness holds the only one.
     admin_key = secrets.token_urlsafe(32)
     memory: dict[str, Any] | None = None
     without: list[RouteOutcome] | None = None
+    manifest_dir = tempfile.TemporaryDirectory(prefix="tablerouter-eval-dbt-")
+    manifest = None
+    if options.variant == "codes-dbt" and codes is not None:
+        manifest = Path(manifest_dir.name) / "manifest.json"
+        write_manifest(manifest, originals, codes, {p.db_id: p.schema for p in wh.placed.values()})
     try:
         async with (
-            _judge_settings(options, wh, oracle) as (settings, sim_url),
+            _judge_settings(options, wh, oracle, manifest) as (settings, sim_url),
             serving(_with_admin_key(settings, admin_key, options.memory is not None)) as url,
             httpx.AsyncClient(
                 base_url=url,
@@ -278,6 +312,7 @@ async def evaluate(options: EvalOptions) -> dict[str, Any]:
         if options.out is not None:
             save_report(report, options.out)
     finally:
+        manifest_dir.cleanup()
         if not options.keep_warehouse:
             await drop_warehouse(wh)
     return report
@@ -309,6 +344,7 @@ def _report(  # noqa: PLR0917 - one run's parts, put together once
         "started": started.isoformat(timespec="seconds"),
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
     }
+    report_rows = [r.to_dict() for r in rows]
     return {
         "config": config,
         "metrics": score_rows(rows, settings.relevance_threshold),
@@ -318,6 +354,7 @@ def _report(  # noqa: PLR0917 - one run's parts, put together once
             "default_answer": default_answer(scored, settings.relevance_threshold, top_k),
             "threshold_sweep": threshold_sweep(scored, top_k),
         },
+        **({"copies": copy_outranks_share(report_rows)} if options.variant == "copies" else {}),
         "warehouse": {
             "dialect": wh.dialect,
             "databases": len(chosen),
@@ -330,5 +367,5 @@ def _report(  # noqa: PLR0917 - one run's parts, put together once
         "gold_problems": {"count": len(problems), "examples": [asdict(p) for p in problems[:_EXAMPLES]]},
         "unknown_db": {"count": len(unknown_db), "examples": [q.db_id for q in unknown_db[:_EXAMPLES]]},
         "oracle_merged": merged,
-        "rows": [r.to_dict() for r in rows],
+        "rows": report_rows,
     }

@@ -40,6 +40,7 @@ from app.routing.ranking.final import (
     unjudged_by_shortlist,
     unjudged_tables,
 )
+from app.routing.ranking.live_tables import prefer_live
 from app.routing.ranking.merge import RankedTable, Vote
 from app.routing.ranking.relevance import RelevanceModel, RelevanceScorer
 from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
@@ -366,6 +367,7 @@ class RouteService:
                 ranked = lexical_ranking(plan.shortlist.prior, self._every(query))
         else:
             ranked = lexical_ranking(plan.shortlist.prior, self._every(query))
+        ranked = prefer_live(ranked, query.prepared.evidence, plan.shortlist.prior, query.scope.names)
         mined = self.memory.joins(query.source) if self.memory is not None else None
         tables = finish_ranking(
             ranked, query.prepared, query.scope, query.top_k, query.min_score, mined=mined

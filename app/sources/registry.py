@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from app.catalog.introspect import IntrospectionError, introspect
+from app.catalog.introspect import IntrospectionError
 from app.catalog.model import Catalog
 from app.catalog.read_errors import ReadErrorKind
+from app.catalog.source_reader import CatalogReader, SourceConfigError
 from app.catalog.stored import SnapshotStore
 from app.observability.redaction import Redactor, url_secrets
 from app.routing.preparation.prepared import PreparedCatalog, prepare
 from app.settings import Settings, SourceConfig
+from app.sources.source_readers import source_reader
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 1.0  # the first retry after a failed refresh; each next one waits twice as long
@@ -53,7 +53,7 @@ class SourceState:
 
     name: str
     config: SourceConfig
-    engine: AsyncEngine
+    reader: CatalogReader | None  # None: the source's URL cannot be used (see last_error)
     dialect: str
     prepared: PreparedCatalog | None = None
     # When the warehouse was last seen to match the snapshot (by this process or, for a
@@ -115,8 +115,16 @@ class CatalogRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sources: dict[str, SourceState] = {}
         for name, config in sources.items():
-            engine = create_async_engine(config.url.get_secret_value(), pool_pre_ping=True)
-            self.sources[name] = SourceState(name, config, engine, engine.dialect.name)
+            try:
+                reader = source_reader(name, config)
+            except SourceConfigError as exc:
+                # One source's bad URL is that source's error; the others serve.
+                self.sources[name] = SourceState(
+                    name, config, None, "", last_error=str(exc), error_kind=ReadErrorKind.MISCONFIGURED
+                )
+                log.error("%s", exc)
+                continue
+            self.sources[name] = SourceState(name, config, reader, reader.dialect)
 
     def get(self, name: str) -> SourceState | None:
         """The source called ``name``, or None."""
@@ -125,7 +133,9 @@ class CatalogRegistry:
     async def _install(self, state: SourceState, catalog: Catalog) -> None:
         if state.prepared is None or state.prepared.version != catalog.version:
             s = self._settings
-            state.prepared = await asyncio.to_thread(prepare, catalog, s.chunk_tokens, s.votes, s.seed)
+            state.prepared = await asyncio.to_thread(
+                prepare, catalog, s.chunk_tokens, s.votes, s.seed, s.table_evidence
+            )
 
     async def _store(self, catalog: Catalog, at: datetime) -> None:
         if self._snapshots is None:
@@ -139,15 +149,16 @@ class CatalogRegistry:
     async def refresh(self, name: str) -> SourceState:
         """Introspect ``name``, store and install the new snapshot; keep the old one on failure."""
         state = self.sources[name]
+        if state.reader is None:  # a URL that cannot be used does not get better by retrying
+            return state
         async with state.lock:
             started = time.perf_counter()
             try:
-                catalog = await introspect(
-                    state.engine,
+                catalog = await state.reader.read(
                     name,
                     state.config.schemas,
-                    exclude=state.config.exclude_schemas,
-                    timeout_s=self._settings.introspect_timeout_s,
+                    state.config.exclude_schemas,
+                    self._settings.introspect_timeout_s,
                 )
             except IntrospectionError as exc:
                 state.last_error, state.error_kind = self._redact(str(exc)), exc.kind
@@ -162,7 +173,7 @@ class CatalogRegistry:
             else:  # nothing to route over: no index to build, nothing worth storing
                 state.prepared, state.empty_version = None, catalog.version
                 log.warning("source %s: no table in its schemas; check schemas / exclude_schemas", name)
-            state.default_schema = state.engine.dialect.default_schema_name
+            state.default_schema = state.reader.default_schema
             state.last_refresh, state.last_error, state.refreshed = now, None, True
             state.error_kind, state.failures, state.retry_at = None, 0, None
             if state.retry is not None and state.retry is not asyncio.current_task():
@@ -241,4 +252,4 @@ class CatalogRegistry:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(s.engine.dispose() for s in self.sources.values()))
+        await asyncio.gather(*(s.reader.aclose() for s in self.sources.values() if s.reader is not None))

@@ -7,7 +7,8 @@ would cost as much as the introspection's own hashing.
 
 Document: ``{"format": 1, "tables": [{"schema", "name", "kind", "comment",
 "columns": [[name, type, nullable, comment], ...], "primary_key": [...],
-"foreign_keys": [[[columns...], ref_table, [ref_columns...]], ...]}, ...]}``.
+"foreign_keys": [[[columns...], ref_table, [ref_columns...]], ...], "row_count"?}, ...]}``
+(``row_count`` only when known).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class CorruptSnapshotError(ValueError):
 
 
 def _table_document(table: Table) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "schema": table.schema,
         "name": table.name,
         "kind": table.kind,
@@ -36,6 +37,9 @@ def _table_document(table: Table) -> dict[str, Any]:
         "primary_key": list(table.primary_key),
         "foreign_keys": [[list(fk.columns), fk.ref_table, list(fk.ref_columns)] for fk in table.foreign_keys],
     }
+    if table.row_count is not None:
+        document["row_count"] = table.row_count
+    return document
 
 
 def catalog_to_json(catalog: Catalog) -> str:
@@ -56,6 +60,7 @@ def _table(raw: dict[str, Any]) -> Table:
         foreign_keys=tuple(
             ForeignKey(tuple(cols), ref, tuple(ref_cols)) for cols, ref, ref_cols in raw["foreign_keys"]
         ),
+        row_count=raw.get("row_count"),
     )
 
 

@@ -7,8 +7,10 @@ Card format (a contract with the LM simulator, which parses it):
 
 The header line starts with ``### `` and the qualified name; the next line lists the columns,
 comma-separated, each with its type, its key (PK, FK and the column it references) and its
-comment. Nullability is left out: it never decides whether a query reads a table, and it cost
-one token a column (a card of Spider's averages 37 tokens this way, 46 with a line per column
+comment. Evidence against a table follows its kind in brackets: ``[copy of sales.orders]``,
+``[name reads as a copy]``, ``[empty]`` (``app.catalog.copies``). Nullability is left out: it
+never decides whether a query reads a table, and it cost one token a column (a card of
+Spider's averages 37 tokens this way, 46 with a line per column
 and null markers; a route judges every card twice). Warehouse comments are
 untrusted: they are JSON-quoted (control and invisible format characters removed), so a
 comment can never start a line, fake a header or close the quote, and the judge's
@@ -190,20 +192,24 @@ def _without_comments(table: Table) -> Table:
     return dataclasses.replace(table, comment=None, columns=columns)
 
 
-def make_card(table: Table, max_tokens: int, names: frozenset[str] = frozenset()) -> TableCard:
+def make_card(
+    table: Table, max_tokens: int, names: frozenset[str] = frozenset(), hint: str = ""
+) -> TableCard:
     """The card of ``table``; a card over ``max_tokens`` is cut with a visible marker, never dropped.
 
     ``names`` are the catalog's table names (``metadata_guard.catalog_names``): a comment naming
-    another table is a steering hint, and the card then carries its ``bare`` form.
+    another table is a steering hint, and the card then carries its ``bare`` form. ``hint`` is
+    evidence against the table the judge should see (``[copy of s.orders] [empty]``).
     """
-    card = _card(table, max_tokens)
+    card = _card(table, max_tokens, hint)
     if not _hinted(table, names):
         return card
-    return dataclasses.replace(card, bare=_card(_without_comments(table), max_tokens).text)
+    return dataclasses.replace(card, bare=_card(_without_comments(table), max_tokens, hint).text)
 
 
-def _card(table: Table, max_tokens: int) -> TableCard:
+def _card(table: Table, max_tokens: int, hint: str) -> TableCard:
     kind = " [view]" if table.kind == "view" else ""
+    kind += f" {hint}" if hint else ""
     quarantined: list[str] = []
     comment = _guarded(table.comment, "comment", quarantined)
     header = f"{CARD_HEADER}{card_name(table.qualified_name)}{kind}{quote(comment)}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.catalog.copies import TableEvidence, table_evidence
 from app.catalog.fk_graph import fk_graph
 from app.catalog.identifiers import unquote_schema
 from app.catalog.model import Catalog
@@ -69,6 +70,8 @@ class PreparedCatalog:
     votes: int
     seed: int
     compact: dict[str, TableCard] = field(default_factory=dict, repr=False, compare=False)
+    # Copies, backups and empty tables, by qualified name (app.catalog.copies).
+    evidence: dict[str, TableEvidence] = field(default_factory=dict, repr=False, compare=False)
     full: RouteScope = field(init=False)
     _position: dict[str, int] = field(init=False, repr=False, compare=False)
     # Grants by pattern set, and their whole-grant scopes: computed on first use, bounded.
@@ -202,11 +205,24 @@ def _warn_untrusted(source: str, cards: Sequence[TableCard]) -> None:
         )
 
 
-def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> PreparedCatalog:
-    """Build the derived structures (CPU-bound: call it in a worker thread)."""
+def _hint(evidence: dict[str, TableEvidence], name: str) -> str:
+    found = evidence.get(name)
+    return "" if found is None else found.hint()
+
+
+def prepare(
+    catalog: Catalog, chunk_tokens: int, votes: int, seed: int, evidence_on: bool = True
+) -> PreparedCatalog:
+    """Build the derived structures (CPU-bound: call it in a worker thread).
+
+    ``evidence_on=False`` leaves copies and empty tables without hints or demotion.
+    """
     started = time.perf_counter()
     names = catalog_names(catalog.tables)
-    cards = tuple(make_card(t, chunk_tokens, names) for t in catalog.tables)
+    evidence = table_evidence(catalog.tables) if evidence_on else {}
+    cards = tuple(
+        make_card(t, chunk_tokens, names, _hint(evidence, t.qualified_name)) for t in catalog.tables
+    )
     compact = {t.qualified_name: compact_card(t) for t in catalog.tables}
     # Each card is split into words once, for both the table and the schema index.
     card_words = [words(c.text) for c in cards]
@@ -230,6 +246,7 @@ def prepare(catalog: Catalog, chunk_tokens: int, votes: int, seed: int) -> Prepa
         votes,
         seed,
         compact,
+        evidence,
     )
     log.info(
         "prepared %s version %s for routing: %d cards, %d chunks, in %.0f ms",

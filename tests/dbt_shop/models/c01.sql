@@ -1,0 +1,1 @@
+select id, full_name, city from {{ ref('raw_customers') }}

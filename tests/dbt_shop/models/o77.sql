@@ -1,0 +1,1 @@
+select id, customer_id, placed_on, status from {{ ref('raw_orders') }}
