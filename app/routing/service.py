@@ -25,6 +25,7 @@ from app.routing.cutoff import RouteCutoff
 from app.routing.deadline import Deadline
 from app.routing.extra_votes import ExtraRounds, ExtraVotes, extra_rounds
 from app.routing.held_plan import held_plan, held_room, held_second_pass
+from app.routing.judging.chunk_judge import Judge
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.outcome import ChunkOutcome
 from app.routing.judging.versions import PROGRAM_VERSION
@@ -55,7 +56,6 @@ from app.routing.retrieval.memory_prior import (
 from app.routing.retrieval.shortlist import shortlist
 
 if TYPE_CHECKING:  # DSPy's: only an LM-backed route has them, and the lexical path never imports DSPy
-    from app.llm.backend import LMBackend
     from app.llm.prices import Prices
     from app.routing.retrieval.dense import TableEmbeddings
 
@@ -73,22 +73,6 @@ DEFAULT_SHORTLIST_SIZE = 3000
 # Tables the budget kept from the judge that the answer names (best lexical match first).
 MAX_BUDGET_UNJUDGED = 100
 log = logging.getLogger(__name__)
-
-
-class Judge(Protocol):
-    """What the route needs of a judge: its backend (breaker, limiter, model) and one chunk's verdicts."""
-
-    @property
-    def backend(self) -> LMBackend: ...
-
-    async def judge(
-        self,
-        question: str,
-        chunk: Chunk,
-        deadline: Deadline,
-        outcome: ChunkOutcome,
-        coverage: Coverage | None = None,
-    ) -> None: ...
 
 
 RouteEvent = RoutePlanned | ChunkOutcome

@@ -16,9 +16,10 @@ keep theirs.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from app.routing.deadline import Deadline
+from app.routing.judging.chunk_judge import Judge
 from app.routing.judging.coverage import Coverage
 from app.routing.judging.outcome import ChunkOutcome
 from app.routing.preparation.cards import estimate_tokens
@@ -35,22 +36,6 @@ log = logging.getLogger(__name__)
 # imports DSPy, and the lexical service imports this module).
 STEERED_CONFIDENCE = 0.9
 STEERED_REASON = "selected only with another card's or its own comment visible: demoted"
-
-
-class ChunkJudge(Protocol):
-    """A judge of one chunk (``app.routing.service.Judge``)."""
-
-    @property
-    def backend(self) -> LMBackend: ...
-
-    async def judge(
-        self,
-        question: str,
-        chunk: Chunk,
-        deadline: Deadline,
-        outcome: ChunkOutcome,
-        coverage: Coverage | None = None,
-    ) -> None: ...
 
 
 def bare_chunk(chunk: Chunk, chosen: list[str]) -> Chunk:
@@ -82,7 +67,7 @@ def _add_costs(outcome: ChunkOutcome, second: ChunkOutcome) -> None:
 class EarnedPlaceJudge:
     """Wraps a judge: tables a hinted chunk selects are judged again without the hinted comments."""
 
-    def __init__(self, judge: ChunkJudge) -> None:
+    def __init__(self, judge: Judge) -> None:
         self.inner = judge
 
     @property
