@@ -30,7 +30,7 @@ async def service_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
 
 
 @contextmanager
-def _own_store(settings: Settings) -> Iterator[Settings]:
+def own_store(settings: Settings) -> Iterator[Settings]:
     """``settings`` with a throwaway SQLite store unless they name one."""
     with tempfile.TemporaryDirectory(prefix="tablerouter-store-") as tmp:
         if "database_url" not in settings.model_fields_set:
@@ -42,7 +42,7 @@ def _own_store(settings: Settings) -> Iterator[Settings]:
 @asynccontextmanager
 async def service_app_client(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """Like ``service_client``, also yielding the app (its state: limiter, breaker ...)."""
-    with _own_store(settings) as own:
+    with own_store(settings) as own:
         app = create_app(own)
         async with (
             LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
@@ -62,7 +62,7 @@ def app_state(app: FastAPI) -> AppState:
 @asynccontextmanager
 async def running_service(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
     """The service under a real uvicorn server on a free loopback port; yields its URL and app."""
-    with _own_store(settings) as own:
+    with own_store(settings) as own:
         app = create_app(own)
         async with serve_in_loop(app, settings=own) as url:
             yield url, app
