@@ -67,6 +67,7 @@ class RouteMemory:
         self._joins: dict[str, MinedJoins] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
+        self._embedding: asyncio.Task[None] | None = None
 
     def lookup(self, source: str, question: str) -> MemoryMatch:
         """The past questions of ``source`` most similar to ``question``."""
@@ -109,8 +110,8 @@ class RouteMemory:
         joins = self._joins.get(source)
         return f"{index.entries if index else 0}:{index.top_id if index else 0}:{joins.total if joins else 0}"
 
-    async def sync(self, source: str) -> None:
-        """Load ``source``'s entries this process lacks, and its mined joins."""
+    async def sync(self, source: str, embed: bool = True) -> None:
+        """Load ``source``'s entries this process lacks, and its mined joins (and embed its new questions)."""
         lock = self._locks.setdefault(source, asyncio.Lock())
         async with lock:
             count, _ = await self.repository.summary(source)
@@ -125,8 +126,16 @@ class RouteMemory:
                 index.add(row.id, row.question, row.tables)
             self._indexes[source] = index
             self._joins[source] = MinedJoins(await self.repository.joins(source))
-            if self.embedder is not None:
+            if embed and self.embedder is not None:
                 await self._embed(source, index, self.embedder)
+
+    async def _embed_loaded(self, sources: Sequence[str]) -> None:
+        """Embed what start-up loaded, in the background: a large memory must not hold start-up."""
+        for source in sources:
+            index = self._indexes.get(source)
+            if index is not None and self.embedder is not None:
+                async with self._locks.setdefault(source, asyncio.Lock()):
+                    await self._embed(source, index, self.embedder)
 
     async def _embed(self, source: str, index: MemoryIndex, embedder: QuestionEmbedder) -> None:
         """Give ``index``'s questions their vectors: kept ones first, then the endpoint's, in batches."""
@@ -187,15 +196,20 @@ class RouteMemory:
         """Load every source's memory (a store that fails leaves it empty) and start the refresh."""
         for source in sources:
             try:
-                await self.sync(source)
+                await self.sync(source, embed=False)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("route memory of %r not loaded: %r", source, exc)
+        if self.embedder is not None:
+            self._embedding = asyncio.create_task(
+                self._embed_loaded(list(sources)), name="route-memory-embed"
+            )
         if self.config.refresh_s > 0:
             self._task = asyncio.create_task(self._refresh(list(sources)), name="route-memory-refresh")
 
     async def aclose(self) -> None:
-        """Stop the background refresh."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop the background refresh and embedding."""
+        for task in (self._task, self._embedding):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -115,7 +115,9 @@ class TableEmbeddings:
         now = time.monotonic()
         # A failure is reused for one timeout only: a route asking twice waits once, a later one tries again.
         if kept is None or (
-            kept[1].done() and kept[1].exception() is not None and now - kept[0] > self._timeout
+            kept[1].done()
+            and (kept[1].cancelled() or kept[1].exception() is not None)
+            and now - kept[0] > self._timeout
         ):
             kept = (now, asyncio.create_task(self._embed([question])))
             self._questions[question] = kept
