@@ -204,14 +204,15 @@ def _lm_judge(settings: Settings, backend: LMBackend) -> LMJudge:
     return LMJudge(backend, settings.llm_timeout, settings.judge_format, hint)
 
 
-def _route_memory(settings: Settings, store: StoreRuntime) -> RouteMemory:
+def _route_memory(settings: Settings, store: StoreRuntime, embeddings: TableEmbeddings | None) -> RouteMemory:
     config = MemoryConfig(
         settings.memory_neighbours,
         settings.memory_min_similarity,
         settings.memory_refresh_s,
         settings.memory_retention_days,
+        settings.memory_dense_floor,
     )
-    return RouteMemory(store.memory, config)
+    return RouteMemory(store.memory, config, embeddings)
 
 
 def _router(
@@ -293,7 +294,7 @@ def create_app(settings: Settings) -> FastAPI:
                 embeddings,
                 shared_routes,
                 cutoff=cutoff,
-                memory=(memory := _route_memory(settings, store)),
+                memory=(memory := _route_memory(settings, store, embeddings)),
             )
             app.state.tablerouter = AppState(
                 settings,

@@ -345,7 +345,15 @@ class Settings(BaseSettings, ReliabilitySettings, AuthSettings):
         "the shortlist; 0: the memory is not used at route time",
     )
     memory_min_similarity: Annotated[float, Field(ge=0, le=1)] = Field(
-        default=0.3, description="the least similarity (cosine of words) of a past question the memory lends"
+        default=0.3,
+        description="the least similarity (cosine of words, or rescaled embeddings cosine) of a past "
+        "question the memory lends",
+    )
+    memory_dense_floor: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.2,
+        description="with embeddings configured: the cosine the embeddings model typically gives unrelated "
+        "questions; a past question's dense cosine c counts as similarity (c - floor) / (1 - floor), and an "
+        "entry's similarity is the higher of that and its cosine of words (docs/memory.md)",
     )
     memory_weight: Annotated[float, Field(ge=0, le=2)] = Field(
         default=1.0,

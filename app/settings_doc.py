@@ -104,6 +104,7 @@ _OWN_GROUPS: Final = (
         (
             "memory_neighbours",
             "memory_min_similarity",
+            "memory_dense_floor",
             "memory_weight",
             "memory_confident_similarity",
             "memory_shortlist_size",

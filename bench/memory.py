@@ -2,12 +2,15 @@
 
 Routes the same questions over one synthetic catalog (default 1,000 tables) with the lexical
 judge, without a memory and, interleaved route by route, with a memory of N remembered
-questions (default 100,000; made from the catalog's own words, each using 1-4 tables), and
-prints p50/p99 of the route time for both, the difference, and the lookup alone. The routes
+questions (default 100,000; made from the catalog's own words, each using 1-4 tables), first
+lexical only and then with every question embedded too (the dense side: the simulator's
+256-dimension vectors, made in-process, since the route pays the question's embeddings call
+for its dense shortlist anyway), and prints p50/p99 of the route time for each, the
+difference, the lookup alone, and the dense lookup's cost as a ratio of the lexical one's. The routes
 are the real ``RouteService.route`` (shortlist, prior, ranking, join completion); only HTTP is
 left out, which a memory does not touch. What it cannot show: the figures of a machine with
 other load, or of questions unlike these synthetic ones (a lookup's cost grows with how many
-remembered questions share the new one's words).
+remembered questions share the new one's words; the dense side's with the vectors' size).
 
 Run: uv run python -m bench.memory [--remembered 100000] [--tables 1000] [--routes 400]
 """
@@ -19,26 +22,46 @@ import asyncio
 import random
 import time
 
+import numpy as np
+
 from app.routing.deadline import Deadline
 from app.routing.preparation.prepared import prepare
 from app.routing.query import RouteQuery
 from app.routing.retrieval.memory_index import MemoryIndex, MemoryMatch
 from app.routing.retrieval.mined_joins import MinedJoins
 from app.routing.service import RouteService
+from app.simulator.embeddings import embed_text
 from bench.common import synthetic_catalog
 
 FILLER = ("show", "the", "total", "by", "for", "each", "last", "month", "top", "average", "count", "per")
 
 
-class _Memory:
-    """A MemorySource over one index (what RouteMemory serves once loaded)."""
+DENSE_FLOOR = 0.2  # the MEMORY_DENSE_FLOOR default
 
-    def __init__(self, index: MemoryIndex, neighbours: int = 5, min_similarity: float = 0.3) -> None:
+
+class _Memory:
+    """A MemorySource over one index (what RouteMemory serves once loaded); dense with ``vectors``."""
+
+    def __init__(
+        self,
+        index: MemoryIndex,
+        vectors: dict[str, np.ndarray] | None = None,
+        neighbours: int = 5,
+        min_similarity: float = 0.3,
+    ) -> None:
         self._index, self._neighbours, self._min = index, neighbours, min_similarity
+        self._vectors = vectors  # question → its vector (the route's embeddings call, already made)
         self._joins = MinedJoins(())
 
-    def lookup(self, source: str, question: str) -> MemoryMatch:
-        return self._index.similar(question, self._neighbours, self._min)
+    async def search(self, source: str, question: str, embedded: str | None = None) -> MemoryMatch:
+        if self._vectors is None:
+            return self._index.similar(question, self._neighbours, self._min)
+        vector = self._vectors[embedded or question]
+        # As RouteMemory.search: the cosine over every vector in a worker thread.
+        dense = await asyncio.to_thread(
+            self._index.vectors.search, vector, self._neighbours, self._min, DENSE_FLOOR
+        )
+        return self._index.similar(question, self._neighbours, self._min, dense)
 
     def index(self, source: str) -> MemoryIndex | None:
         return self._index
@@ -75,35 +98,49 @@ async def main() -> None:
     rng = random.Random(0)
     index = MemoryIndex()
     started = time.perf_counter()
+    remembered = []
     for i in range(args.remembered):
         question, used = _question(rng, tables, words)
         index.add(i + 1, question, used)
+        remembered.append(question)
     print(f"{args.remembered:,} remembered questions indexed in {time.perf_counter() - started:.1f} s")
-    memory = _Memory(index)
-    index.similar("warm up", 5, 0.3)
-    plain, remembering = RouteService(None), RouteService(None, memory=memory)
+    started = time.perf_counter()
+    for start in range(0, len(remembered), 1024):
+        batch = remembered[start : start + 1024]
+        index.vectors.add(list(range(start, start + len(batch))), np.stack([embed_text(q) for q in batch]))
+    print(f"... and embedded in {time.perf_counter() - started:.1f} s")
     questions = [_question(rng, tables, words)[0] for _ in range(args.routes)]
-    without: list[float] = []
-    with_memory: list[float] = []
-    lookups: list[float] = []
+    vectors = {q: embed_text(q) for q in questions}
+    lexical, dense = _Memory(index), _Memory(index, vectors)
+    index.similar("warm up", 5, 0.3)
+    services = {
+        "without memory": RouteService(None),
+        "lexical memory": RouteService(None, memory=lexical),
+        "lexical + dense": RouteService(None, memory=dense),
+    }
+    times: dict[str, list[float]] = {name: [] for name in services}
+    lookups: dict[str, list[float]] = {"lexical memory": [], "lexical + dense": []}
     for question in questions:
-        for service, times in ((plain, without), (remembering, with_memory)):
+        for name, service in services.items():
             query = RouteQuery.build(prepared, question, top_k=10, min_score=0.0, deadline=Deadline.after(30))
             began = time.perf_counter()
             await service.route(query)
-            times.append((time.perf_counter() - began) * 1000)
-        began = time.perf_counter()
-        memory.lookup("wh", question)
-        lookups.append((time.perf_counter() - began) * 1000)
-    p50 = (_percentile(without, 0.5), _percentile(with_memory, 0.5))
-    p99 = (_percentile(without, 0.99), _percentile(with_memory, 0.99))
-    print(f"routes over {args.tables} tables, {args.routes} questions, lexical judge, side by side:")
-    print(f"  route ms without memory   p50 {p50[0]:7.2f}   p99 {p99[0]:7.2f}")
-    print(f"  route ms with memory      p50 {p50[1]:7.2f}   p99 {p99[1]:7.2f}")
-    print(f"  added by the memory       p50 {p50[1] - p50[0]:7.2f}   p99 {p99[1] - p99[0]:7.2f}")
-    alone = (_percentile(lookups, 0.5), _percentile(lookups, 0.99))
-    print(f"  lookup alone              p50 {alone[0]:7.2f}   p99 {alone[1]:7.2f}")
-    print(f"  p99 route time with / without memory: {p99[1] / p99[0]:.2f}")
+            times[name].append((time.perf_counter() - began) * 1000)
+        for name, memory in (("lexical memory", lexical), ("lexical + dense", dense)):
+            began = time.perf_counter()
+            await memory.search("wh", question)
+            lookups[name].append((time.perf_counter() - began) * 1000)
+    print(f"routes over {args.tables} tables, {args.routes} questions, lexical judge, side by side (ms):")
+    base = (_percentile(times["without memory"], 0.5), _percentile(times["without memory"], 0.99))
+    for name, route_times in times.items():
+        p50, p99 = _percentile(route_times, 0.5), _percentile(route_times, 0.99)
+        added = f"added p50 {p50 - base[0]:6.2f}   p99 {p99 - base[1]:6.2f}"
+        print(f"  route {name:17s} p50 {p50:7.2f}   p99 {p99:7.2f}   {added}")
+    for name, looked in lookups.items():
+        p50, p99 = _percentile(looked, 0.5), _percentile(looked, 0.99)
+        print(f"  lookup alone, {name:17s} p50 {p50:7.2f}   p99 {p99:7.2f}")
+    ratio = _percentile(lookups["lexical + dense"], 0.99) / _percentile(lookups["lexical memory"], 0.99)
+    print(f"  lookup p99, lexical + dense / lexical: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ async def get_memory(
         renamed = candidates[0] if len(candidates) == 1 else None
         missing.append(MissingTableBody(table=table, entries=count, renamed_to=renamed))
     joins = state.memory.joins(source.name).rows[:MAX_JOINS_SHOWN]
+    match = await state.memory.search(source.name, question) if question else None
     return MemoryState(
         source=source.name,
         entries=index.entries if index else 0,
@@ -126,7 +127,7 @@ async def get_memory(
         missing_tables=missing,
         similar=[
             SimilarEntryBody(id=h.entry_id, similarity=h.similarity, tables=list(h.tables))
-            for h in (state.memory.lookup(source.name, question).hits if question else ())
+            for h in (match.hits if match else ())
         ],
     )
 

@@ -80,7 +80,11 @@ class SimilarEntryBody(BaseModel):
     """A remembered question similar to the one asked about."""
 
     id: int = Field(description="the entry's id (to forget it)", examples=[17])
-    similarity: float = Field(description="cosine of the two questions' words, 0 to 1", examples=[0.82])
+    similarity: float = Field(
+        description="0 to 1: the cosine of the two questions' words, or with embeddings configured the "
+        "higher of that and their rescaled embeddings cosine",
+        examples=[0.82],
+    )
     tables: list[str] = Field(description="the tables the entry lends a prior", examples=[["shop.orders"]])
 
 

@@ -171,11 +171,12 @@ class RouteService:
         """What the memory of ``source`` holds (part of the route cache's key); None: no memory."""
         return None if self.memory is None else self.memory.version(source)
 
-    def _memory_use(self, query: RouteQuery) -> MemoryUse:
+    async def _memory_use(self, query: RouteQuery) -> MemoryUse:
         tuning = self.memory_tuning
         if self.memory is None or tuning.neighbours == 0:
             return MemoryUse()
-        match = self.memory.lookup(query.source, query.question)
+        # The dense side embeds the text the dense shortlist embeds: one embeddings call per route.
+        match = await self.memory.search(query.source, query.question, query.lexical_question)
         return memory_use(match, self.memory.index(query.source), query.scope, tuning.weight)
 
     async def plan(self, query: RouteQuery, use: MemoryUse | None = None) -> RoutePlanned:
@@ -295,7 +296,7 @@ class RouteService:
 
     async def _held_plan(self, query: RouteQuery) -> tuple[RoutePlanned, MemoryUse]:
         """The route's plan, held against its key's day, and what the route memory lent it."""
-        use = self._memory_use(query)
+        use = await self._memory_use(query)
         # Held before the fan-out: a route spends at most what its key's day has left.
         plan = await held_plan(await self.plan(query, use), lambda q: self.plan(q, use), self.prices)
         narrowed = len(plan.shortlist.names) < min(self.shortlist_size, len(query.scope.cards))

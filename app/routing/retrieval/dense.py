@@ -9,14 +9,17 @@ on our event loop, 0.18 s per call, and left sockets open; the test in
 Table vectors depend only on the catalog version, so they are computed once per version (the
 first route of a version waits for them; routes arriving meanwhile share that computation)
 and kept in memory for the last few versions. The question costs one embeddings call per
-route. Dense similarity is optional: when the endpoint fails, the route keeps the lexical
-shortlist and the failure is logged, never raised.
+route: its vector is kept for a few recent questions, so the route memory's lookup
+(``question_vector``) and the shortlist (``scores``) of one route share it. Dense similarity
+is optional: when the endpoint fails, the route keeps the lexical shortlist and the failure
+is logged, never raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 
 import dspy
@@ -31,6 +34,8 @@ __all__ = ["EmbeddingsEndpoint", "TableEmbeddings", "build_table_embeddings"]
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 128
+# Recent questions whose vectors (or failure) are kept: one route asks for its question twice.
+QUESTIONS_KEPT = 64
 
 
 class EmbeddingsEndpoint:
@@ -75,6 +80,11 @@ class TableEmbeddings:
         self._timeout = timeout
         self._versions = versions
         self._tables: OrderedDict[str, asyncio.Task[np.ndarray]] = OrderedDict()
+        self._questions: OrderedDict[str, tuple[float, asyncio.Task[np.ndarray]]] = OrderedDict()
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors of ``texts`` (one row each), within the endpoint timeout; raises on failure."""
+        return await self._embed(texts)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         # The endpoint call is synchronous: in a worker thread, never on the event loop.
@@ -100,20 +110,48 @@ class TableEmbeddings:
                 del self._tables[version]  # the next route tries again
             raise
 
+    async def _question(self, question: str) -> np.ndarray:
+        kept = self._questions.get(question)
+        now = time.monotonic()
+        # A failure is reused for one timeout only: a route asking twice waits once, a later one tries again.
+        if kept is None or (
+            kept[1].done()
+            and (kept[1].cancelled() or kept[1].exception() is not None)
+            and now - kept[0] > self._timeout
+        ):
+            kept = (now, asyncio.create_task(self._embed([question])))
+            self._questions[question] = kept
+            while len(self._questions) > QUESTIONS_KEPT:
+                self._questions.popitem(last=False)
+        self._questions.move_to_end(question)
+        vectors = await asyncio.shield(kept[1])
+        vector: np.ndarray = vectors[0]
+        return vector
+
+    async def question_vector(self, question: str) -> np.ndarray | None:
+        """The unit vector of ``question``, or None when the endpoint failed (logged, never raised)."""
+        try:
+            return await self._question(question)
+        except Exception as exc:  # optional signal: the memory falls back to lexical similarity
+            log.warning(
+                "question embedding unavailable (%s: %s); lexical memory only", type(exc).__name__, exc
+            )
+            return None
+
     async def scores(self, prepared: PreparedCatalog, question: str) -> np.ndarray | None:
         """Cosine similarity of ``question`` to each table, or None when the endpoint failed."""
         if not prepared.cards:
             return None
         try:
-            tables, asked = await asyncio.gather(self._table_vectors(prepared), self._embed([question]))
+            tables, asked = await asyncio.gather(self._table_vectors(prepared), self._question(question))
         except Exception as exc:  # optional signal: any endpoint failure falls back to lexical
             name = type(exc).__name__
             log.warning("dense similarity unavailable (%s: %s); lexical shortlist only", name, exc)
             return None
-        if tables.shape[0] != len(prepared.cards) or tables.shape[1] != asked.shape[1]:
+        if tables.shape[0] != len(prepared.cards) or tables.shape[1] != asked.shape[0]:
             log.warning("embeddings endpoint returned vectors of the wrong shape; lexical shortlist only")
             return None
-        similarity: np.ndarray = tables @ asked[0]
+        similarity: np.ndarray = tables @ asked
         return similarity
 
     async def aclose(self) -> None:
@@ -122,6 +160,11 @@ class TableEmbeddings:
             task.cancel()
         await asyncio.gather(*self._tables.values(), return_exceptions=True)
         self._tables.clear()
+        questions = [task for _, task in self._questions.values()]
+        for task in questions:
+            task.cancel()
+        await asyncio.gather(*questions, return_exceptions=True)
+        self._questions.clear()
         if self._endpoint is not None:
             await asyncio.to_thread(self._endpoint.close)
 

@@ -6,6 +6,12 @@ scores near 1, one sharing only common words near 0. An inverted index (word →
 positions, numpy arrays) touches only the entries that share a word with the question, so a
 lookup over 100,000 remembered questions stays within a few milliseconds (``bench/memory.py``).
 
+With embeddings configured, entries also get a vector (``memory_vectors``), and ``similar``
+takes the dense hits of the question's vector too: an entry's similarity is the higher of
+its lexical cosine and its rescaled dense cosine (a max, not a rank fusion: the similarity is
+a prior's size and the memory's confidence, so it must keep its scale; and a paraphrase that
+shares no rare word has a lexical cosine near 0, which a weighted mean would halve).
+
 Entries without a question (a query log's SQL) add no searchable text; they count which tables
 are used together (``co_used``). An entry with a question needs no such count: its tables are
 lent together whenever it is found.
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.routing.preparation.lexical import words
+from app.routing.retrieval.memory_vectors import DenseHits, MemoryVectors
 
 __all__ = ["MemoryHit", "MemoryIndex", "MemoryMatch"]
 
@@ -72,6 +79,8 @@ class MemoryIndex:
         self._entry_words: list[np.ndarray] = []
         self._ids: list[int] = []
         self._tables: list[tuple[str, ...]] = []
+        self._questions: list[str] = []
+        self.vectors = MemoryVectors()
         self._norms = np.zeros(0, dtype=np.float32)
         self._normed = 0  # entries when the norms were last computed
         self._co_used: dict[str, Counter[str]] = defaultdict(Counter)
@@ -107,6 +116,15 @@ class MemoryIndex:
         self._entry_words.append(np.array(ids, dtype=np.int32))
         self._ids.append(entry_id)
         self._tables.append(tuple(tables))
+        self._questions.append(question or "")
+
+    def entry_ids(self) -> set[int]:
+        """The ids of every entry with a question."""
+        return set(self._ids)
+
+    def without_vectors(self) -> list[tuple[int, int, str]]:
+        """``(position, entry id, question)`` of every entry with a question and no vector yet."""
+        return [(p, self._ids[p], q) for p, q in enumerate(self._questions) if not self.vectors.has(p)]
 
     def entry_tables(self) -> list[tuple[str, ...]]:
         """The tables of every entry with a question."""
@@ -167,13 +185,43 @@ class MemoryIndex:
         candidates = np.flatnonzero(sums)
         return candidates, sums[candidates].astype(np.float32)
 
-    def similar(self, question: str, limit: int, min_similarity: float) -> MemoryMatch:
-        """The ``limit`` past questions most similar to ``question`` (at least ``min_similarity``)."""
+    def similar(
+        self, question: str, limit: int, min_similarity: float, dense: DenseHits | None = None
+    ) -> MemoryMatch:
+        """The ``limit`` past questions most similar to ``question`` (at least ``min_similarity``).
+
+        ``dense``: the entries ``vectors.search`` found for the question's vector; each entry
+        scores the higher of its lexical and its dense similarity.
+        """
         if not self._ids:
             return MemoryMatch()
+        candidates, similarity = self._lexical(question)
+        if dense is not None and len(dense[0]):
+            candidates = np.concatenate([candidates, dense[0]])
+            similarity = np.concatenate([similarity, dense[1]])
+            candidates, inverse = np.unique(candidates, return_inverse=True)
+            best = np.zeros(len(candidates), dtype=np.float32)
+            np.maximum.at(best, inverse, similarity)
+            similarity = best
+        keep = similarity >= min_similarity
+        candidates, similarity = candidates[keep], similarity[keep]
+        if len(candidates) > limit:
+            best_ones = np.argpartition(-similarity, limit - 1)[:limit]
+            candidates, similarity = candidates[best_ones], similarity[best_ones]
+        order = np.lexsort((candidates, -similarity))
+        return MemoryMatch(
+            tuple(
+                MemoryHit(self._ids[i], round(min(1.0, float(s)), 4), self._tables[i])
+                for i, s in zip(candidates[order], similarity[order], strict=True)
+            )
+        )
+
+    def _lexical(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """The entries sharing a word with ``question`` and their cosine to it."""
+        nothing = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = sorted({self._vocabulary[w] for w in words(question) if w in self._vocabulary})
         if not query:
-            return MemoryMatch()
+            return nothing
         idf = self._idf()
         self._refresh_norms(idf)
         weights = idf[query] ** 2
@@ -182,20 +230,9 @@ class MemoryIndex:
         query_norm = math.sqrt(float(weights.sum()) + unseen * float(idf.max()) ** 2)
         candidates, sums = self._overlaps(query, weights)
         if not len(candidates):
-            return MemoryMatch()
+            return nothing
         similarity = sums / (query_norm * np.maximum(self._norms[candidates], 1e-6))
-        keep = similarity >= min_similarity
-        candidates, similarity = candidates[keep], similarity[keep]
-        if len(candidates) > limit:
-            best = np.argpartition(-similarity, limit - 1)[:limit]
-            candidates, similarity = candidates[best], similarity[best]
-        order = np.lexsort((candidates, -similarity))
-        return MemoryMatch(
-            tuple(
-                MemoryHit(self._ids[i], round(min(1.0, float(s)), 4), self._tables[i])
-                for i, s in zip(candidates[order], similarity[order], strict=True)
-            )
-        )
+        return candidates.astype(np.int64), similarity.astype(np.float32)
 
     def co_used(self, tables: Iterable[str]) -> dict[str, float]:
         """Tables used together with ``tables``: the share of each one's uses, best over ``tables``."""
