@@ -10,10 +10,12 @@ DuckDB file and in a SQLite file. Each round reads it through:
   any installed dialect without a bulk reader takes).
 
 It prints each path's median and its ratio to the bulk PostgreSQL path (goal: within 2x), and
-DuckDB's read on a file already open (the rest is DuckDB loading the file's catalog, paid on
-every refresh because the file is not held open between them). The
-generic Inspector cannot read DuckDB itself: the duckdb-engine dialect runs PostgreSQL's
-reflection queries, which fail on DuckDB 2 with SQLAlchemy 2.1.
+three views of DuckDB's read: the same queries on a file opened with ``duckdb.connect`` and
+closed after (how the reader worked before it attached the file), on a file already open (the
+rest is DuckDB loading the file's catalog, paid on every refresh because the file is not held
+open between them), and the attach and detach alone. The generic Inspector cannot read DuckDB
+itself: the duckdb-engine dialect runs PostgreSQL's reflection queries, which DuckDB's
+``pg_catalog`` emulation lacks (docs/sources.md).
 
 Run: uv run python -m bench.source_introspection [--tables 2000] [--rounds 5]
 """
@@ -31,8 +33,9 @@ from pathlib import Path
 import duckdb
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.catalog.duckdb_catalog import read_connection
+from app.catalog.duckdb_catalog import attach_file, let_go, read_connection
 from app.catalog.introspect import introspect
+from app.catalog.model import Catalog
 from app.catalog.source_reader import catalog_reader
 from app.demo.synthetic import SyntheticTable, synthetic_tables
 from bench.common import PG_URL, build_warehouse, drop_schema, median
@@ -62,6 +65,18 @@ def _copy_to_sqlite(tables: list[SyntheticTable], path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(";\n".join(_ddl(t, None) for t in tables))
     conn.close()
+
+
+def _read_connected(path: Path) -> Catalog:
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        return read_connection(conn, "duck", [SCHEMA], ())
+    finally:
+        conn.close()
+
+
+def _attach_and_let_go(path: Path) -> None:
+    let_go(attach_file(str(path)))
 
 
 async def _timed(label: str, times: dict[str, list[float]], read: Awaitable[object]) -> None:
@@ -94,11 +109,15 @@ async def main() -> None:
                 )
                 await _timed("duckdb bulk (duckdb_* functions)", times, duck.read("duck", [SCHEMA], (), None))
                 await _timed("generic Inspector, sync driver", times, generic.read("sqlite", None, (), None))
+                read_connected = asyncio.to_thread(_read_connected, duck_path)
+                await _timed("duckdb bulk, connect() and close()", times, read_connected)
                 # The same DuckDB read without opening the file: what opening it costs.
                 conn = duckdb.connect(str(duck_path), read_only=True)
                 read = asyncio.to_thread(read_connection, conn, "duck", [SCHEMA], ())
                 await _timed("duckdb bulk, file already open", times, read)
                 conn.close()
+                attach = asyncio.to_thread(_attach_and_let_go, duck_path)
+                await _timed("duckdb attach + detach alone", times, attach)
             counts["postgresql"] = len((await introspect(engine, "wh", [SCHEMA])).tables)
             counts["duckdb"] = len((await duck.read("duck", [SCHEMA], (), None)).tables)
             counts["sqlite"] = len((await generic.read("sqlite", None, (), None)).tables)
