@@ -10,10 +10,9 @@ DuckDB file and in a SQLite file. Each round reads it through:
   any installed dialect without a bulk reader takes).
 
 It prints each path's median and its ratio to the bulk PostgreSQL path (goal: within 2x), and
-three views of DuckDB's read: the same queries on a file opened with ``duckdb.connect`` and
-closed after (how the reader worked before it attached the file), on a file already open (the
-rest is DuckDB loading the file's catalog, paid on every refresh because the file is not held
-open between them), and the attach and detach alone. The generic Inspector cannot read DuckDB
+where DuckDB's read spends its time: the same read on a file already open, and opening and
+closing the file alone (DuckDB loads and frees the file's whole catalog; paid on every refresh
+because the file is not held open between them). The generic Inspector cannot read DuckDB
 itself: the duckdb-engine dialect runs PostgreSQL's reflection queries, which DuckDB's
 ``pg_catalog`` emulation lacks (docs/sources.md).
 
@@ -33,9 +32,8 @@ from pathlib import Path
 import duckdb
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.catalog.duckdb_catalog import attach_file, let_go, read_connection
+from app.catalog.duckdb_catalog import open_file, read_connection
 from app.catalog.introspect import introspect
-from app.catalog.model import Catalog
 from app.catalog.source_reader import catalog_reader
 from app.demo.synthetic import SyntheticTable, synthetic_tables
 from bench.common import PG_URL, build_warehouse, drop_schema, median
@@ -67,16 +65,8 @@ def _copy_to_sqlite(tables: list[SyntheticTable], path: Path) -> None:
     conn.close()
 
 
-def _read_connected(path: Path) -> Catalog:
-    conn = duckdb.connect(str(path), read_only=True)
-    try:
-        return read_connection(conn, "duck", [SCHEMA], ())
-    finally:
-        conn.close()
-
-
-def _attach_and_let_go(path: Path) -> None:
-    let_go(attach_file(str(path)))
+def _open_and_close(path: Path) -> None:
+    open_file(str(path)).close()
 
 
 async def _timed(label: str, times: dict[str, list[float]], read: Awaitable[object]) -> None:
@@ -109,15 +99,13 @@ async def main() -> None:
                 )
                 await _timed("duckdb bulk (duckdb_* functions)", times, duck.read("duck", [SCHEMA], (), None))
                 await _timed("generic Inspector, sync driver", times, generic.read("sqlite", None, (), None))
-                read_connected = asyncio.to_thread(_read_connected, duck_path)
-                await _timed("duckdb bulk, connect() and close()", times, read_connected)
                 # The same DuckDB read without opening the file: what opening it costs.
                 conn = duckdb.connect(str(duck_path), read_only=True)
                 read = asyncio.to_thread(read_connection, conn, "duck", [SCHEMA], ())
                 await _timed("duckdb bulk, file already open", times, read)
                 conn.close()
-                attach = asyncio.to_thread(_attach_and_let_go, duck_path)
-                await _timed("duckdb attach + detach alone", times, attach)
+                opened = asyncio.to_thread(_open_and_close, duck_path)
+                await _timed("duckdb open + close alone", times, opened)
             counts["postgresql"] = len((await introspect(engine, "wh", [SCHEMA])).tables)
             counts["duckdb"] = len((await duck.read("duck", [SCHEMA], (), None)).tables)
             counts["sqlite"] = len((await generic.read("sqlite", None, (), None)).tables)

@@ -95,17 +95,8 @@ async def test_a_duckdb_file_is_read_in_bulk_with_keys_comments_and_row_counts(
     assert (await reader.read("wh", None, (), 10.0)).version == catalog.version
 
 
-async def test_a_duckdb_path_is_data_and_another_format_is_refused(tmp_path: Path) -> None:
-    # The file is attached by its path in SQL: a quote in the path must stay part of the path.
-    folder = tmp_path / "it's; DETACH x"
-    folder.mkdir()
-    quoted = folder / "w.duckdb"
-    conn = duckdb.connect(str(quoted))
-    conn.execute("CREATE TABLE shipments (id integer PRIMARY KEY)")
-    conn.close()
-    catalog = await catalog_reader("q", f"duckdb:///{quoted}").read("q", None, (), 10.0)
-    assert [t.qualified_name for t in catalog.tables] == ["main.shipments"]
-    # A SQLite file is not read through an extension DuckDB would fetch: one clear error.
+async def test_a_file_of_another_format_is_one_clear_error(tmp_path: Path) -> None:
+    # DuckDB could read a SQLite file through an extension it fetches: a source must not.
     other = tmp_path / "other.db"
     lite = sqlite3.connect(other)
     lite.execute("CREATE TABLE t (x integer)")

@@ -6,13 +6,11 @@ count DuckDB keeps anyway (no scan). SQLAlchemy's reflection cannot read DuckDB 
 duckdb-engine dialect runs PostgreSQL's reflection queries, which DuckDB's ``pg_catalog``
 emulation lacks (``pg_collation``, ``REGCLASS``; docs/sources.md has the versions tried).
 
-The file is attached read-only to a fresh in-memory DuckDB for one read and detached again:
-DuckDB lets one process write a file, and a router holding it open between refreshes would lock
-out the warehouse's own loads. Attaching costs what opening the file costs (DuckDB loads its
-whole catalog), but detaching costs about half of closing a database opened on the file (both
-measured in bench/source_introspection.py). DuckDB's Python API blocks, so opening, reading and
-letting go all run in worker threads; at the timeout the query is interrupted, so the thread
-does not outlive the read.
+The file is opened read-only for one read and closed again: DuckDB lets one process write a
+file, and a router holding it open between refreshes would lock out the warehouse's own loads.
+Opening and closing a file cost DuckDB more than the read itself (it loads and frees the whole
+catalog: bench/source_introspection.py), and DuckDB's Python API blocks, so all three run in
+worker threads; at the timeout the query is interrupted, so the thread does not outlive the read.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from typing import Any
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table, qualify
 
-__all__ = ["DUCKDB_SYSTEM_SCHEMAS", "attach_file", "duckdb_path", "let_go", "read_connection", "read_duckdb"]
+__all__ = ["DUCKDB_SYSTEM_SCHEMAS", "duckdb_path", "open_file", "read_connection", "read_duckdb"]
 
 DUCKDB_SYSTEM_SCHEMAS = ("information_schema", "pg_catalog")
 _WHERE = "WHERE database_name = current_database() AND NOT internal AND NOT temporary"
@@ -56,8 +54,6 @@ def duckdb_path(database: str | None) -> str:
     return database
 
 
-# The name the file is attached under; its schemas and tables keep their own names.
-_ATTACHED = "warehouse"
 # A source file names a DuckDB database: never fetch an extension to read another format.
 _NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
@@ -65,28 +61,11 @@ _NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
-def attach_file(path: str) -> Any:
-    """A connection to a new in-memory DuckDB with the file at ``path`` attached read-only."""
+def open_file(path: str) -> Any:
+    """A read-only DuckDB connection to the file at ``path`` (blocking)."""
     import duckdb  # noqa: PLC0415  (a service without a DuckDB source never loads the engine)
 
-    conn = duckdb.connect(":memory:", config=_NO_EXTENSIONS)
-    try:
-        quoted = path.replace("'", "''")
-        conn.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (TYPE duckdb, READ_ONLY)")
-        conn.execute(f"USE {_ATTACHED}")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def let_go(conn: Any) -> None:
-    """Detach the file, then close the in-memory database: the file is free for its writers."""
-    try:
-        conn.execute("USE memory")
-        conn.execute(f"DETACH {_ATTACHED}")
-    finally:
-        conn.close()
+    return duckdb.connect(path, read_only=True, config=_NO_EXTENSIONS)
 
 
 def _rows(conn: Any, query: str) -> list[tuple[Any, ...]]:
@@ -176,7 +155,7 @@ async def read_duckdb(
     if not await asyncio.to_thread(Path(path).is_file):
         raise FileNotFoundError(path)
     try:
-        conn = await asyncio.to_thread(attach_file, path)
+        conn = await asyncio.to_thread(open_file, path)
     except duckdb.Error as exc:
         raise DuckDBReadError(f"cannot open the DuckDB file ({type(exc).__name__})") from exc
     try:
@@ -188,5 +167,5 @@ async def read_duckdb(
     except duckdb.Error as exc:
         raise DuckDBReadError(f"a catalog query failed ({type(exc).__name__})") from exc
     finally:
-        # Letting go of a large catalog takes DuckDB a while: not on the event loop.
-        await asyncio.to_thread(let_go, conn)
+        # Freeing a large catalog takes DuckDB a while (hundreds of ms at 2,000 tables): off the loop.
+        await asyncio.to_thread(conn.close)
