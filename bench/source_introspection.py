@@ -10,10 +10,11 @@ DuckDB file and in a SQLite file. Each round reads it through:
   any installed dialect without a bulk reader takes).
 
 It prints each path's median and its ratio to the bulk PostgreSQL path (goal: within 2x), and
-DuckDB's read on a file already open (the rest is DuckDB loading the file's catalog, paid on
-every refresh because the file is not held open between them). The
-generic Inspector cannot read DuckDB itself: the duckdb-engine dialect runs PostgreSQL's
-reflection queries, which fail on DuckDB 2 with SQLAlchemy 2.1.
+where DuckDB's read spends its time: the same read on a file already open, and opening and
+closing the file alone (DuckDB loads and frees the file's whole catalog; paid on every refresh
+because the file is not held open between them). The generic Inspector cannot read DuckDB
+itself: the duckdb-engine dialect runs PostgreSQL's reflection queries, which DuckDB's
+``pg_catalog`` emulation lacks (docs/sources.md).
 
 Run: uv run python -m bench.source_introspection [--tables 2000] [--rounds 5]
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 import duckdb
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.catalog.duckdb_catalog import read_connection
+from app.catalog.duckdb_catalog import open_file, read_connection
 from app.catalog.introspect import introspect
 from app.catalog.source_reader import catalog_reader
 from app.demo.synthetic import SyntheticTable, synthetic_tables
@@ -62,6 +63,10 @@ def _copy_to_sqlite(tables: list[SyntheticTable], path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(";\n".join(_ddl(t, None) for t in tables))
     conn.close()
+
+
+def _open_and_close(path: Path) -> None:
+    open_file(str(path)).close()
 
 
 async def _timed(label: str, times: dict[str, list[float]], read: Awaitable[object]) -> None:
@@ -99,6 +104,8 @@ async def main() -> None:
                 read = asyncio.to_thread(read_connection, conn, "duck", [SCHEMA], ())
                 await _timed("duckdb bulk, file already open", times, read)
                 conn.close()
+                opened = asyncio.to_thread(_open_and_close, duck_path)
+                await _timed("duckdb open + close alone", times, opened)
             counts["postgresql"] = len((await introspect(engine, "wh", [SCHEMA])).tables)
             counts["duckdb"] = len((await duck.read("duck", [SCHEMA], (), None)).tables)
             counts["sqlite"] = len((await generic.read("sqlite", None, (), None)).tables)

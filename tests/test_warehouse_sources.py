@@ -8,6 +8,7 @@ clear error on its own source, with no secret in it, while the other sources ser
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.catalog.introspect import introspect
+from app.catalog.introspect import IntrospectionError, introspect
 from app.catalog.source_reader import SourceConfigError, catalog_reader
 from app.harness.service import service_client
 from tests.fixtures.settings import SettingsBuilder
@@ -92,6 +93,17 @@ async def test_a_duckdb_file_is_read_in_bulk_with_keys_comments_and_row_counts(
     # Read-only and closed after the read: a writer can open the file again at once.
     duckdb.connect(str(duckdb_file)).close()
     assert (await reader.read("wh", None, (), 10.0)).version == catalog.version
+
+
+async def test_a_file_of_another_format_is_one_clear_error(tmp_path: Path) -> None:
+    # DuckDB could read a SQLite file through an extension it fetches: a source must not.
+    other = tmp_path / "other.db"
+    lite = sqlite3.connect(other)
+    lite.execute("CREATE TABLE t (x integer)")
+    lite.close()
+    with pytest.raises(IntrospectionError) as raised:
+        await catalog_reader("lite", f"duckdb:///{other}").read("lite", None, (), 10.0)
+    assert str(raised.value) == "source 'lite': cannot open the DuckDB file (IOException)"
 
 
 async def test_duckdb_and_postgresql_route_the_same(

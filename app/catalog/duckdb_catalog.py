@@ -3,13 +3,14 @@
 ``duckdb_tables()``, ``duckdb_views()``, ``duckdb_columns()`` and ``duckdb_constraints()`` give
 every table, view, column and key of a database file at once; ``estimated_size`` is the row
 count DuckDB keeps anyway (no scan). SQLAlchemy's reflection cannot read DuckDB here: the
-duckdb-engine dialect runs PostgreSQL's reflection queries, which fail on DuckDB 2 with
-SQLAlchemy 2.1 (``pg_collation``, ``REGCLASS``).
+duckdb-engine dialect runs PostgreSQL's reflection queries, which DuckDB's ``pg_catalog``
+emulation lacks (``pg_collation``, ``REGCLASS``; docs/sources.md has the versions tried).
 
 The file is opened read-only for one read and closed again: DuckDB lets one process write a
 file, and a router holding it open between refreshes would lock out the warehouse's own loads.
-DuckDB's Python API blocks, so the read runs in a worker thread; at the timeout the query is
-interrupted, so the thread does not outlive the read.
+Opening and closing a file cost DuckDB more than the read itself (it loads and frees the whole
+catalog: bench/source_introspection.py), and DuckDB's Python API blocks, so all three run in
+worker threads; at the timeout the query is interrupted, so the thread does not outlive the read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table, qualify
 
-__all__ = ["DUCKDB_SYSTEM_SCHEMAS", "duckdb_path", "read_connection", "read_duckdb"]
+__all__ = ["DUCKDB_SYSTEM_SCHEMAS", "duckdb_path", "open_file", "read_connection", "read_duckdb"]
 
 DUCKDB_SYSTEM_SCHEMAS = ("information_schema", "pg_catalog")
 _WHERE = "WHERE database_name = current_database() AND NOT internal AND NOT temporary"
@@ -51,6 +52,20 @@ def duckdb_path(database: str | None) -> str:
     if not database or database == ":memory:":
         raise ValueError("a DuckDB source names a database file: duckdb:///path/to/file.duckdb")
     return database
+
+
+# A source file names a DuckDB database: never fetch an extension to read another format.
+_NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+def open_file(path: str) -> Any:
+    """A read-only DuckDB connection to the file at ``path`` (blocking)."""
+    import duckdb  # noqa: PLC0415  (a service without a DuckDB source never loads the engine)
+
+    return duckdb.connect(path, read_only=True, config=_NO_EXTENSIONS)
 
 
 def _rows(conn: Any, query: str) -> list[tuple[Any, ...]]:
@@ -140,7 +155,7 @@ async def read_duckdb(
     if not await asyncio.to_thread(Path(path).is_file):
         raise FileNotFoundError(path)
     try:
-        conn = await asyncio.to_thread(duckdb.connect, path, read_only=True)
+        conn = await asyncio.to_thread(open_file, path)
     except duckdb.Error as exc:
         raise DuckDBReadError(f"cannot open the DuckDB file ({type(exc).__name__})") from exc
     try:
@@ -152,4 +167,5 @@ async def read_duckdb(
     except duckdb.Error as exc:
         raise DuckDBReadError(f"a catalog query failed ({type(exc).__name__})") from exc
     finally:
-        conn.close()
+        # Freeing a large catalog takes DuckDB a while (hundreds of ms at 2,000 tables): off the loop.
+        await asyncio.to_thread(conn.close)
