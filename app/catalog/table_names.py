@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from app.catalog.identifiers import display_name, parse_name
 from app.catalog.model import Catalog
@@ -18,6 +19,7 @@ __all__ = [
     "SQLNotParsedError",
     "TableName",
     "match_tables",
+    "parse_sql",
     "split_name",
     "sqlglot_dialect",
     "tables_in_sql",
@@ -35,17 +37,17 @@ class SQLNotParsedError(ValueError):
 
 def sqlglot_dialect(dialect: str | None) -> str | None:
     """sqlglot's name for a SQLAlchemy dialect (None: sqlglot's own generic one)."""
-    from sqlglot.dialects.dialect import Dialect  # noqa: PLC0415  (see tables_in_sql)
+    from sqlglot.dialects.dialect import Dialect  # noqa: PLC0415  (see parse_sql)
 
     name = _SQLGLOT_DIALECTS.get(dialect or "", dialect)
     return name if name and Dialect.get(name) is not None else None
 
 
-def tables_in_sql(sql: str, dialect: str | None) -> list[TableName]:
-    """The tables ``sql`` reads or writes (CTE names left out), first-seen order, as written."""
-    # sqlglot takes ~0.4 s to import (measured) and only feedback with SQL needs it: not at start-up.
+def parse_sql(sql: str, dialect: str | None) -> list[Any]:
+    """sqlglot's trees of the statements of ``sql``; SQLNotParsedError (with line and column) if not."""
+    # sqlglot takes ~0.4 s to import (measured) and only SQL from feedback or the route memory
+    # needs it: never at start-up.
     import sqlglot  # noqa: PLC0415
-    from sqlglot import exp  # noqa: PLC0415
 
     try:
         trees = sqlglot.parse(sql, read=sqlglot_dialect(dialect))
@@ -55,10 +57,15 @@ def tables_in_sql(sql: str, dialect: str | None) -> list[TableName]:
         raise SQLNotParsedError(f"{first.get('description', 'syntax error')}{where}") from exc
     except sqlglot.errors.SqlglotError as exc:
         raise SQLNotParsedError(str(exc).splitlines()[0]) from exc
+    return [tree for tree in trees if tree is not None]
+
+
+def tables_in_sql(sql: str, dialect: str | None) -> list[TableName]:
+    """The tables ``sql`` reads or writes (CTE names left out), first-seen order, as written."""
+    from sqlglot import exp  # noqa: PLC0415  (see parse_sql)
+
     found: dict[tuple[str | None, str], None] = {}
-    for tree in trees:
-        if tree is None:
-            continue
+    for tree in parse_sql(sql, dialect):
         ctes = {cte.alias_or_name.casefold() for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             # Table functions (generate_series, unnest ...) are Table nodes without an identifier.

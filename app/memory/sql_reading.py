@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.catalog.table_names import SQLNotParsedError, TableName, sqlglot_dialect
+from app.catalog.table_names import SQLNotParsedError, TableName, parse_sql
 
 __all__ = ["ColumnRef", "ReadSQL", "read_sql"]
 
@@ -34,23 +34,12 @@ class ReadSQL:
 
 def read_sql(sql: str, dialect: str | None) -> ReadSQL:
     """The tables and join conditions of ``sql``; raises SQLNotParsedError when it does not parse."""
-    # sqlglot takes ~0.4 s to import: a lexical service without memory imports never pays it.
-    import sqlglot  # noqa: PLC0415
-    from sqlglot import exp  # noqa: PLC0415
+    from sqlglot import exp  # noqa: PLC0415  (see parse_sql)
 
-    try:
-        trees = sqlglot.parse(sql, read=sqlglot_dialect(dialect))
-    except sqlglot.errors.ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        where = f" (line {first.get('line')}, column {first.get('col')})" if first else ""
-        raise SQLNotParsedError(f"{first.get('description', 'syntax error')}{where}") from exc
-    except sqlglot.errors.SqlglotError as exc:
-        raise SQLNotParsedError(str(exc).splitlines()[0]) from exc
+    trees = parse_sql(sql, dialect)
     tables: dict[TableName, None] = {}
     joins: dict[tuple[ColumnRef, ColumnRef], None] = {}
     for tree in trees:
-        if tree is None:
-            continue
         if isinstance(tree, exp.Command):  # sqlglot's catch-all for a statement it cannot read
             raise SQLNotParsedError(f"not a statement sqlglot can read: {str(tree.this)[:40]!r}")
         ctes = {cte.alias_or_name.casefold() for cte in tree.find_all(exp.CTE)}
