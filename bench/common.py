@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table
 from app.demo.synthetic import create_synthetic_warehouse, synthetic_questions, synthetic_tables
+
+# Settings of the environment that would make a benchmark's `tablerouter serve` use an LM,
+# embeddings, other sources or Redis: a bench that spawns the demo service clears them.
+SERVE_CLEARED = (
+    "TABLEROUTER_LLM_MODEL",
+    "TABLEROUTER_EMBEDDING_MODEL",
+    "TABLEROUTER_SOURCES",
+    "TABLEROUTER_REDIS_URL",
+)
 
 PG_URL = os.environ.get("TABLEROUTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -118,3 +129,12 @@ def listener_cpu_seconds(port: int) -> float:
         except OSError:
             continue
     return float("nan")
+
+
+def is_ready(url: str) -> bool:
+    """Whether ``url`` (a ``/readyz``) answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -26,35 +26,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 import httpx
 
 from app.harness.stores import closed_port
+from bench.common import SERVE_CLEARED, is_ready
 
 READY_TIMEOUT_S = 180.0
 HALF_HEAD = b"POST /route HTTP/1.1\r\nHost: tablerouter\r\nContent-Type: application/json\r\n"
 QUESTION = {"question": "Which customers placed the most orders?"}
-CLEARED = (
-    "TABLEROUTER_LLM_MODEL",
-    "TABLEROUTER_EMBEDDING_MODEL",
-    "TABLEROUTER_SOURCES",
-    "TABLEROUTER_REDIS_URL",
-)
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def start_service(tmp: str, port: int, header_timeout_s: float) -> subprocess.Popen[bytes]:
     """``tablerouter serve`` on ``port``, ready."""
-    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    env = {k: v for k, v in os.environ.items() if k not in SERVE_CLEARED}
     env |= {
         "TABLEROUTER_AUTH": "false",
         "TABLEROUTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/store.db",
@@ -65,7 +50,7 @@ def start_service(tmp: str, port: int, header_timeout_s: float) -> subprocess.Po
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = time.monotonic()
-    while not _ready(f"http://127.0.0.1:{port}/readyz"):
+    while not is_ready(f"http://127.0.0.1:{port}/readyz"):
         if process.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
             process.kill()
             raise RuntimeError("tablerouter serve did not become ready")

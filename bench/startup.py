@@ -26,34 +26,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from app.harness.stores import closed_port
+from bench.common import SERVE_CLEARED, is_ready
 
 READY_TIMEOUT_S = 120.0
-# Settings of the environment that would make the service use an LM or another store.
-CLEARED = (
-    "TABLEROUTER_LLM_MODEL",
-    "TABLEROUTER_EMBEDDING_MODEL",
-    "TABLEROUTER_SOURCES",
-    "TABLEROUTER_REDIS_URL",
-)
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def time_to_ready(checkout: Path, pycache: Path | None) -> float:
     """Seconds from spawning ``serve`` in ``checkout`` to its first ``/readyz`` 200."""
     with tempfile.TemporaryDirectory(prefix="tablerouter-startup-") as tmp:
-        env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+        env = {k: v for k, v in os.environ.items() if k not in SERVE_CLEARED}
         if pycache is not None:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             env["PYTHONPYCACHEPREFIX"] = str(pycache)
@@ -69,7 +53,7 @@ def time_to_ready(checkout: Path, pycache: Path | None) -> float:
             command, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            while not _ready(f"http://127.0.0.1:{port}/readyz"):
+            while not is_ready(f"http://127.0.0.1:{port}/readyz"):
                 if process.poll() is not None:
                     raise RuntimeError(f"serve in {checkout} exited with {process.returncode}")
                 if time.perf_counter() - started > READY_TIMEOUT_S:
