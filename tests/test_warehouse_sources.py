@@ -8,7 +8,9 @@ clear error on its own source, with no secret in it, while the other sources ser
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.catalog.duckdb_catalog import file_state
 from app.catalog.introspect import IntrospectionError, introspect
 from app.catalog.source_reader import SourceConfigError, catalog_reader
 from app.harness.service import service_client
@@ -93,6 +96,35 @@ async def test_a_duckdb_file_is_read_in_bulk_with_keys_comments_and_row_counts(
     # Read-only and closed after the read: a writer can open the file again at once.
     duckdb.connect(str(duckdb_file)).close()
     assert (await reader.read("wh", None, (), 10.0)).version == catalog.version
+
+
+def _wait_until_settled(path: Path) -> None:
+    while file_state(str(path)) is None:  # a state changed in the last two seconds is not trusted
+        time.sleep(0.1)
+
+
+async def test_a_refresh_opens_the_duckdb_file_only_when_it_changed(tmp_path: Path, schema: str) -> None:
+    path = tmp_path / "settled.duckdb"
+    conn = duckdb.connect(str(path))
+    conn.execute(f"CREATE SCHEMA {schema}")
+    conn.execute(SCHEMA_SQL[0].format(s=schema))
+    conn.close()
+    await asyncio.to_thread(_wait_until_settled, path)
+    reader = catalog_reader("wh", f"duckdb:///{path}")
+    first = await reader.read("wh", None, (), 10.0)
+    writer = duckdb.connect(str(path))
+    try:
+        # The writer holds the file: opening it again in this process would fail, so this read
+        # is the last one's catalog, given because the file's state is unchanged.
+        assert (await reader.read("wh", None, (), 10.0)) is first
+        with pytest.raises(IntrospectionError):  # another ask is another read, and it must open
+            await reader.read("wh", [schema], (), 10.0)
+        writer.execute(SCHEMA_SQL[3].format(s=schema))
+    finally:
+        writer.close()
+    changed = await reader.read("wh", None, (), 10.0)
+    assert sorted(changed.by_name()) == [f"{schema}.customers", f"{schema}.warehouse_bins"]
+    assert sorted(first.by_name()) == [f"{schema}.customers"]
 
 
 async def test_a_file_of_another_format_is_one_clear_error(tmp_path: Path) -> None:

@@ -11,12 +11,19 @@ file, and a router holding it open between refreshes would lock out the warehous
 Opening and closing a file cost DuckDB more than the read itself (it loads and frees the whole
 catalog: bench/source_introspection.py), and DuckDB's Python API blocks, so all three run in
 worker threads; at the timeout the query is interrupted, so the thread does not outlive the read.
+
+Because opening is the expensive part, a refresh first compares the file's state (``file_state``:
+size, modification and change times, inode, and the same of its ``.wal``) with the last read's;
+every committed DuckDB write changes the WAL or the file, so an equal state means the catalog read
+last time is still the file's catalog.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +31,15 @@ from typing import Any
 
 from app.catalog.model import Catalog, Column, ForeignKey, Table, qualify
 
-__all__ = ["DUCKDB_SYSTEM_SCHEMAS", "duckdb_path", "open_file", "read_connection", "read_duckdb"]
+__all__ = [
+    "DUCKDB_SYSTEM_SCHEMAS",
+    "FileState",
+    "duckdb_path",
+    "file_state",
+    "open_file",
+    "read_connection",
+    "read_duckdb",
+]
 
 DUCKDB_SYSTEM_SCHEMAS = ("information_schema", "pg_catalog")
 _WHERE = "WHERE database_name = current_database() AND NOT internal AND NOT temporary"
@@ -52,6 +67,34 @@ def duckdb_path(database: str | None) -> str:
     if not database or database == ":memory:":
         raise ValueError("a DuckDB source names a database file: duckdb:///path/to/file.duckdb")
     return database
+
+
+FileState = tuple[tuple[int, ...], tuple[int, ...] | None]
+
+# A change stamped this close to the moment of looking may be followed, within the same tick of
+# the file system's clock, by another that leaves size and times as they were (git's "racily
+# clean" files): such a state is not trusted, and the file is read.
+_SETTLED_NS = 2_000_000_000
+
+
+def _stat(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def file_state(path: str) -> FileState | None:
+    """What the file and its WAL look like now, or None when that cannot vouch for the catalog.
+
+    None when the file is missing or was changed within the last two seconds (blocking: a stat).
+    """
+    now = time.time_ns()
+    main, wal = _stat(path), _stat(f"{path}.wal")
+    if main is None or any(now - s[3] < _SETTLED_NS or now - s[4] < _SETTLED_NS for s in (main, wal) if s):
+        return None
+    return main, wal
 
 
 # A source file names a DuckDB database: never fetch an extension to read another format.

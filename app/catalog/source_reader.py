@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.catalog.duckdb_catalog import DuckDBReadError, duckdb_path, read_duckdb
+from app.catalog.duckdb_catalog import DuckDBReadError, FileState, duckdb_path, file_state, read_duckdb
 from app.catalog.introspect import IntrospectionError, introspect, read_with_inspector
 from app.catalog.model import Catalog
 from app.catalog.read_errors import ReadErrorKind, kind_of
@@ -112,12 +112,29 @@ class SyncEngineReader:
 
 
 class DuckDBReader:
-    """A DuckDB database file, opened read-only for each read."""
+    """A DuckDB database file, opened read-only for each read that the file's state calls for.
+
+    Opening a file with thousands of tables costs DuckDB more than reading its catalog, and most
+    refreshes find the file as it was: an unchanged file (``file_state``) gives the last catalog.
+    """
 
     dialect = "duckdb"
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._last: tuple[tuple[object, ...], FileState, Catalog] | None = None
+
+    async def _read(
+        self, source: str, schemas: Sequence[str] | None, exclude: Sequence[str], timeout_s: float | None
+    ) -> Catalog:
+        asked = (source, None if schemas is None else tuple(schemas), tuple(exclude))
+        # Looked at before the read: a write between the look and the read costs one more read.
+        state = await asyncio.to_thread(file_state, self.path)
+        if state is not None and self._last is not None and self._last[:2] == (asked, state):
+            return self._last[2]
+        catalog = await read_duckdb(self.path, source, schemas, exclude, timeout_s)
+        self._last = None if state is None else (asked, state, catalog)
+        return catalog
 
     @property
     def default_schema(self) -> str | None:
@@ -127,7 +144,7 @@ class DuckDBReader:
         self, source: str, schemas: Sequence[str] | None, exclude: Sequence[str], timeout_s: float | None
     ) -> Catalog:
         try:
-            return await read_duckdb(self.path, source, schemas, exclude, timeout_s)
+            return await self._read(source, schemas, exclude, timeout_s)
         except FileNotFoundError as exc:
             raise IntrospectionError(
                 f"the DuckDB file of source {source!r} does not exist", ReadErrorKind.DATABASE_MISSING
