@@ -34,6 +34,13 @@ class SourceConfig(BaseModel):
     exclude_schemas: list[str] = Field(
         default_factory=list, description="Schemas left out of the introspected ones"
     )
+    introspection: Literal["bulk", "generic"] = Field(
+        default="bulk",
+        description="bulk: the engine's own catalog in a few queries (PostgreSQL, MySQL/MariaDB, "
+        "DuckDB); generic: SQLAlchemy's Inspector (get_multi_*), for an engine that speaks one of "
+        "those protocols without all of its catalog. Dialects without a bulk reader are always "
+        "read the generic way",
+    )
     dbt_manifest: str | None = Field(
         default=None,
         description="a dbt project's manifest.json (path or http(s) URL): descriptions, tags, "

@@ -218,6 +218,21 @@ async def test_mariadb_database(maria: tuple[AsyncEngine, list[str]]) -> None:
         schema, int_="int(11)", num="decimal(10,2)", view_not_null=True, table_comment=HOSTILE
     )
     assert catalog.tables == expected
+    # introspection: generic reads the same tables, columns, keys and comments; types are spelt
+    # as SQLAlchemy's MySQL dialect spells them ("integer(11)"), so versions differ.
+    generic = await introspect(engine, "maria", [schema], bulk=False)
+
+    def shape(t: Table) -> tuple[object, ...]:
+        return (
+            t.qualified_name,
+            t.kind,
+            t.comment,
+            [c.name for c in t.columns],
+            t.primary_key,
+            t.foreign_keys,
+        )
+
+    assert [shape(t) for t in generic.tables] == [shape(t) for t in catalog.tables]
 
 
 async def test_mariadb_default_schema_is_the_database(

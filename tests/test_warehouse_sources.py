@@ -9,6 +9,7 @@ clear error on its own source, with no secret in it, while the other sources ser
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import time
 import uuid
@@ -112,6 +113,8 @@ async def test_a_refresh_opens_the_duckdb_file_only_when_it_changed(tmp_path: Pa
     await asyncio.to_thread(_wait_until_settled, path)
     reader = catalog_reader("wh", f"duckdb:///{path}")
     first = await reader.read("wh", None, (), 10.0)
+    # No table holds a row: the counts cannot tell a live table from a copy, so none is kept.
+    assert first.by_name()[f"{schema}.customers"].row_count is None
     writer = duckdb.connect(str(path))
     try:
         # The writer holds the file: opening it again in this process would fail, so this read
@@ -139,18 +142,27 @@ async def test_a_file_of_another_format_is_one_clear_error(tmp_path: Path) -> No
 
 
 async def test_duckdb_and_postgresql_route_the_same(
-    duckdb_file: Path, pg_schema: str, pg_url: str, make_settings: SettingsBuilder
+    duckdb_file: Path, pg_schema: str, pg_url: str, make_settings: SettingsBuilder, tmp_path: Path
 ) -> None:
-    sources = {"pg": {"url": pg_url, "schemas": [pg_schema]}, "duck": {"url": f"duckdb:///{duckdb_file}"}}
+    # One process opens a DuckDB file with one configuration at a time: the generic reader gets a copy.
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(duckdb_file, copy)
+    sources = {
+        "pg": {"url": pg_url, "schemas": [pg_schema]},
+        "duck": {"url": f"duckdb:///{duckdb_file}"},
+        "duck_generic": {"url": f"duckdb:///{copy}", "schemas": [pg_schema], "introspection": "generic"},
+    }
     async with service_client(make_settings(sources=sources, refresh_interval_s=0)) as client:
         assert (await client.get("/sources/duck")).json()["dialect"] == "duckdb"
+        generic = (await client.get("/sources/duck_generic")).json()
+        assert (generic["dialect"], generic["tables"]) == ("duckdb", 4)
         for question in QUESTIONS:
             answers = []
-            for source in ("pg", "duck"):
+            for source in ("pg", "duck", "duck_generic"):
                 response = await client.post("/route", json={"question": question, "source": source})
                 assert response.status_code == 200, response.text
                 answers.append([(t["name"], t["score"]) for t in response.json()["tables"]])
-            assert answers[0] == answers[1], question
+            assert answers[0] == answers[1] == answers[2], question
             assert answers[0], question
 
 
@@ -166,6 +178,24 @@ async def test_the_generic_inspector_reads_postgresql_as_the_bulk_path_does(
     assert generic.tables == bulk.tables
     assert generic.version == bulk.version
     assert bulk.by_name()[f"{pg_schema}.customers"].row_count == 2
+
+
+async def test_the_generic_inspector_reads_a_duckdb_file_as_the_bulk_reader_does(
+    duckdb_file: Path, schema: str
+) -> None:
+    bulk_reader = catalog_reader("wh", f"duckdb:///{duckdb_file}")
+    generic_reader = catalog_reader("wh", f"duckdb:///{duckdb_file}", generic=True)
+    bulk = await bulk_reader.read("wh", [schema], (), 10.0)
+    try:
+        assert type(generic_reader).__name__ == "SyncEngineReader"
+        generic = await generic_reader.read("wh", [schema], (), 10.0)
+    finally:
+        await generic_reader.aclose()
+    assert generic.tables == bulk.tables
+    assert generic.version == bulk.version
+    assert bulk.by_name()[f"{schema}.orders"].foreign_keys  # keys, comments and counts all compared
+    # Read-only and not pooled: a writer can open the file at once.
+    duckdb.connect(str(duckdb_file)).close()
 
 
 async def test_a_sync_dialect_goes_through_the_generic_inspector_in_a_thread(tmp_path: Path) -> None:

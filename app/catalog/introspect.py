@@ -71,14 +71,14 @@ async def introspect(
 
     ``timeout_s`` bounds the whole read, connecting included: a warehouse that accepts the
     connection and never answers must not hold the service's start-up or a refresh forever.
-    ``bulk=False`` reads PostgreSQL through the Inspector too (the generic path, for comparison).
+    ``bulk=False`` reads PostgreSQL and MySQL through the Inspector too (the generic path).
     """
     try:
         async with asyncio.timeout(timeout_s), engine.connect() as conn:
             if conn.dialect.name == "postgresql" and bulk:
                 tables = await _read_postgresql(conn, source, schemas, exclude)
             else:
-                tables = await conn.run_sync(_read_catalog, source, schemas, exclude)
+                tables = await conn.run_sync(_read_catalog, source, schemas, exclude, bulk)
             tables = await conn.run_sync(with_row_counts, tables)
     except TimeoutError as exc:  # ours, or a driver's own connect timeout
         after = f" after {timeout_s:g} s" if timeout_s is not None else ""
@@ -132,9 +132,16 @@ async def _read_postgresql(
 
 
 def _read_catalog(
-    conn: Connection, source: str, schemas: Sequence[str] | None, exclude: Sequence[str] = ()
+    conn: Connection,
+    source: str,
+    schemas: Sequence[str] | None,
+    exclude: Sequence[str] = (),
+    bulk: bool = True,
 ) -> list[Table]:
-    """Every table of ``schemas`` through SQLAlchemy's Inspector (``get_multi_*``), any dialect."""
+    """Every table of ``schemas`` through SQLAlchemy's Inspector (``get_multi_*``), any dialect.
+
+    MySQL/MariaDB are read in bulk from ``information_schema`` unless ``bulk`` is False.
+    """
     inspector = sa.inspect(conn)
     # MySQL/MariaDB: the URL's database; SQLite: main. Other databases on the server are not
     # this source's (a MariaDB account often sees several).
@@ -146,16 +153,17 @@ def _read_catalog(
             )
         schemas = [default]
     wanted = _in_scope(schemas, exclude)
-    existing = set(inspector.get_schema_names())
     for schema in wanted:
-        if schema not in existing:
+        # has_schema, not get_schema_names: some dialects list schemas under their database's
+        # name ("file.main" in DuckDB's).
+        if not inspector.has_schema(schema):
             raise _missing_schema(source, schema)
     tables: list[Table] = []
     for schema in wanted:
         # SQLite's main schema is implicit: report bare table names.
         shown = None if conn.dialect.name == "sqlite" and schema == default else schema
         started = time.perf_counter()
-        if conn.dialect.name in ("mysql", "mariadb"):
+        if bulk and conn.dialect.name in ("mysql", "mariadb"):
             found = _read_mysql_schema(conn, schema, shown)
         else:
             found = _read_schema(inspector, schema, shown)

@@ -4,8 +4,8 @@ PostgreSQL: 0 when the table's file is empty (``pg_relation_size``: never writte
 else ``pg_class.reltuples`` (-1 until first analysed: not known then), raised to
 ``pg_stat_user_tables.n_live_tup`` when that has seen rows since; MySQL/MariaDB:
 ``information_schema.TABLES.TABLE_ROWS`` (exact for MyISAM, an estimate for InnoDB, whose 0 is
-taken as not known). Neither
-scans a table. Other engines through SQLAlchemy report nothing here (counting would scan).
+taken as not known); DuckDB: ``duckdb_tables().estimated_size``, the count it keeps anyway.
+None scans a table. Other engines through SQLAlchemy report nothing here (counting would scan).
 Views have no row count. When no table is known to hold a row (a schema-only warehouse, a demo)
 the counts say nothing about which table is the live one, and are dropped.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from app.catalog.model import Table
 
-__all__ = ["with_row_counts"]
+__all__ = ["informative", "with_row_counts"]
 
 _POSTGRESQL = sa.text(
     "SELECT n.nspname, c.relname, CASE WHEN c.relkind = 'p' THEN NULL"  # a partitioned parent has no storage
@@ -41,9 +41,24 @@ _MYSQL = sa.text(
 ).bindparams(sa.bindparam("schemas", expanding=True))
 
 
+_DUCKDB = sa.text(
+    "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()"
+    " WHERE database_name = current_database() AND schema_name IN :schemas"
+).bindparams(sa.bindparam("schemas", expanding=True))
+
+
+def informative(tables: Sequence[Table]) -> list[Table]:
+    """``tables``, without their row counts when none of them is known to hold a row."""
+    if any(t.row_count for t in tables):
+        return list(tables)
+    return [dataclasses.replace(t, row_count=None) if t.row_count is not None else t for t in tables]
+
+
 def with_row_counts(conn: Connection, tables: Sequence[Table]) -> list[Table]:
     """``tables`` with ``row_count`` set where the engine keeps one (sync: run it in a thread)."""
-    query = {"postgresql": _POSTGRESQL, "mysql": _MYSQL, "mariadb": _MYSQL}.get(conn.dialect.name)
+    query = {"postgresql": _POSTGRESQL, "mysql": _MYSQL, "mariadb": _MYSQL, "duckdb": _DUCKDB}.get(
+        conn.dialect.name
+    )
     schemas = sorted({t.schema for t in tables if t.schema is not None})
     if query is None or not schemas:
         return list(tables)

@@ -8,6 +8,10 @@
   generic Inspector (``get_multi_*``) over the dialect's sync driver, in a worker thread, within
   the introspection timeout.
 
+``generic=True`` (a source's ``introspection: generic``) reads every URL through the Inspector,
+DuckDB through its SQLAlchemy dialect (``duckdb-sqlalchemy``) with the file opened read-only for
+each read, as the bulk reader does.
+
 A URL that does not parse or names a dialect that is not installed is a ``SourceConfigError``:
 one line that names the source and the dialect, never the URL (it may hold a password).
 """
@@ -22,8 +26,16 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
-from app.catalog.duckdb_catalog import DuckDBReadError, FileState, duckdb_path, file_state, read_duckdb
+from app.catalog.duckdb_catalog import (
+    NO_EXTENSIONS,
+    DuckDBReadError,
+    FileState,
+    duckdb_path,
+    file_state,
+    read_duckdb,
+)
 from app.catalog.introspect import IntrospectionError, introspect, read_with_inspector
 from app.catalog.model import Catalog
 from app.catalog.read_errors import ReadErrorKind, kind_of
@@ -52,11 +64,12 @@ class CatalogReader(Protocol):
 
 
 class AsyncEngineReader:
-    """A warehouse behind an async driver."""
+    """A warehouse behind an async driver; PostgreSQL and MySQL in bulk unless ``bulk`` is False."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, bulk: bool = True) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.bulk = bulk
 
     @property
     def default_schema(self) -> str | None:
@@ -65,7 +78,9 @@ class AsyncEngineReader:
     async def read(
         self, source: str, schemas: Sequence[str] | None, exclude: Sequence[str], timeout_s: float | None
     ) -> Catalog:
-        return await introspect(self.engine, source, schemas, exclude=exclude, timeout_s=timeout_s)
+        return await introspect(
+            self.engine, source, schemas, exclude=exclude, timeout_s=timeout_s, bulk=self.bulk
+        )
 
     async def aclose(self) -> None:
         await self.engine.dispose()
@@ -172,15 +187,28 @@ def _url(source: str, text: str) -> URL:
         raise SourceConfigError(f"source {source!r}: the URL is not an SQLAlchemy URL") from exc
 
 
-def catalog_reader(source: str, url_text: str) -> CatalogReader:
-    """The reader for ``url_text``; SourceConfigError when it cannot be used (no secret in it)."""
+def _sync_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "duckdb":
+        # Opened read-only for one read and closed, never pooled: a held file locks out its writer.
+        return create_engine(
+            url, poolclass=NullPool, connect_args={"read_only": True, "config": dict(NO_EXTENSIONS)}
+        )
+    return create_engine(url, pool_pre_ping=True)
+
+
+def catalog_reader(source: str, url_text: str, *, generic: bool = False) -> CatalogReader:
+    """The reader for ``url_text``; SourceConfigError when it cannot be used (no secret in it).
+
+    ``generic`` reads through SQLAlchemy's Inspector even where a bulk reader exists.
+    """
     url = _url(source, url_text)
-    backend = url.get_backend_name()
-    if backend == "duckdb":
+    if url.get_backend_name() == "duckdb":
         try:
-            return DuckDBReader(duckdb_path(url.database))
+            path = duckdb_path(url.database)
         except ValueError as exc:
             raise SourceConfigError(f"source {source!r}: {exc}") from exc
+        if not generic:
+            return DuckDBReader(path)
     try:
         dialect = url.get_dialect()
     except NoSuchModuleError as exc:
@@ -190,8 +218,8 @@ def catalog_reader(source: str, url_text: str) -> CatalogReader:
         ) from exc
     try:
         if getattr(dialect, "is_async", False):
-            return AsyncEngineReader(create_async_engine(url, pool_pre_ping=True))
-        return SyncEngineReader(create_engine(url, pool_pre_ping=True))
+            return AsyncEngineReader(create_async_engine(url, pool_pre_ping=True), bulk=not generic)
+        return SyncEngineReader(_sync_engine(url))
     except (ArgumentError, ImportError, TypeError, ValueError) as exc:
         # A missing DBAPI module (the dialect is there, its driver is not), or bad URL arguments.
         raise SourceConfigError(

@@ -18,7 +18,7 @@ def source_reader(name: str, config: SourceConfig) -> CatalogReader:
         if config.dbt_catalog is None:
             raise SourceConfigError(f"source {name!r}: a dbt:// source needs dbt_catalog (its catalog.json)")
         return DbtReader(None, config.dbt_manifest, config.dbt_catalog)
-    reader = catalog_reader(name, url)
+    reader = catalog_reader(name, url, generic=config.introspection == "generic")
     if config.dbt_manifest is None:
         return reader
     return DbtReader(reader, config.dbt_manifest, None)
