@@ -7,15 +7,15 @@ DuckDB file and in a SQLite file. Each round reads it through:
 - the generic Inspector (``get_multi_*``) on that PostgreSQL;
 - DuckDB's bulk path (``duckdb_*`` functions, read-only, in a worker thread);
 - the generic Inspector over a sync driver in a worker thread (SQLite's ``pysqlite``: the path
-  any installed dialect without a bulk reader takes).
+  any installed dialect without a bulk reader takes);
+- the generic Inspector on the DuckDB file, through the ``duckdb-sqlalchemy`` dialect (a
+  source's ``introspection: generic``).
 
 It prints each path's median and its ratio to the bulk PostgreSQL path (goal: within 2x), and
 where DuckDB's read spends its time: the same read on a file already open, and opening and
-closing the file alone (DuckDB loads and frees the file's whole catalog; paid on every refresh
+closing the file alone (DuckDB loads and frees the file's whole catalog; paid on every read
 because the file is not held open between them), and a refresh that finds the file unchanged
-(its size, times and WAL as at the last read: no open at all). The generic Inspector cannot read DuckDB
-itself: the duckdb-engine dialect runs PostgreSQL's reflection queries, which DuckDB's
-``pg_catalog`` emulation lacks (docs/sources.md).
+(its size, times and WAL as at the last read: no open at all).
 
 Run: uv run python -m bench.source_introspection [--tables 2000] [--rounds 5]
 """
@@ -97,6 +97,7 @@ async def main() -> None:
         await asyncio.to_thread(_wait_until_settled, duck_path)
         await duck.read("duck", [SCHEMA], (), None)  # the read a refresh of an unchanged file reuses
         generic = catalog_reader("sqlite", f"sqlite:///{sqlite_path}")
+        duck_generic = catalog_reader("duck", f"duckdb:///{duck_path}", generic=True)
         times: dict[str, list[float]] = {}
         counts: dict[str, int] = {}
         try:
@@ -108,6 +109,8 @@ async def main() -> None:
                 cold = read_duckdb(str(duck_path), "duck", [SCHEMA])
                 await _timed("duckdb bulk (duckdb_* functions)", times, cold)
                 await _timed("generic Inspector, sync driver", times, generic.read("sqlite", None, (), None))
+                duck_inspected = duck_generic.read("duck", [SCHEMA], (), None)
+                await _timed("duckdb generic Inspector (dialect)", times, duck_inspected)
                 # The same DuckDB read without opening the file: what opening it costs.
                 conn = duckdb.connect(str(duck_path), read_only=True)
                 read = asyncio.to_thread(read_connection, conn, "duck", [SCHEMA], ())
@@ -120,8 +123,10 @@ async def main() -> None:
             counts["postgresql"] = len((await introspect(engine, "wh", [SCHEMA])).tables)
             counts["duckdb"] = len((await duck.read("duck", [SCHEMA], (), None)).tables)
             counts["sqlite"] = len((await generic.read("sqlite", None, (), None)).tables)
+            counts["duckdb generic"] = len((await duck_generic.read("duck", [SCHEMA], (), None)).tables)
         finally:
             await generic.aclose()
+            await duck_generic.aclose()
             await engine.dispose()
             await drop_schema(SCHEMA)
     reference = median(times["postgresql bulk (pg_catalog)"])
