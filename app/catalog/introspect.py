@@ -2,10 +2,11 @@
 
 PostgreSQL reads ``pg_catalog`` in four queries (``app.catalog.pg_catalog``: several times
 faster than SQLAlchemy's ``Inspector.get_multi_*`` on 10,000 tables, and the Python objects are
-built off the event loop). Other dialects with native bulk reflection go through
-``Inspector.get_multi_*``. MySQL/MariaDB do not: SQLAlchemy's MySQL dialect falls back to one
-``SHOW CREATE TABLE`` per table, so they read ``information_schema`` directly (three queries per
-schema). SQLite uses the Inspector as well; its per-table PRAGMAs run in-process, not over a network.
+built off the event loop), all in one snapshot, so DDL during a refresh cannot tear the
+catalog. Other dialects with native bulk reflection go through ``Inspector.get_multi_*``.
+MySQL/MariaDB do not: SQLAlchemy's MySQL dialect falls back to one ``SHOW CREATE TABLE`` per
+table, so they read ``information_schema`` directly (three queries per schema). SQLite uses the
+Inspector as well; its per-table PRAGMAs run in-process, not over a network.
 
 Without configured schemas every non-system schema is read: on PostgreSQL all but ``pg_*`` and
 ``information_schema``, on MySQL/MariaDB the URL's database, on SQLite ``main``; ``exclude``
@@ -58,6 +59,16 @@ _PG_USER_SCHEMAS = sa.text(
 )
 
 
+# Tables, columns, keys and row counts are separate queries, and a live warehouse runs DDL
+# during a refresh: read apart, keys can name a table the tables query never saw. One
+# REPEATABLE READ transaction gives every query the snapshot of the first. PostgreSQL's
+# explicit queries on pg_catalog honour it ("queries that explicitly examine the system
+# catalogs don't see rows representing concurrently created database objects": the manual's
+# MVCC caveats); only its internal lookups (format_type, pg_relation_size) see the newest
+# catalog, and they answer '???' or NULL, never an error, for an object dropped since.
+_ONE_SNAPSHOT: dict[str, Any] = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
 async def introspect(
     engine: AsyncEngine,
     source: str,
@@ -75,6 +86,8 @@ async def introspect(
     """
     try:
         async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execution_options(**_ONE_SNAPSHOT)
             if conn.dialect.name == "postgresql" and bulk:
                 tables = await _read_postgresql(conn, source, schemas, exclude)
             else:
