@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.catalog.introspect import introspect
 from app.catalog.model import Table
+from app.catalog.pg_catalog import read_postgresql_schemas
 
 # The readers' queries, by a phrase only that query has (app.catalog.pg_catalog, introspect).
 PG_RELATIONS = "c.relkind::text"
@@ -137,6 +138,20 @@ async def test_postgres_catalog_is_the_one_the_read_began_with(
     after = await introspect(engine, "pg", [schema])
     assert _names(after.tables) == {"parent", "child", "late"}
     assert not _dangling(after.tables, schema)
+
+
+async def test_postgres_catalog_from_queries_that_disagree_skips_what_they_do_not_share(
+    pg_schema: tuple[AsyncEngine, str], pg_url: str
+) -> None:
+    # Outside one snapshot (READ COMMITTED: each query its own) the reader still assembles a
+    # catalog without dangling keys.
+    engine, schema = pg_schema
+    with _committed_after(engine, PG_COLUMNS, pg_url, _pg_churn(schema)) as fired:
+        async with engine.connect() as conn:
+            tables = await read_postgresql_schemas(conn, "pg", [schema])
+    assert fired
+    assert _names(tables) == {"parent", "child", "doomed"}
+    assert not _dangling(tables, schema)
 
 
 async def test_postgres_reads_stay_whole_while_tables_come_and_go(
