@@ -27,6 +27,7 @@ from app.catalog.pg_catalog import read_postgresql_schemas
 # The readers' queries, by a phrase only that query has (app.catalog.pg_catalog, introspect).
 PG_RELATIONS = "c.relkind::text"
 PG_COLUMNS = "FROM pg_attribute a"
+MYSQL_TABLES = "FROM information_schema.TABLES"
 
 
 async def _run(url: str, statements: Sequence[str]) -> None:
@@ -184,3 +185,48 @@ async def test_postgres_reads_stay_whole_while_tables_come_and_go(
         stop.set()
         rounds = await churning
     assert rounds > 0
+
+
+@pytest.fixture
+async def maria_schema(mysql_url: str) -> AsyncIterator[tuple[AsyncEngine, str]]:
+    """A reader's engine and a database of parent <- child, parent <- doomed (dropped at the end)."""
+    schema = f"tr_ddl_{secrets.token_hex(4)}"
+    await _run(
+        mysql_url,
+        [
+            f"CREATE DATABASE {schema}",
+            f"CREATE TABLE {schema}.parent (id integer PRIMARY KEY, name text)",
+            f"CREATE TABLE {schema}.child (id integer PRIMARY KEY, parent_id integer,"
+            f" FOREIGN KEY (parent_id) REFERENCES {schema}.parent (id))",
+            f"CREATE TABLE {schema}.doomed (id integer PRIMARY KEY, parent_id integer,"
+            f" FOREIGN KEY (parent_id) REFERENCES {schema}.parent (id))",
+        ],
+    )
+    engine = create_async_engine(mysql_url)
+    try:
+        yield engine, schema
+    finally:
+        await engine.dispose()
+        await _run(mysql_url, [f"DROP DATABASE {schema}"])
+
+
+async def test_mariadb_catalog_skips_what_changed_between_its_queries(
+    maria_schema: tuple[AsyncEngine, str], mysql_url: str
+) -> None:
+    # MariaDB's information_schema is read live, not from a snapshot: after the tables query a
+    # table goes (its columns and keys with it) and a new one gets a foreign key pointing to it.
+    engine, schema = maria_schema
+    churn = [
+        f"DROP TABLE {schema}.doomed",
+        f"CREATE TABLE {schema}.late (id integer PRIMARY KEY)",
+        f"ALTER TABLE {schema}.child ADD COLUMN late_id integer,"
+        f" ADD FOREIGN KEY (late_id) REFERENCES {schema}.late (id)",
+    ]
+    with _committed_after(engine, MYSQL_TABLES, mysql_url, churn) as fired:
+        catalog = await introspect(engine, "maria", [schema])
+    assert fired
+    assert _names(catalog.tables) == {"parent", "child"}
+    assert not _dangling(catalog.tables, schema)
+    after = await introspect(engine, "maria", [schema])
+    assert _names(after.tables) == {"parent", "child", "late"}
+    assert not _dangling(after.tables, schema)

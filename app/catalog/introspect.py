@@ -253,7 +253,14 @@ _MYSQL_KEYS = sa.text(
 
 
 def _read_mysql_schema(conn: Connection, schema: str, shown: str | None) -> list[Table]:
-    """Three ``information_schema`` queries instead of SQLAlchemy's per-table SHOW CREATE TABLE."""
+    """Three ``information_schema`` queries instead of SQLAlchemy's per-table SHOW CREATE TABLE.
+
+    No transaction makes them one snapshot (MariaDB builds ``information_schema`` when it is
+    queried), so DDL between them shows: what the tables query did not return is left out. A
+    table without columns was dropped after it (neither engine has such tables; a view with none
+    is one whose tables are gone, and stays as the engine reports it); a foreign key to a table
+    of this schema that it did not return points to one made after it.
+    """
     params = {"schema": schema}
     kinds: dict[str, tuple[str, str | None]] = {}
     for name, table_type, comment in conn.execute(_MYSQL_TABLES, params):
@@ -272,6 +279,8 @@ def _read_mysql_schema(conn: Connection, schema: str, shown: str | None) -> list
             fks[table, constraint].append((column, ref_schema, ref_table, ref_column))
     by_table: dict[str, list[ForeignKey]] = defaultdict(list)
     for (table, _), parts in fks.items():
+        if parts[0][1] == schema and parts[0][2] not in kinds:
+            continue
         ref = _ref_name(parts[0][1], schema, shown, parts[0][2])
         by_table[table].append(ForeignKey(tuple(p[0] for p in parts), ref, tuple(p[3] for p in parts)))
     return [
@@ -285,4 +294,5 @@ def _read_mysql_schema(conn: Connection, schema: str, shown: str | None) -> list
             foreign_keys=tuple(by_table[name]),
         )
         for name, (kind, comment) in kinds.items()
+        if columns[name] or kind == "view"
     ]
