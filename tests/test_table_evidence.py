@@ -6,11 +6,14 @@ why; with ``TABLE_EVIDENCE`` off the copies keep their scores. The judge is the 
 LM): evidence applies to any judge's ranking.
 
 Then the cards an API key's grant re-renders, read back from the LM simulator's prompts: a key
-that may see copies but not ``orders`` and ``customers`` gets the evidence on every card.
+that may see copies but not ``orders`` and ``customers`` gets the evidence on every card, and
+never the name of a table it cannot see.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -181,6 +184,11 @@ async def granted_copies(pg_url: str, make_settings: SettingsBuilder) -> AsyncIt
         await engine.dispose()
 
 
+def _hidden(world: GrantedCopies) -> re.Pattern[str]:
+    """The names the copies key may not see, as whole names (``orders``, not ``orders_old``)."""
+    return re.compile(rf"{world.schema}\.(?:orders|customers)\b")
+
+
 async def _card_headers(world: GrantedCopies, key: str, question: str) -> tuple[dict[str, str], str, str]:
     """The card headers the LM was shown in one route of ``key`` (by bare table name), all the
     prompts' text, and the answer's."""
@@ -198,6 +206,28 @@ async def _card_headers(world: GrantedCopies, key: str, question: str) -> tuple[
         line[len(start) :].split(" ", 1)[0]: line for line in text.splitlines() if line.startswith(start)
     }
     return headers, text, response.text
+
+
+async def test_a_key_that_cannot_see_the_original_is_not_shown_its_name(
+    granted_copies: GrantedCopies,
+) -> None:
+    world, schema = granted_copies, granted_copies.schema
+    # The control: a key that sees everything is told which table orders_old copies.
+    headers, _, _ = await _card_headers(world, ADMIN_KEY, "orders per status, admin")
+    assert f"[copy of {schema}.orders]" in headers["orders_old"]
+
+    headers, prompts, answer = await _card_headers(world, world.copies_key, "orders per status, copies key")
+    assert set(headers) == {"orders_old", "orders_backup_2019", "orders_staging", "returns", "returns_bak"}
+    assert not _hidden(world).search(prompts), prompts
+    assert "[name reads as a copy]" in headers["orders_old"]
+    # The answer's reasons and the table list are guarded the same way.
+    assert not _hidden(world).search(answer), answer
+    reasons = {t["name"]: t["reason"] for t in json.loads(answer)["tables"]}
+    assert "name reads as a copy" in reasons[f"{schema}.orders_old"]
+    listed = await world.client.get("/sources/wh/tables", headers=world.auth(world.copies_key))
+    assert not _hidden(world).search(listed.text), listed.text
+    evidence = {t["name"]: t["evidence"] for t in listed.json()["tables"]}
+    assert evidence[f"{schema}.orders_old"] == "name reads as a copy"
 
 
 async def test_cards_made_again_for_a_key_keep_their_evidence(granted_copies: GrantedCopies) -> None:

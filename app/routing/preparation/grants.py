@@ -7,8 +7,9 @@ The tables no pattern matches are removed before the shortlist, so they never re
 the answer or an error message: the cards of visible tables are re-rendered
 without their foreign keys to hidden tables, and the FK graph used for join-path completion
 keeps only visible tables. A re-rendered card keeps its evidence (``[empty]``, ``[copy of
-s.orders]``) as the key may read it (``TableEvidence.visible_to``). Grants are computed once per
-catalog version and pattern set.
+s.orders]``), and a copy of a hidden table is re-rendered too: its card says only that its name
+reads as a copy (``TableEvidence.visible_to``), as if the original did not exist. Grants are
+computed once per catalog version and pattern set.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def visible_tables(
     """The grant of ``patterns`` over ``tables``; None when every table is visible.
 
     ``evidence`` is the catalog's (``PreparedCatalog.evidence``), which its cards show. Cards of
-    visible tables that link nowhere hidden stay the catalog's own; only the others are made
-    again.
+    visible tables that link nowhere hidden and copy no hidden table stay the catalog's own;
+    only the others are made again.
     """
     if ALL_TABLES in patterns:
         return None
@@ -92,7 +93,7 @@ def visible_tables(
     for table, original in zip(shown, visible, strict=True):
         found = evidence.get(table.qualified_name)
         seen = None if found is None else found.visible_to(names)
-        if table is not original:
+        if table is not original or seen is not found:
             hint = "" if seen is None else seen.hint()
             rerendered[table.qualified_name] = make_card(table, chunk_tokens, known, hint)
     digest = hashlib.blake2b("\n".join(sorted(names)).encode(), digest_size=16).hexdigest()
