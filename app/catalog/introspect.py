@@ -2,10 +2,11 @@
 
 PostgreSQL reads ``pg_catalog`` in four queries (``app.catalog.pg_catalog``: several times
 faster than SQLAlchemy's ``Inspector.get_multi_*`` on 10,000 tables, and the Python objects are
-built off the event loop). Other dialects with native bulk reflection go through
-``Inspector.get_multi_*``. MySQL/MariaDB do not: SQLAlchemy's MySQL dialect falls back to one
-``SHOW CREATE TABLE`` per table, so they read ``information_schema`` directly (three queries per
-schema). SQLite uses the Inspector as well; its per-table PRAGMAs run in-process, not over a network.
+built off the event loop), all in one snapshot, so DDL during a refresh cannot tear the
+catalog. Other dialects with native bulk reflection go through ``Inspector.get_multi_*``.
+MySQL/MariaDB do not: SQLAlchemy's MySQL dialect falls back to one ``SHOW CREATE TABLE`` per
+table, so they read ``information_schema`` directly (three queries per schema). SQLite uses the
+Inspector as well; its per-table PRAGMAs run in-process, not over a network.
 
 Without configured schemas every non-system schema is read: on PostgreSQL all but ``pg_*`` and
 ``information_schema``, on MySQL/MariaDB the URL's database, on SQLite ``main``; ``exclude``
@@ -58,6 +59,16 @@ _PG_USER_SCHEMAS = sa.text(
 )
 
 
+# Tables, columns, keys and row counts are separate queries, and a live warehouse runs DDL
+# during a refresh: read apart, keys can name a table the tables query never saw. One
+# REPEATABLE READ transaction gives every query the snapshot of the first. PostgreSQL's
+# explicit queries on pg_catalog honour it ("queries that explicitly examine the system
+# catalogs don't see rows representing concurrently created database objects": the manual's
+# MVCC caveats); only its internal lookups (format_type, pg_relation_size) see the newest
+# catalog, and they answer '???' or NULL, never an error, for an object dropped since.
+_ONE_SNAPSHOT: dict[str, Any] = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
 async def introspect(
     engine: AsyncEngine,
     source: str,
@@ -75,6 +86,8 @@ async def introspect(
     """
     try:
         async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execution_options(**_ONE_SNAPSHOT)
             if conn.dialect.name == "postgresql" and bulk:
                 tables = await _read_postgresql(conn, source, schemas, exclude)
             else:
@@ -248,7 +261,14 @@ _MYSQL_KEYS = sa.text(
 
 
 def _read_mysql_schema(conn: Connection, schema: str, shown: str | None) -> list[Table]:
-    """Three ``information_schema`` queries instead of SQLAlchemy's per-table SHOW CREATE TABLE."""
+    """Three ``information_schema`` queries instead of SQLAlchemy's per-table SHOW CREATE TABLE.
+
+    No transaction makes them one snapshot (MariaDB builds ``information_schema`` when it is
+    queried), so DDL between them shows: what the tables query did not return is left out. A
+    table without columns was dropped after it (neither engine has such tables; a view with none
+    is one whose tables are gone, and stays as the engine reports it); a foreign key to a table
+    of this schema that it did not return points to one made after it.
+    """
     params = {"schema": schema}
     kinds: dict[str, tuple[str, str | None]] = {}
     for name, table_type, comment in conn.execute(_MYSQL_TABLES, params):
@@ -267,6 +287,8 @@ def _read_mysql_schema(conn: Connection, schema: str, shown: str | None) -> list
             fks[table, constraint].append((column, ref_schema, ref_table, ref_column))
     by_table: dict[str, list[ForeignKey]] = defaultdict(list)
     for (table, _), parts in fks.items():
+        if parts[0][1] == schema and parts[0][2] not in kinds:
+            continue
         ref = _ref_name(parts[0][1], schema, shown, parts[0][2])
         by_table[table].append(ForeignKey(tuple(p[0] for p in parts), ref, tuple(p[3] for p in parts)))
     return [
@@ -280,4 +302,5 @@ def _read_mysql_schema(conn: Connection, schema: str, shown: str | None) -> list
             foreign_keys=tuple(by_table[name]),
         )
         for name, (kind, comment) in kinds.items()
+        if columns[name] or kind == "view"
     ]

@@ -88,18 +88,36 @@ def pg_type_name(formatted: str) -> str:
 ColumnNames = dict[tuple[int, int], str]
 
 
+def _named(names: ColumnNames, oid: int, numbers: Sequence[int]) -> tuple[str, ...] | None:
+    """The names of a key's columns, or None when they were not read."""
+    try:
+        return tuple(names[oid, n] for n in numbers)
+    except KeyError:
+        return None
+
+
 def _keys(
-    rows: Sequence[Any], names: ColumnNames, shown: dict[str, str | None]
+    rows: Sequence[Any], names: ColumnNames, shown: dict[str, str | None], read: set[int]
 ) -> tuple[dict[int, tuple[str, ...]], dict[int, list[ForeignKey]]]:
+    """Primary and foreign keys by table; a key on or to a table of the schemas that the tables
+    query did not return, or over columns the columns query did not, is left out.
+
+    ``introspect`` reads in one snapshot, where that never happens; a caller that reads apart
+    (each query its own snapshot) gets a catalog without dangling keys rather than a KeyError.
+    """
     primary: dict[int, tuple[str, ...]] = {}
     foreign: dict[int, list[ForeignKey]] = defaultdict(list)
     for oid, kind, _name, numbers, ref_oid, ref_schema, ref_table, ref_numbers in rows:
-        columns = tuple(names[oid, n] for n in numbers)
+        columns = _named(names, oid, numbers)
+        if oid not in read or columns is None:
+            continue
         if kind == "p":
             primary[oid] = columns
-        elif ref_table is not None:
-            ref = qualify(shown.get(ref_schema, ref_schema), ref_table)
-            foreign[oid].append(ForeignKey(columns, ref, tuple(names[ref_oid, n] for n in ref_numbers)))
+        elif ref_table is not None and (ref_schema not in shown or ref_oid in read):
+            ref_columns = _named(names, ref_oid, ref_numbers)
+            if ref_columns is not None:
+                ref = qualify(shown.get(ref_schema, ref_schema), ref_table)
+                foreign[oid].append(ForeignKey(columns, ref, ref_columns))
     return primary, foreign
 
 
@@ -117,7 +135,7 @@ def _assemble(
         name = sys.intern(name)  # noqa: PLW2901
         names[oid, number] = name
         by_table[oid].append(Column(name, pg_type_name(type_), not not_null, comment))
-    primary, foreign = _keys(keys, names, shown)
+    primary, foreign = _keys(keys, names, shown, {row[0] for row in relations})
     return [
         Table(
             schema=shown[schema],

@@ -6,16 +6,20 @@ table's schema and name separately, so ``public.*`` never reaches schema ``publi
 The tables no pattern matches are removed before the shortlist, so they never reach the LM,
 the answer or an error message: the cards of visible tables are re-rendered
 without their foreign keys to hidden tables, and the FK graph used for join-path completion
-keeps only visible tables. Grants are computed once per catalog version and pattern set.
+keeps only visible tables. A re-rendered card keeps its evidence (``[empty]``, ``[copy of
+s.orders]``), and a copy of a hidden table is re-rendered too: its card says only that its name
+reads as a copy (``TableEvidence.visible_to``), as if the original did not exist. Grants are
+computed once per catalog version and pattern set.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from app.catalog.copies import TableEvidence
 from app.catalog.fk_graph import fk_graph
 from app.catalog.identifiers import ALL_TABLES, NameSyntaxError, TablePattern, parse_pattern
 from app.catalog.model import Table
@@ -64,11 +68,17 @@ def _without_hidden_links(table: Table, names: frozenset[str]) -> Table:
     return table if len(kept) == len(table.foreign_keys) else dataclasses.replace(table, foreign_keys=kept)
 
 
-def visible_tables(tables: Sequence[Table], patterns: Sequence[str], chunk_tokens: int) -> TableGrant | None:
+def visible_tables(
+    tables: Sequence[Table],
+    patterns: Sequence[str],
+    chunk_tokens: int,
+    evidence: Mapping[str, TableEvidence],
+) -> TableGrant | None:
     """The grant of ``patterns`` over ``tables``; None when every table is visible.
 
-    Cards of visible tables that link nowhere hidden stay the catalog's own; only the others
-    are made again.
+    ``evidence`` is the catalog's (``PreparedCatalog.evidence``), which its cards show. Cards of
+    visible tables that link nowhere hidden and copy no hidden table stay the catalog's own;
+    only the others are made again.
     """
     if ALL_TABLES in patterns:
         return None
@@ -79,10 +89,12 @@ def visible_tables(tables: Sequence[Table], patterns: Sequence[str], chunk_token
     names = frozenset(t.qualified_name for t in visible)
     shown = [_without_hidden_links(t, names) for t in visible]
     known = catalog_names(tables)
-    rerendered = {
-        t.qualified_name: make_card(t, chunk_tokens, known)
-        for t, original in zip(shown, visible, strict=True)
-        if t is not original
-    }
+    rerendered = {}
+    for table, original in zip(shown, visible, strict=True):
+        found = evidence.get(table.qualified_name)
+        seen = None if found is None else found.visible_to(names)
+        if table is not original or seen is not found:
+            hint = "" if seen is None else seen.hint()
+            rerendered[table.qualified_name] = make_card(table, chunk_tokens, known, hint)
     digest = hashlib.blake2b("\n".join(sorted(names)).encode(), digest_size=16).hexdigest()
     return TableGrant(names, digest, rerendered, fk_graph(shown))

@@ -104,7 +104,7 @@ class PreparedCatalog:
         if key not in self._grants:
             if len(self._grants) >= MAX_GRANTS:
                 self._grants.clear()
-            grant = visible_tables(self.catalog.tables, key, self.chunk_tokens)
+            grant = visible_tables(self.catalog.tables, key, self.chunk_tokens, self.evidence)
             self._grants[key] = None if grant is None else (grant, self._narrowed(None, grant))
         return self._grants[key]
 
