@@ -109,8 +109,7 @@ class RouteLog(Base):
     # (coverage is null for the lexical judge too). Columns, since operators filter on them.
     coverage: Mapped[float | None]
     partial: Mapped[bool | None]
-    # The rest of the answer's state, read with the route: unsettled, unjudged, degraded,
-    # degraded_reason, budget_cut, budget_cut_reason, budget_unjudged (app.answering.route_outcome).
+    # The rest of how complete it was, read with the route (app.store.records.RouteOutcome).
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
     feedback: Mapped[RouteFeedback | None] = relationship(back_populates="route", lazy="raise")
