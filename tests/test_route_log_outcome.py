@@ -9,6 +9,7 @@ into the store at start-up and read back too.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -34,6 +35,10 @@ from tests.fixtures.warehouse import SyntheticWarehouse, WarehouseBuilder
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 FNR = 0.25  # the oracle misses a gold table this often: a gold table's two votes often split
 OUTCOME = ("coverage", "partial", *OUTCOME_KEYS)
+STORE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "store.md"
+SQL_SAMPLE = re.compile(
+    r"<!-- sample:(?P<name>route-log-[\w-]+)[^>]*-->\s*```sql\n(?P<sql>.*?)\n```", re.DOTALL
+)
 STATS = asdict(RouteStats(120, 3, 3, 0, 0, 900, 40, 12.5))
 # A spill file's line as the build before routes kept their outcome wrote it.
 OLD_SPILLED_ID = "spilled0before0outcome000000000"
@@ -190,6 +195,42 @@ async def test_a_route_reads_back_as_sure_and_as_complete_as_it_was_answered(
         coverage, partial, outcome = stored[body["route_id"]]
         assert (coverage, partial) == (body["coverage"], body["partial"])
         assert outcome == {k: body[k] for k in OUTCOME_KEYS}
+
+
+async def _documented(store_url: str, name: str) -> list[dict[str, Any]]:
+    """The rows docs/store.md's SQL sample ``name`` gives on the store at ``store_url``."""
+    samples = {m["name"]: m["sql"] for m in SQL_SAMPLE.finditer(STORE_PAGE.read_text(encoding="utf-8"))}
+    assert name in samples, f"docs/store.md has no {name} sample"
+    engine = create_async_engine(store_url)
+    try:
+        async with engine.connect() as conn:
+            return [dict(row) for row in (await conn.execute(sa.text(samples[name]))).mappings()]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_documented_queries_find_the_unsure_and_the_partial_routes(
+    served: Served, answered: list[dict[str, Any]]
+) -> None:
+    if not served.store_url.startswith("postgresql"):
+        pytest.skip("docs/store.md's queries are PostgreSQL's")
+    found = await _documented(served.store_url, "route-log-sql")
+    unsure = {b["route_id"]: b for b in answered if b["coverage"] < 0.9}
+    assert unsure, "no answer had coverage under 0.9: the query shows nothing"
+    # The route this build spilled (coverage 0.42) was replayed at start-up: it is the day's too.
+    assert {row["route_id"] for row in found} == {*unsure, served.spilled_id}
+    for row in found:
+        if row["route_id"] in unsure:
+            body = unsure[row["route_id"]]
+            assert (row["coverage"], row["partial"]) == (body["coverage"], body["partial"])
+            assert row["unsettled"] == body["unsettled"]
+    assert [row["coverage"] for row in found] == sorted(row["coverage"] for row in found)
+    # Per source: the LM routes' partial ones and budget cuts (a lexical route, if one ran, has none).
+    day = {row["source"]: row for row in await _documented(served.store_url, "route-log-sql-summary")}
+    assert day["wh"]["partial"] == sum(b["partial"] for b in answered)
+    assert day["wh"]["budget_cut"] == sum(b["budget_cut"] for b in answered)
+    assert day["wh"]["degraded"] == 0
+    assert (day["spilled"]["routes"], day["spilled"]["partial"], day["spilled"]["budget_cut"]) == (1, 1, 1)
 
 
 async def test_a_lexical_route_logs_no_coverage(
