@@ -23,10 +23,10 @@ from app.routing.result import LEXICAL_JUDGE, RouteResult, RouteStats
 from app.routing.service import OnRouteEvent, Router
 from app.routing.token_hold import BudgetExhaustedError
 from app.sources.registry import CatalogRegistry
-from app.store.records import RouteRecord
+from app.store.records import RouteOutcome, RouteRecord
 from app.store.route_log_writer import RouteLogWriter
 
-__all__ = ["RouteAnswer", "RouteAnswering", "route_record"]
+__all__ = ["RouteAnswer", "RouteAnswering", "route_outcome", "route_record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,19 @@ class RouteAnswer:
     result: RouteResult
     catalog_stale: bool
     catalog_age_s: float | None
+
+
+def route_outcome(result: RouteResult) -> RouteOutcome:
+    """How complete ``result`` is, besides its coverage and partial: the route log's ``outcome``."""
+    return RouteOutcome(
+        unjudged=list(result.unjudged),
+        unsettled=list(result.unsettled),
+        degraded=result.degraded,
+        degraded_reason=result.degraded_reason,
+        budget_cut=result.budget_cut,
+        budget_unjudged=list(result.budget_unjudged),
+        budget_cut_reason=result.budget_cut_reason,
+    )
 
 
 def route_record(result: RouteResult, query: RouteQuery, key_id: str | None = None) -> RouteRecord:
@@ -54,6 +67,9 @@ def route_record(result: RouteResult, query: RouteQuery, key_id: str | None = No
         tables=[asdict(t) for t in result.tables],
         stats=asdict(result.stats),
         key_id=key_id,
+        coverage=result.coverage,
+        partial=result.partial,
+        outcome=route_outcome(result),
     )
 
 

@@ -154,3 +154,80 @@ async def test_alembic_command_line_upgrades_the_store_in_the_environment(
         )
         assert other.returncode == 0, other.stderr
         assert await _tables(elsewhere) == STORE_TABLES | {"alembic_version"}
+
+
+# A route_log row as revision 0004 wrote it (before routes kept their coverage and outcome).
+ROUTE_0004 = (
+    "INSERT INTO route_log (route_id, created_at, source, catalog_version, judge, question, top_k,"
+    " min_score, tables, stats) VALUES (:route_id, '2026-12-01 10:00:00', 'demo', 'v1', 'lexical', 'q',"
+    " 5, 0.5, '[]', '{}')"
+)
+OUTCOME_COLUMNS = {"coverage", "partial", "outcome"}
+
+
+async def _route_log_columns(url: str) -> dict[str, str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(lambda c: sa.inspect(c).get_columns("route_log"))
+    finally:
+        await engine.dispose()
+    return {c["name"]: str(c["type"]) for c in columns}
+
+
+async def _filenode(url: str) -> int | None:
+    """The file PostgreSQL keeps route_log in: a new one means the table was rewritten."""
+    if not url.startswith("postgresql"):
+        return None
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(sa.text("SELECT pg_relation_filenode('route_log')")))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+async def test_0005_adds_the_route_outcome_and_keeps_older_routes(
+    backend: str, pg_url: str, tmp_path: Path
+) -> None:
+    async with fresh_store_url(backend, pg_url, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0004")
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(ROUTE_0004), {"route_id": "before"})
+            filenode = await _filenode(url)
+            await asyncio.to_thread(migrate.upgrade, url, "0005")
+            columns = await _route_log_columns(url)
+            assert set(columns) >= OUTCOME_COLUMNS
+            if backend == "postgresql":
+                assert (columns["coverage"], columns["partial"], columns["outcome"]) == (
+                    "DOUBLE PRECISION",
+                    "BOOLEAN",
+                    "JSONB",
+                )
+                # Nullable columns without defaults: added to the catalog, not written into every row.
+                assert await _filenode(url) == filenode
+            async with engine.begin() as conn:
+                old = (await conn.execute(sa.text("SELECT coverage, partial, outcome FROM route_log"))).one()
+                assert tuple(old) == (None, None, None)  # not known for a route logged before
+                await conn.execute(sa.text(ROUTE_0004), {"route_id": "after"})
+                await conn.execute(
+                    sa.text(
+                        "UPDATE route_log SET coverage = 0.75, partial = :partial, outcome = :outcome"
+                        " WHERE route_id = 'after'"
+                    ),
+                    {"partial": True, "outcome": '{"unsettled": ["orders"]}'},
+                )
+                low = await conn.scalars(
+                    sa.text("SELECT route_id FROM route_log WHERE coverage < 0.9 AND partial")
+                )
+                assert list(low) == ["after"]
+            await asyncio.to_thread(migrate.downgrade, url, "0004")
+            assert not set(await _route_log_columns(url)) & OUTCOME_COLUMNS
+            async with engine.connect() as conn:
+                kept = await conn.scalars(sa.text("SELECT route_id FROM route_log ORDER BY route_id"))
+                assert list(kept) == ["after", "before"]
+        finally:
+            await engine.dispose()

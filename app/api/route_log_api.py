@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -33,7 +34,7 @@ from app.catalog.model import Catalog
 from app.catalog.table_names import SQLNotParsedError, TableName, match_tables, split_name, tables_in_sql
 from app.memory.entries import feedback_entry
 from app.routing.preparation.grants import sees_table
-from app.store.records import FeedbackRecord, RouteRecord
+from app.store.records import OUTCOME_KEYS, FeedbackRecord, RouteRecord
 
 router = APIRouter(tags=["route log"], dependencies=[Depends(authenticated)], responses=KEY_RESPONSES)
 
@@ -110,7 +111,19 @@ async def get_route(
     record = _owned(pending, route_id, principal) if pending else await _logged(state, route_id, principal)
     with store_call():
         feedback = None if pending else await state.store.feedback.get(route_id)
-    return LoggedRoute.model_validate({**asdict(record), "feedback": asdict(feedback) if feedback else None})
+    return _logged_route(record, feedback)
+
+
+def _logged_route(record: RouteRecord, feedback: FeedbackRecord | None) -> LoggedRoute:
+    """The body of a logged route: its outcome document's fields beside its columns, null when absent."""
+    outcome: Mapping[str, object] = record.outcome or {}
+    return LoggedRoute.model_validate(
+        {
+            **asdict(record),
+            **{name: outcome.get(name) for name in OUTCOME_KEYS},
+            "feedback": asdict(feedback) if feedback else None,
+        }
+    )
 
 
 @router.post(

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.schemas import PlainText, RoutedTable, RouteStatsBody
 
 TableNameField = Field(min_length=1, max_length=500)
+# What a logged route's outcome fields say for a route logged before the route log kept them.
+BEFORE = "null for a route logged before the route log kept it"
 
 
 class FeedbackRequest(BaseModel):
@@ -75,6 +77,38 @@ class LoggedRoute(BaseModel):
     schemas: list[str] | None = Field(description="the request's schema filter, if any", examples=[None])
     tables: list[RoutedTable] = Field(description="the ranked answer, best first")
     stats: RouteStatsBody = Field(description="the route's counters, as in its response")
+    coverage: float | None = Field(
+        ge=0,
+        le=1,
+        description="as in its response: the estimated probability that every table the SQL needs is in "
+        "'tables'; null for the lexical judge, and for a route logged before the log kept it",
+        examples=[0.93],
+    )
+    partial: bool | None = Field(
+        description="as in its response: some tables got no verdict ('unjudged'), or the deadline stopped "
+        f"the extra votes; {BEFORE}",
+        examples=[False],
+    )
+    unjudged: list[str] | None = Field(
+        description=f"as in its response: tables no answered chunk judged; {BEFORE}", examples=[[]]
+    )
+    unsettled: list[str] | None = Field(
+        description=f"as in its response: tables whose votes still disagreed; {BEFORE}",
+        examples=[["public.order_archive"]],
+    )
+    degraded: bool | None = Field(
+        description=f"as in its response: the lexical judge answered because the LM could not; {BEFORE}",
+        examples=[False],
+    )
+    degraded_reason: str | None = Field(description="why the route is degraded", examples=[None])
+    budget_cut: bool | None = Field(
+        description=f"as in its response: a token budget kept some tables from the LM; {BEFORE}",
+        examples=[False],
+    )
+    budget_unjudged: list[str] | None = Field(
+        description=f"as in its response: tables the token budget kept from the LM; {BEFORE}", examples=[[]]
+    )
+    budget_cut_reason: str | None = Field(description="which budget cut the route", examples=[None])
     feedback: FeedbackBody | None = Field(description="feedback on the route, if any")
 
 

@@ -86,7 +86,7 @@ class CatalogSnapshot(Base):
 
 
 class RouteLog(Base):
-    """One answered route: the question, what it was routed over, and the ranked answer."""
+    """One answered route: the question, what it was routed over, the ranked answer and how sure it was."""
 
     __tablename__ = "route_log"
     __table_args__ = (sa.Index(None, "source", "catalog_version"),)
@@ -105,6 +105,12 @@ class RouteLog(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     # The API key that asked (null: auth off, or a route logged before keys existed).
     key_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    # How sure and how complete the answer was; null on routes logged before these were kept
+    # (coverage is null for the lexical judge too). Columns, since operators filter on them.
+    coverage: Mapped[float | None]
+    partial: Mapped[bool | None]
+    # The rest of how complete it was, read with the route (app.store.records.RouteOutcome).
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
     feedback: Mapped[RouteFeedback | None] = relationship(back_populates="route", lazy="raise")
 

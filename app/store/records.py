@@ -1,12 +1,31 @@
-"""Plain values the store reads and writes: a route as logged, feedback on it, a key's spend."""
+"""Plain values the store reads and writes: a route as logged, its outcome, feedback on it, a key's spend."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
-__all__ = ["FeedbackRecord", "KeySpend", "RouteRecord"]
+__all__ = ["OUTCOME_KEYS", "FeedbackRecord", "KeySpend", "RouteOutcome", "RouteRecord"]
+
+
+class RouteOutcome(TypedDict):
+    """How complete a logged route's answer was, besides its coverage and partial (``outcome``).
+
+    The names and meanings of the route's response; one JSON document, since these are read
+    with the route, not filtered on. A key added later is absent from older routes' documents.
+    """
+
+    unjudged: list[str]
+    unsettled: list[str]
+    degraded: bool
+    degraded_reason: str | None
+    budget_cut: bool
+    budget_unjudged: list[str]
+    budget_cut_reason: str | None
+
+
+OUTCOME_KEYS: tuple[str, ...] = tuple(RouteOutcome.__annotations__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +45,11 @@ class RouteRecord:
     tables: list[dict[str, Any]]
     stats: dict[str, Any]
     key_id: str | None = None  # the API key that asked
+    # How sure and how complete the answer was. None: not known (a route logged, or spilled,
+    # before the log kept them); coverage is None for the lexical judge too.
+    coverage: float | None = None
+    partial: bool | None = None
+    outcome: RouteOutcome | None = None
 
     def row(self) -> dict[str, Any]:
         """The values of its ``route_log`` row."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.store.database import Store
 from app.store.models import RouteFeedback, RouteLog
-from app.store.records import KeySpend, RouteRecord
+from app.store.records import KeySpend, RouteOutcome, RouteRecord
 from app.store.row_text import without_nul
 
 __all__ = ["RouteLogRepository"]
@@ -34,6 +35,9 @@ def _record(row: RouteLog) -> RouteRecord:
         tables=row.tables,
         stats=row.stats,
         key_id=row.key_id,
+        coverage=row.coverage,
+        partial=row.partial,
+        outcome=cast("RouteOutcome | None", row.outcome),  # as route_outcome wrote it
     )
 
 
