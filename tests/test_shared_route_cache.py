@@ -22,7 +22,7 @@ from app.harness.replicas import RedisServer, Replica, running_replicas
 from app.simulator.launcher import free_port
 from tests.fixtures.replicas import REDIS_URL, ReplicaWorldBuilder, World
 
-# Replica processes, and slow: whichever test runs first pays their ~10-18 s start-up.
+# Replica processes: the session forks them (~1 s each); the first module pays the forker's warm-up.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replicas, pytest.mark.slow]
 # The computing replica renews its route lock every third of this: its loop may stall ~1.3 s
 # (a loaded 2-core box) before the lock lapses and a waiter computes the route a second time.
