@@ -23,7 +23,7 @@ from app.simulator.launcher import free_port
 from tests.fixtures.replicas import REDIS_URL, ReplicaWorldBuilder, World
 from tests.fixtures.settings import SIM_MODEL
 
-# Replica processes, and slow: whichever test runs first pays their ~10-18 s start-up.
+# Replica processes: the session forks them (~1 s each); the first module pays the forker's warm-up.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replicas, pytest.mark.slow]
 GLOBAL_LIMIT = 4
 LEASE_SECONDS = 2.0

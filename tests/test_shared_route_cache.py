@@ -22,9 +22,15 @@ from app.harness.replicas import RedisServer, Replica, running_replicas
 from app.simulator.launcher import free_port
 from tests.fixtures.replicas import REDIS_URL, ReplicaWorldBuilder, World
 
-# Replica processes, and slow: whichever test runs first pays their ~10-18 s start-up.
+# Replica processes: the session forks them (~1 s each); the first module pays the forker's warm-up.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.replicas, pytest.mark.slow]
-LOCK_SECONDS = 1.0
+# The computing replica renews its route lock every third of this: its loop may stall ~1.3 s
+# (a loaded 2-core box) before the lock lapses and a waiter computes the route a second time.
+LOCK_SECONDS = 2.0
+LEASE_SECONDS = 1.0
+# A waiter's patience, far above a route's ~2-4 s here, so that only a dead holder's lapsed lock,
+# never a slow but live computation, makes it compute (the wait is capped at half the deadline).
+WAIT_SECONDS = 30
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -36,8 +42,10 @@ async def replica_world(
         "TABLEROUTER_LLM_MAX_CONCURRENCY": "2",
         "TABLEROUTER_REPLICAS": "3",
         "TABLEROUTER_REDIS_ROUTE_LOCK_SECONDS": str(LOCK_SECONDS),
-        # A killed replica's LM slots come back as soon as its route lock does.
-        "TABLEROUTER_REDIS_LEASE_SECONDS": str(LOCK_SECONDS),
+        "TABLEROUTER_REDIS_ROUTE_WAIT_SECONDS": str(WAIT_SECONDS),
+        "TABLEROUTER_ROUTE_DEADLINE_MS": str(WAIT_SECONDS * 2 * 1000),
+        # A killed replica's LM slots are free again by the time its route lock lapses.
+        "TABLEROUTER_REDIS_LEASE_SECONDS": str(LEASE_SECONDS),
         # A computed route costs LM calls every time: only the route cache can save them.
         "TABLEROUTER_VERDICT_CACHE_SIZE": "0",
     }
@@ -58,6 +66,20 @@ async def _route(client: httpx.AsyncClient, replica: Replica, question: str) -> 
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def _route_misses(client: httpx.AsyncClient, replica: Replica) -> int:
+    misses: int = (await client.get(f"{replica.url}/cache")).json()["routes"]["misses"]
+    return misses
+
+
+async def _misses_rise_above(client: httpx.AsyncClient, replica: Replica, before: int) -> bool:
+    """Whether the replica's route-cache misses pass ``before`` (polls 10 ms apart, for 6 s or more)."""
+    for _ in range(600):
+        if await _route_misses(client, replica) > before:
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 async def test_a_route_computed_by_one_replica_is_served_by_the_others(
@@ -112,8 +134,11 @@ async def test_when_the_computing_replica_dies_another_computes_after_its_lock_e
                 break
             await asyncio.sleep(0.005)
         assert locks, "the victim never took the route's lock"
+        missed = [await _route_misses(client, r) for r in survivors]
         waiting = [asyncio.create_task(_route(client, r, question)) for r in survivors]
-        await asyncio.sleep(0.2)  # the survivors are waiting for the victim's answer
+        # Each survivor has looked in its own cache (a miss) and waits for the victim's answer.
+        for replica, before in zip(survivors, missed, strict=True):
+            assert await _misses_rise_above(client, replica, before), "a survivor never looked"
         assert not any(task.done() for task in waiting)
         victim.kill()
         bodies = await asyncio.gather(*waiting)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -10,8 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from asgi_lifespan import LifespanManager
 
 from app.harness.service import service_client
+from app.main import app_from_environment
+from app.settings import get_settings
 from tests.fixtures.settings import SettingsBuilder
 
 # Creates the app with no LM configured, runs its lifespan (store, demo source, router) and
@@ -67,3 +71,26 @@ async def test_start_up_logs_each_phase(
         "ready",
     ]
     assert all(p.endswith(" ms)") for p in phases)
+
+
+@pytest.mark.asyncio
+async def test_only_the_app_that_owns_its_process_freezes_the_heap(
+    make_settings: SettingsBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tablerouter serve's app freezes what start-up left (no collection rescans it) and thaws it
+    # at shutdown; an app sharing its process (this one's tests) leaves the process's heap alone.
+    async with service_client(make_settings(tmp=tmp_path, refresh_interval_s=0)) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        hosted = gc.get_freeze_count()
+    monkeypatch.setenv("TABLEROUTER_DEMO_WAREHOUSE_PATH", str(tmp_path / "served-demo.db"))
+    monkeypatch.setenv("TABLEROUTER_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("TABLEROUTER_REFRESH_INTERVAL_S", "0")
+    get_settings.cache_clear()
+    try:
+        async with LifespanManager(app_from_environment(), startup_timeout=60, shutdown_timeout=60):
+            served = gc.get_freeze_count()
+    finally:
+        get_settings.cache_clear()
+    assert hosted == 0
+    assert served > 100_000
+    assert gc.get_freeze_count() == 0

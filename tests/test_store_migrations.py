@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,14 +38,30 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-async def _upgrade_in_a_process(url: str, start_at: float) -> int:
-    """A process that imports first and then upgrades at wall-clock ``start_at``, like a replica."""
-    code = (
-        "import sys, time; from app.store.migrate import upgrade; "
-        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); upgrade(sys.argv[1])"
-    )
-    process = await asyncio.create_subprocess_exec(sys.executable, "-c", code, url, str(start_at))
-    return await asyncio.wait_for(process.wait(), 120)
+# Imports, says so, then upgrades on the go line: all processes start upgrading together, like
+# replicas started at once, as soon as the slowest has imported (not after a fixed wait).
+UPGRADE_ON_GO = (
+    "import sys; from app.store.migrate import upgrade; "
+    "print('imported', flush=True); sys.stdin.readline(); upgrade(sys.argv[1])"
+)
+
+
+async def _upgrades_in_processes(url: str, n: int) -> list[int]:
+    """``n`` processes that each import first, then upgrade ``url`` at the same moment."""
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", UPGRADE_ON_GO, url, stdin=PIPE, stdout=PIPE
+        )
+        for _ in range(n)
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 120) == b"imported\n"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+    await asyncio.gather(*(p.stdin.drain() for p in processes if p.stdin is not None))
+    return list(await asyncio.wait_for(asyncio.gather(*(p.wait() for p in processes)), 120))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=STORE_BACKENDS)
@@ -70,9 +86,7 @@ async def test_upgrade_check_downgrade_upgrade(empty_store: str) -> None:
     # Replicas (processes) starting together take turns: an advisory lock on PostgreSQL, a lock
     # file beside an SQLite store. Without them the later ones fail with "table already exists".
     replicas = 4
-    start_at = time.time() + 8  # after every process has imported Alembic and the models
-    results = await asyncio.gather(*(_upgrade_in_a_process(url, start_at) for _ in range(replicas)))
-    assert results == [0] * replicas
+    assert await _upgrades_in_processes(url, replicas) == [0] * replicas
     await asyncio.to_thread(migrate.check, url)
 
 

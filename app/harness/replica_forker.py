@@ -6,6 +6,7 @@ children are reaped automatically; stdin's end ends the forker (not its children
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -13,16 +14,21 @@ import sys
 
 import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401  (imported on first connect otherwise)
 
-import app.main  # noqa: F401  (the point: import everything heavy before forking)
+import app.main  # the point: import everything heavy before forking
+import app.redis_link  # noqa: F401  (app.main imports Redis's client only when configured)
 from app import cli
 from app.llm.backend import build_backend
+from app.llm.prices import prices_for
 from app.settings import Settings
 
 
 def _warm_up() -> None:
-    """Run what DSPy and lm15 import lazily on first use, so no child repeats it."""
+    """Run what DSPy, lm15 and the price list import lazily on first use, so no child repeats it."""
     settings = Settings.model_validate({"llm_model": "openai/warm-up", "llm_api_base": "http://127.0.0.1:9"})
     build_backend(settings)
+    # LiteLLM's price list: importing LiteLLM took 4-8 s of each forked replica's start-up
+    # (measured on the 2-core box), more than the rest of its start-up together.
+    prices_for(settings)
 
 
 def _serve_child(order: dict[str, object]) -> None:
@@ -45,6 +51,9 @@ def _serve_child(order: dict[str, object]) -> None:
 
 def main() -> None:
     _warm_up()
+    # What the imports left is never garbage: frozen, no child's collection scans (and so copies)
+    # it again.
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies: nobody waits for the children
     for line in sys.stdin:
         order = json.loads(line)

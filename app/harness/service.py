@@ -19,13 +19,17 @@ from app.settings import Settings
 
 
 @asynccontextmanager
-async def service_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def service_client(
+    settings: Settings, *, freeze_heap: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client bound to a fresh app for ``settings``, lifespan started and stopped.
 
     Unless ``settings`` names a store (``database_url``), the service gets a fresh SQLite store
     in a temporary directory: never ./tablerouter.db, and no snapshot left by another test.
+    ``freeze_heap`` as ``tablerouter serve`` does (see ``create_app``), for a check of the event
+    loop's pauses that must see what production sees.
     """
-    async with service_app_client(settings) as (_, client):
+    async with service_app_client(settings, freeze_heap=freeze_heap) as (_, client):
         yield client
 
 
@@ -40,10 +44,12 @@ def own_store(settings: Settings) -> Iterator[Settings]:
 
 
 @asynccontextmanager
-async def service_app_client(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def service_app_client(
+    settings: Settings, *, freeze_heap: bool = False
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """Like ``service_client``, also yielding the app (its state: limiter, breaker ...)."""
     with own_store(settings) as own:
-        app = create_app(own)
+        app = create_app(own, freeze_heap=freeze_heap)
         async with (
             LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
             httpx.AsyncClient(
