@@ -26,9 +26,7 @@ def _warm_up() -> None:
     """Run what DSPy, lm15 and the price list import lazily on first use, so no child repeats it."""
     settings = Settings.model_validate({"llm_model": "openai/warm-up", "llm_api_base": "http://127.0.0.1:9"})
     build_backend(settings)
-    # LiteLLM's price list: importing LiteLLM took 4-8 s of each forked replica's start-up
-    # (measured on the 2-core box), more than the rest of its start-up together.
-    prices_for(settings)
+    prices_for(settings)  # LiteLLM's price list, parsed once (no LiteLLM import: app/llm/prices.py)
 
 
 def _serve_child(order: dict[str, object]) -> None:

@@ -5,13 +5,23 @@ Prices come from the settings when any is given (``TABLEROUTER_LLM_PRICE_INPUT``
 (bundled with LiteLLM, read locally) for the configured model - or for
 ``TABLEROUTER_LLM_PRICE_MODEL``, when a proxy or a self-hosted name serves a known model. An
 unknown model has no prices: routes then say ``cost_usd: null`` rather than a made-up figure.
+
+The map is LiteLLM's bundled JSON file, read without importing LiteLLM: the import alone takes
+seconds (6 s on a 2-core machine), and DSPy's calls to an OpenAI-compatible server do not need it,
+so a service would otherwise start that much later only to learn its prices. LiteLLM serves a
+row under other names too (a row's ``alias_of`` names the row it stands for; a row's
+``aliases`` lists more names for it): ``_names`` follows both, and a test holds every name's
+prices equal to ``litellm.model_cost``'s.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
-import os
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
@@ -41,13 +51,34 @@ class Prices:
         return dollars / PER_MILLION
 
 
-def _cost_map() -> dict[str, Any]:
-    # Never the network: LiteLLM otherwise fetches its price list on import.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm  # noqa: PLC0415  (heavy; only when an LM is configured)
+COST_MAP_FILE = "model_prices_and_context_window_backup.json"
 
-    cost_map: dict[str, Any] = litellm.model_cost
-    return cost_map
+
+def _names(rows: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every name LiteLLM serves a row under: its own, its ``aliases``, and rows ``alias_of`` it."""
+    entries = {name: row for name, row in rows.items() if isinstance(row, dict) and "alias_of" not in row}
+    for row in list(entries.values()):
+        for alias in row.get("aliases") or ():
+            entries.setdefault(alias, row)  # a canonical row keeps its own name
+    for name, row in rows.items():
+        if isinstance(row, dict) and row.get("alias_of") in entries:
+            entries.setdefault(name, entries[row["alias_of"]])
+    return entries
+
+
+@cache
+def _cost_map() -> dict[str, dict[str, Any]]:
+    """LiteLLM's bundled price list by model name; empty without LiteLLM (never the network)."""
+    spec = importlib.util.find_spec("litellm")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / COST_MAP_FILE
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("LiteLLM's price list %s cannot be read: LM prices unknown", COST_MAP_FILE)
+        return {}
+    return _names(rows) if isinstance(rows, dict) else {}
 
 
 def _from_cost_map(model: str) -> Prices | None:
