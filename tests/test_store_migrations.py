@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from app.cli import main
 from app.harness.stores import STORE_BACKENDS, fresh_store_url
 from app.settings import get_settings
 from app.store import migrate
+from app.store.migration_lock import sqlite_migration_lock
 from app.store.models import Base
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -88,6 +90,23 @@ async def test_upgrade_check_downgrade_upgrade(empty_store: str) -> None:
     replicas = 4
     assert await _upgrades_in_processes(url, replicas) == [0] * replicas
     await asyncio.to_thread(migrate.check, url)
+
+
+async def test_an_sqlite_upgrade_waits_for_another_process_s_migration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The concurrent upgrades above rarely race on SQLite even without the lock file (its DDL is
+    # quick): here the lock is held for certain, and the upgrade must wait, then find work to do.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    with caplog.at_level(logging.INFO, logger="app.store.migration_lock"):
+        with sqlite_migration_lock(url):  # "another process" migrating
+            upgrading = asyncio.create_task(asyncio.to_thread(migrate.upgrade, url))
+            while not any("waiting for it" in r.getMessage() for r in caplog.records):
+                assert not upgrading.done(), "the upgrade ran while another process held the lock"
+                await asyncio.sleep(0.05)
+            assert not await _tables(url) - {"alembic_version"}  # it waits before touching the store
+        await asyncio.wait_for(upgrading, 60)
+    assert await _tables(url) == STORE_TABLES | {"alembic_version"}
 
 
 async def test_check_reports_drift(empty_store: str) -> None:

@@ -9,6 +9,7 @@ exclusive lock on a file beside the database instead; the later ones then find h
 from __future__ import annotations
 
 import fcntl
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 __all__ = ["SQLITE_LOCK_WAIT_S", "sqlite_migration_lock"]
+
+log = logging.getLogger(__name__)
 
 # How long a process waits for another one's migration before giving up with an error.
 SQLITE_LOCK_WAIT_S = 120.0
@@ -33,11 +36,15 @@ def sqlite_migration_lock(url: str, wait_s: float = SQLITE_LOCK_WAIT_S) -> Itera
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as handle:
         deadline = time.monotonic() + wait_s
+        waiting = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting:  # a replica that starts slowly here says why, once
+                    log.info("another process is migrating this store: waiting for it (%s)", lock_path)
+                    waiting = True
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"another process has been migrating this store for over {wait_s:.0f} s "
