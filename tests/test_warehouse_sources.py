@@ -153,9 +153,10 @@ async def test_duckdb_and_postgresql_route_the_same(
         "duck_generic": {"url": f"duckdb:///{copy}", "schemas": [pg_schema], "introspection": "generic"},
     }
     async with service_client(make_settings(sources=sources, refresh_interval_s=0)) as client:
-        assert (await client.get("/sources/duck")).json()["dialect"] == "duckdb"
+        bulk = (await client.get("/sources/duck")).json()
         generic = (await client.get("/sources/duck_generic")).json()
-        assert (generic["dialect"], generic["tables"]) == ("duckdb", 4)
+        assert (bulk["dialect"], bulk["introspection"]) == ("duckdb", "bulk")
+        assert (generic["dialect"], generic["introspection"], generic["tables"]) == ("duckdb", "generic", 4)
         for question in QUESTIONS:
             answers = []
             for source in ("pg", "duck", "duck_generic"):

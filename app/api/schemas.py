@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, computed_field, field_validator
 
@@ -427,6 +427,11 @@ class SourceSummary(BaseModel):
 
     name: str = Field(description="the source's configured name", examples=["demo"])
     dialect: str = Field(description="SQL dialect of the warehouse", examples=["postgresql"])
+    introspection: Literal["bulk", "generic"] = Field(
+        description="how the catalog is read: bulk (the engine's own catalog queries) or generic "
+        "(SQLAlchemy's Inspector); docs/sources.md",
+        examples=["bulk"],
+    )
     schemas: list[str] | None = Field(
         description="the configured schemas; null: every non-system one", examples=[["public"]]
     )

@@ -68,6 +68,7 @@ def _summary(source: SourceState, principal: Principal) -> SourceSummary:
     return SourceSummary(
         name=source.name,
         dialect=source.dialect,
+        introspection=source.config.introspection,
         schemas=schemas,
         exclude_schemas=excluded,
         status=status,
