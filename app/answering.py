@@ -38,8 +38,13 @@ class RouteAnswer:
     catalog_age_s: float | None
 
 
-def route_outcome(result: RouteResult) -> RouteOutcome:
-    """How complete ``result`` is, besides its coverage and partial: the route log's ``outcome``."""
+def route_outcome(
+    result: RouteResult, catalog_stale: bool = False, catalog_age_s: float | None = None
+) -> RouteOutcome:
+    """How complete ``result`` is, besides its coverage and partial: the route log's ``outcome``.
+
+    With the age of the snapshot it ran over: a wrong answer from a stale catalog reads differently.
+    """
     return RouteOutcome(
         unjudged=list(result.unjudged),
         unsettled=list(result.unsettled),
@@ -48,10 +53,18 @@ def route_outcome(result: RouteResult) -> RouteOutcome:
         budget_cut=result.budget_cut,
         budget_unjudged=list(result.budget_unjudged),
         budget_cut_reason=result.budget_cut_reason,
+        catalog_stale=catalog_stale,
+        catalog_age_s=catalog_age_s,
     )
 
 
-def route_record(result: RouteResult, query: RouteQuery, key_id: str | None = None) -> RouteRecord:
+def route_record(
+    result: RouteResult,
+    query: RouteQuery,
+    key_id: str | None = None,
+    catalog_stale: bool = False,
+    catalog_age_s: float | None = None,
+) -> RouteRecord:
     """What the route log keeps of one answered route."""
     return RouteRecord(
         route_id=result.route_id,
@@ -69,7 +82,7 @@ def route_record(result: RouteResult, query: RouteQuery, key_id: str | None = No
         key_id=key_id,
         coverage=result.coverage,
         partial=result.partial,
-        outcome=route_outcome(result),
+        outcome=route_outcome(result, catalog_stale, catalog_age_s),
     )
 
 
@@ -123,6 +136,7 @@ class RouteAnswering:
             await self.limits.spend(principal, tokens, stats.cost_usd)
         else:
             await hold.settle(tokens, stats.cost_usd)
-        self.route_log.record(route_record(result, query, principal.key_id))
         source = self.registry.sources[query.source]
-        return RouteAnswer(result, source.stale, source.age_s())
+        stale, age_s = source.stale, source.age_s()  # once: the log keeps what the answer says
+        self.route_log.record(route_record(result, query, principal.key_id, stale, age_s))
+        return RouteAnswer(result, stale, age_s)

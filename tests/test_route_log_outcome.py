@@ -56,6 +56,8 @@ SPILLED_OUTCOME = RouteOutcome(
     budget_cut=True,
     budget_unjudged=["s.c"],
     budget_cut_reason="the route's token budget",
+    catalog_stale=True,
+    catalog_age_s=3600.5,
 )
 
 

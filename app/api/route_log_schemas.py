@@ -109,6 +109,14 @@ class LoggedRoute(BaseModel):
         description=f"as in its response: tables the token budget kept from the LM; {BEFORE}", examples=[[]]
     )
     budget_cut_reason: str | None = Field(description="which budget cut the route", examples=[None])
+    catalog_stale: bool | None = Field(
+        description=f"as in its response: the snapshot was not confirmed by the latest refresh; {BEFORE}",
+        examples=[False],
+    )
+    catalog_age_s: float | None = Field(
+        description="as in its response: seconds since the warehouse was last seen to match the snapshot",
+        examples=[42.0],
+    )
     feedback: FeedbackBody | None = Field(description="feedback on the route, if any")
 
 

@@ -23,6 +23,8 @@ class RouteOutcome(TypedDict):
     budget_cut: bool
     budget_unjudged: list[str]
     budget_cut_reason: str | None
+    catalog_stale: bool  # the snapshot was not confirmed by the source's latest refresh attempt
+    catalog_age_s: float | None  # seconds since the warehouse was last seen to match the snapshot
 
 
 OUTCOME_KEYS: tuple[str, ...] = tuple(RouteOutcome.__annotations__)
