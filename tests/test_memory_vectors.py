@@ -52,6 +52,8 @@ def test_past_the_threshold_the_graph_finds_what_exact_search_finds() -> None:
         expected = {1 + 7 * cluster * MEMBERS + m for m in range(MEMBERS)}
         assert set(positions.tolist()) == set(exact_positions.tolist()) == expected
         assert sorted(similarity.tolist()) == sorted(exact_similarity.tolist())  # rescored exactly
+    # A question embedded by another model (another size) finds nothing, as under the threshold.
+    assert len(vectors.search(np.ones(DIM // 2, dtype=np.float32), 5, 0.3, 0.2)[0]) == 0
     # Nothing is near an unrelated vector: both searches find nothing over the floor.
     far = _unit(rng.standard_normal((1, DIM)))[0]
     assert len(vectors.search(far, 5, 0.3, 0.2)[0]) == len(vectors.search_exact(far, 5, 0.3, 0.2)[0]) == 0

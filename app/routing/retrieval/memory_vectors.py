@@ -62,6 +62,7 @@ class _Graph:
             expansion_add=_EXPANSION_ADD,
             expansion_search=_EXPANSION_SEARCH,
         )
+        self.ndim = ndim
         self.generation = generation
         self.count = 0
 
@@ -179,7 +180,8 @@ class MemoryVectors:
         """
         graph = self._graph
         candidates: np.ndarray | None = None
-        if graph is not None and graph.generation == self._generation and graph.count:
+        current = graph is not None and graph.generation == self._generation and graph.ndim == len(vector)
+        if graph is not None and current and graph.count:
             wanted = max(_MIN_CANDIDATES, _CANDIDATES_PER_HIT * limit)
             with graph.lock:
                 found = graph.index.search(vector.astype(np.float32), wanted, threads=1)
@@ -192,7 +194,7 @@ class MemoryVectors:
         if candidates is None or graph is None or graph.generation != snapshot.generation:
             return self.search_exact(vector, limit, min_similarity, floor)
         query = vector.astype(np.float32)
-        # The rows not in the graph yet (all but a few once it is built) are read as one slice.
+        # The rows not in the graph yet (none but a few once it is built) are read as one slice.
         cosine = np.concatenate(
             [snapshot.buffer[candidates] @ query, snapshot.buffer[indexed : snapshot.rows] @ query]
         )
